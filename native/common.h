@@ -1,0 +1,103 @@
+// Shared pieces of the addon: error codes, the abort flag, the worker base class.
+#pragma once
+
+#include <napi.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "llama.h"
+
+namespace llama_napi {
+
+// An error carrying one of the LlamaError codes of lib/errors.ts.
+struct CodedError : std::runtime_error {
+  std::string code;
+  CodedError(std::string code, const std::string &message) : std::runtime_error(message), code(std::move(code)) {}
+};
+
+Napi::Error MakeError(Napi::Env env, const std::string &code, const std::string &message);
+void ThrowError(Napi::Env env, const std::string &code, const std::string &message);
+void ThrowTypeError(Napi::Env env, const std::string &message);
+
+// The native side of an AbortSignal: JS flips it, llama.cpp's abort and progress callbacks read it.
+class AbortFlag : public Napi::ObjectWrap<AbortFlag> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit AbortFlag(const Napi::CallbackInfo &info);
+  static std::shared_ptr<std::atomic<bool>> From(const Napi::Value &value);
+
+ private:
+  Napi::Value Abort(const Napi::CallbackInfo &info);
+  Napi::Value IsAborted(const Napi::CallbackInfo &info);
+  std::shared_ptr<std::atomic<bool>> flag_ = std::make_shared<std::atomic<bool>>(false);
+};
+
+// Per-environment state (the main thread and each worker thread have their own).
+struct AddonData {
+  Napi::FunctionReference abort_flag;
+  Napi::FunctionReference model;
+  Napi::FunctionReference context;
+  Napi::FunctionReference sampler;
+};
+AddonData &DataOf(Napi::Env env);
+
+// True when value is an instance of the class held in `constructor`.
+bool IsInstance(const Napi::Value &value, const Napi::FunctionReference &constructor);
+
+// Base of every async operation: resolves a promise, turns CodedError into an Error with `code`.
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  explicit PromiseWorker(Napi::Env env);
+  // Keeps `receiver` (the handle's JS object) alive until the work settles.
+  explicit PromiseWorker(const Napi::Object &receiver);
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  // Subclasses implement Run (worker thread, no Napi values) and Result (main thread).
+  virtual void Run() = 0;
+  virtual Napi::Value Result(Napi::Env env) { return env.Undefined(); }
+  // Called on the main thread whether the work succeeded or failed.
+  virtual void Settled() {}
+
+ private:
+  void Execute() final;
+  void OnOK() final;
+  void OnError(const Napi::Error &error) final;
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference receiver_;
+  std::string code_ = "NATIVE_ERROR";
+};
+
+// Argument helpers: the TypeScript layer validates with precise messages; these are a last guard
+// so that a wrong call from plain JS throws instead of crashing.
+bool RequireArgs(const Napi::CallbackInfo &info, size_t count, const char *what);
+std::vector<int32_t> Int32Vector(const Napi::Value &value);
+
+// Live native handles of one environment, freed by its cleanup hook when it shuts down with
+// handles still open (process exit, worker thread exit).
+class Releasable {
+ public:
+  explicit Releasable(napi_env env);
+  virtual ~Releasable();
+  Releasable(const Releasable &) = delete;
+  Releasable &operator=(const Releasable &) = delete;
+  // Frees the native resources; called at most once per handle by the cleanup hook.
+  virtual void ReleaseForShutdown() = 0;
+  // Lower ranks are released first (contexts before models).
+  virtual int ShutdownRank() const = 0;
+  napi_env OwnerEnv() const { return env_; }
+
+ private:
+  napi_env env_;
+};
+void ReleaseAllOf(napi_env env);
+
+// Reports native allocations to V8 so that GC pressure reflects them.
+void ReportExternalMemory(Napi::Env env, int64_t delta);
+
+}  // namespace llama_napi

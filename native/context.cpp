@@ -1,0 +1,851 @@
+#include "context.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <thread>
+
+#include "log.h"
+
+namespace llama_napi {
+
+namespace {
+
+bool AbortRequested(void *data) {
+  auto *handle = static_cast<ContextHandle *>(data);
+  std::atomic<bool> *flag = handle->current_abort.load();
+  return handle->shutting_down.load() || (flag != nullptr && flag->load());
+}
+
+// Marks the handle busy for the duration of a worker's Run and points the abort callback at the
+// operation's own flag.
+class ExecutionScope {
+ public:
+  ExecutionScope(ContextHandle &handle, const std::shared_ptr<std::atomic<bool>> &abort) : handle_(handle) {
+    handle_.executing.store(true);
+    handle_.current_abort.store(abort.get());
+  }
+  ~ExecutionScope() {
+    handle_.current_abort.store(nullptr);
+    handle_.executing.store(false);
+  }
+
+ private:
+  ContextHandle &handle_;
+};
+
+struct ContextOptions {
+  llama_context_params params = llama_context_default_params();
+};
+
+ggml_type KvTypeByName(const std::string &name) {
+  for (int i = 0; i < GGML_TYPE_COUNT; i++) {
+    const char *candidate = ggml_type_name(static_cast<ggml_type>(i));
+    if (candidate != nullptr && name == candidate) return static_cast<ggml_type>(i);
+  }
+  return GGML_TYPE_COUNT;
+}
+
+class CreateWorker : public PromiseWorker {
+ public:
+  CreateWorker(Napi::Env env, std::shared_ptr<ModelHandle> model, llama_context_params params)
+      : PromiseWorker(env), model_(std::move(model)), params_(params) {}
+  ~CreateWorker() override {
+    if (ctx_ != nullptr) llama_free(ctx_);
+  }
+
+ protected:
+  void Run() override {
+    LogCapture capture;
+    ctx_ = llama_init_from_model(model_->model, params_);
+    if (ctx_ == nullptr) {
+      std::string reason = capture.Summary();
+      throw CodedError("CONTEXT_CREATE_FAILED", "failed to create the context" + (reason.empty() ? "" : ": " + reason));
+    }
+  }
+  Napi::Value Result(Napi::Env env) override {
+    auto *handle = new std::shared_ptr<ContextHandle>(std::make_shared<ContextHandle>(model_, ctx_));
+    ctx_ = nullptr;
+    Napi::Value result = DataOf(env).context.New({Napi::External<std::shared_ptr<ContextHandle>>::New(env, handle)});
+    delete handle;
+    return result;
+  }
+
+ private:
+  std::shared_ptr<ModelHandle> model_;
+  llama_context_params params_;
+  llama_context *ctx_ = nullptr;
+};
+
+struct BatchInput {
+  std::vector<int32_t> tokens;
+  std::vector<int32_t> positions;
+  std::vector<int32_t> seq_ids;
+  std::vector<uint8_t> logits;
+};
+
+// Reads {tokens, positions, seqIds, logits} and checks it against the context; throws otherwise.
+bool ReadBatch(Napi::Env env, const Napi::Value &value, const ContextHandle &handle, BatchInput &batch) {
+  if (!value.IsObject()) {
+    ThrowTypeError(env, "batch must be an object");
+    return false;
+  }
+  Napi::Object object = value.As<Napi::Object>();
+  auto int32_field = [&](const char *name, std::vector<int32_t> &out) {
+    Napi::Value field = object.Get(name);
+    if (!field.IsTypedArray() || field.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+      ThrowTypeError(env, std::string("batch.") + name + " must be an Int32Array");
+      return false;
+    }
+    out = Int32Vector(field);
+    return true;
+  };
+  if (!int32_field("tokens", batch.tokens) || !int32_field("positions", batch.positions) ||
+      !int32_field("seqIds", batch.seq_ids)) {
+    return false;
+  }
+  Napi::Value logits = object.Get("logits");
+  if (!logits.IsTypedArray() || logits.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    ThrowTypeError(env, "batch.logits must be a Uint8Array");
+    return false;
+  }
+  Napi::Uint8Array logit_flags = logits.As<Napi::Uint8Array>();
+  batch.logits.assign(logit_flags.Data(), logit_flags.Data() + logit_flags.ElementLength());
+  size_t n = batch.tokens.size();
+  if (n == 0) {
+    Napi::RangeError::New(env, "batch is empty").ThrowAsJavaScriptException();
+    return false;
+  }
+  if (batch.positions.size() != n || batch.seq_ids.size() != n || batch.logits.size() != n) {
+    Napi::RangeError::New(env, "batch arrays must all have the same length").ThrowAsJavaScriptException();
+    return false;
+  }
+  if (n > static_cast<size_t>(handle.batch_capacity)) {
+    Napi::RangeError::New(env, "batch of " + std::to_string(n) + " tokens exceeds nBatch (" +
+                                   std::to_string(handle.batch_capacity) + ")")
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  int32_t n_vocab = llama_vocab_n_tokens(handle.model->vocab);
+  int32_t n_seq_max = static_cast<int32_t>(llama_n_seq_max(handle.ctx));
+  for (size_t i = 0; i < n; i++) {
+    if (batch.tokens[i] < 0 || batch.tokens[i] >= n_vocab) {
+      Napi::RangeError::New(env, "batch.tokens[" + std::to_string(i) + "] = " + std::to_string(batch.tokens[i]) +
+                                     " is outside the vocabulary")
+          .ThrowAsJavaScriptException();
+      return false;
+    }
+    if (batch.seq_ids[i] < 0 || batch.seq_ids[i] >= n_seq_max) {
+      Napi::RangeError::New(env, "batch.seqIds[" + std::to_string(i) + "] must be in 0.." +
+                                     std::to_string(n_seq_max - 1))
+          .ThrowAsJavaScriptException();
+      return false;
+    }
+    if (batch.positions[i] < 0) {
+      Napi::RangeError::New(env, "batch.positions[" + std::to_string(i) + "] must not be negative")
+          .ThrowAsJavaScriptException();
+      return false;
+    }
+  }
+  return true;
+}
+
+void RunDecode(ContextHandle &handle, const BatchInput &input) {
+  llama_batch &batch = handle.batch;
+  batch.n_tokens = static_cast<int32_t>(input.tokens.size());
+  for (int32_t i = 0; i < batch.n_tokens; i++) {
+    batch.token[i] = input.tokens[i];
+    batch.pos[i] = input.positions[i];
+    batch.n_seq_id[i] = 1;
+    batch.seq_id[i][0] = input.seq_ids[i];
+    batch.logits[i] = input.logits[i] != 0;
+  }
+  LogCapture capture;
+  int32_t status = llama_decode(handle.ctx, batch);
+  // A failed decode leaves no readable outputs.
+  handle.outputs.assign(input.logits.size(), false);
+  if (status == 0) {
+    for (size_t i = 0; i < input.logits.size(); i++) handle.outputs[i] = input.logits[i] != 0;
+    return;
+  }
+  if (status == 2) throw CodedError("ABORTED", "decode aborted");
+  if (status == 1) {
+    throw CodedError("CONTEXT_FULL", "the context is full: no KV cache slot for a batch of " +
+                                         std::to_string(batch.n_tokens) + " tokens");
+  }
+  std::string reason = capture.Summary();
+  throw CodedError("DECODE_FAILED",
+                   "llama_decode failed with status " + std::to_string(status) + (reason.empty() ? "" : ": " + reason));
+}
+
+// Log-probabilities over the vocabulary of one output row, computed in double for stability.
+struct TokenLogprobs {
+  float chosen = 0.0f;
+  std::vector<int32_t> top_ids;
+  std::vector<float> top_logprobs;
+};
+
+TokenLogprobs ComputeLogprobs(const float *logits, int32_t n_vocab, int32_t chosen, int32_t n_top) {
+  float max_logit = *std::max_element(logits, logits + n_vocab);
+  double sum = 0.0;
+  for (int32_t i = 0; i < n_vocab; i++) sum += std::exp(static_cast<double>(logits[i] - max_logit));
+  double log_sum = std::log(sum) + max_logit;
+  TokenLogprobs out;
+  out.chosen = static_cast<float>(logits[chosen] - log_sum);
+  if (n_top > 0) {
+    int32_t k = std::min(n_top, n_vocab);
+    std::vector<int32_t> ids(static_cast<size_t>(n_vocab));
+    for (int32_t i = 0; i < n_vocab; i++) ids[i] = i;
+    std::partial_sort(ids.begin(), ids.begin() + k, ids.end(),
+                      [logits](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+    for (int32_t i = 0; i < k; i++) {
+      out.top_ids.push_back(ids[i]);
+      out.top_logprobs.push_back(static_cast<float>(logits[ids[i]] - log_sum));
+    }
+  }
+  return out;
+}
+
+class DecodeWorker : public PromiseWorker {
+ public:
+  struct SampleRequest {
+    std::shared_ptr<SamplerHandle> sampler;
+    int32_t index;
+  };
+
+  DecodeWorker(Context *owner, std::shared_ptr<ContextHandle> handle, BatchInput batch,
+               std::shared_ptr<std::atomic<bool>> abort, std::vector<SampleRequest> samples, int32_t n_logprobs)
+      : PromiseWorker(owner->Value()),
+        owner_(owner),
+        handle_(std::move(handle)),
+        batch_(std::move(batch)),
+        abort_(std::move(abort)),
+        samples_(std::move(samples)),
+        n_logprobs_(n_logprobs) {
+    for (auto &request : samples_) request.sampler->in_use++;
+  }
+
+ protected:
+  void Run() override {
+    ExecutionScope scope(*handle_, abort_);
+    if (abort_ && abort_->load()) throw CodedError("ABORTED", "decode aborted");
+    RunDecode(*handle_, batch_);
+    int32_t n_vocab = llama_vocab_n_tokens(handle_->model->vocab);
+    for (auto &request : samples_) {
+      llama_token token = llama_sampler_sample(request.sampler->chain, handle_->ctx, request.index);
+      tokens_.push_back(token);
+      if (n_logprobs_ >= 0) {
+        const float *logits = llama_get_logits_ith(handle_->ctx, request.index);
+        if (logits == nullptr) throw CodedError("DECODE_FAILED", "no logits at the sampled index");
+        logprobs_.push_back(ComputeLogprobs(logits, n_vocab, token, n_logprobs_));
+      }
+    }
+  }
+
+  void Settled() override {
+    for (auto &request : samples_) request.sampler->in_use--;
+    owner_->OperationSettled();
+  }
+
+  Napi::Value Result(Napi::Env env) override {
+    if (samples_.empty()) return env.Undefined();
+    Napi::Object out = Napi::Object::New(env);
+    Napi::Int32Array tokens = Napi::Int32Array::New(env, tokens_.size());
+    std::copy(tokens_.begin(), tokens_.end(), tokens.Data());
+    out.Set("tokens", tokens);
+    if (n_logprobs_ >= 0) {
+      Napi::Float32Array chosen = Napi::Float32Array::New(env, logprobs_.size());
+      Napi::Array top = Napi::Array::New(env, logprobs_.size());
+      for (size_t i = 0; i < logprobs_.size(); i++) {
+        chosen[i] = logprobs_[i].chosen;
+        Napi::Object entry = Napi::Object::New(env);
+        Napi::Int32Array ids = Napi::Int32Array::New(env, logprobs_[i].top_ids.size());
+        std::copy(logprobs_[i].top_ids.begin(), logprobs_[i].top_ids.end(), ids.Data());
+        Napi::Float32Array values = Napi::Float32Array::New(env, logprobs_[i].top_logprobs.size());
+        std::copy(logprobs_[i].top_logprobs.begin(), logprobs_[i].top_logprobs.end(), values.Data());
+        entry.Set("ids", ids);
+        entry.Set("logprobs", values);
+        top[i] = entry;
+      }
+      out.Set("logprobs", chosen);
+      out.Set("top", top);
+    }
+    return out;
+  }
+
+ private:
+  Context *owner_;
+  std::shared_ptr<ContextHandle> handle_;
+  BatchInput batch_;
+  std::shared_ptr<std::atomic<bool>> abort_;
+  std::vector<SampleRequest> samples_;
+  int32_t n_logprobs_;
+  std::vector<int32_t> tokens_;
+  std::vector<TokenLogprobs> logprobs_;
+};
+
+// A state operation (get/set buffer, save/load file) on the worker thread.
+class StateWorker : public PromiseWorker {
+ public:
+  enum class Kind { Get, Set, SaveFile, LoadFile };
+  StateWorker(Context *owner, std::shared_ptr<ContextHandle> handle, Kind kind)
+      : PromiseWorker(owner->Value()), owner_(owner), handle_(std::move(handle)), kind_(kind) {}
+  std::vector<uint8_t> data;
+  std::string path;
+  std::vector<int32_t> tokens;
+  size_t token_capacity = 0;
+
+ protected:
+  void Run() override {
+    ExecutionScope scope(*handle_, nullptr);
+    LogCapture capture;
+    auto fail = [&](const std::string &what) {
+      std::string reason = capture.Summary();
+      throw CodedError("STATE_FAILED", what + (reason.empty() ? "" : ": " + reason));
+    };
+    switch (kind_) {
+      case Kind::Get: {
+        data.resize(llama_state_get_size(handle_->ctx));
+        size_t written = llama_state_get_data(handle_->ctx, data.data(), data.size());
+        if (written == 0) fail("could not serialize the context state");
+        data.resize(written);
+        break;
+      }
+      case Kind::Set:
+        if (llama_state_set_data(handle_->ctx, data.data(), data.size()) == 0) fail("could not restore the state");
+        handle_->outputs.clear();
+        break;
+      case Kind::SaveFile:
+        if (!llama_state_save_file(handle_->ctx, path.c_str(), tokens.data(), tokens.size())) {
+          fail("could not save the state to " + path);
+        }
+        break;
+      case Kind::LoadFile: {
+        tokens.resize(token_capacity);
+        size_t count = 0;
+        if (!llama_state_load_file(handle_->ctx, path.c_str(), tokens.data(), tokens.size(), &count)) {
+          fail("could not load the state from " + path);
+        }
+        tokens.resize(count);
+        handle_->outputs.clear();
+        break;
+      }
+    }
+  }
+
+  void Settled() override { owner_->OperationSettled(); }
+
+  Napi::Value Result(Napi::Env env) override {
+    if (kind_ == Kind::Get) return Napi::Buffer<uint8_t>::Copy(env, data.data(), data.size());
+    if (kind_ == Kind::LoadFile) {
+      Napi::Int32Array out = Napi::Int32Array::New(env, tokens.size());
+      std::copy(tokens.begin(), tokens.end(), out.Data());
+      return out;
+    }
+    return env.Undefined();
+  }
+
+ private:
+  Context *owner_;
+  std::shared_ptr<ContextHandle> handle_;
+  Kind kind_;
+};
+
+int32_t SeqArg(const Napi::CallbackInfo &info, size_t index) {
+  return info.Length() > index && info[index].IsNumber() ? info[index].As<Napi::Number>().Int32Value() : -1;
+}
+
+}  // namespace
+
+ContextHandle::ContextHandle(std::shared_ptr<ModelHandle> model, llama_context *ctx)
+    : model(std::move(model)), ctx(ctx) {
+  batch_capacity = static_cast<int32_t>(llama_n_batch(ctx));
+  batch = llama_batch_init(batch_capacity, 0, 1);
+  llama_set_abort_callback(ctx, AbortRequested, this);
+}
+
+ContextHandle::~ContextHandle() {
+  llama_batch_free(batch);
+  llama_free(ctx);
+}
+
+Napi::Function Context::Define(Napi::Env env) {
+  Napi::Function function = DefineClass(env, "Context",
+                                        {
+                                            InstanceMethod<&Context::Dispose>("dispose"),
+                                            InstanceMethod<&Context::Info>("info"),
+                                            InstanceMethod<&Context::Decode>("decode"),
+                                            InstanceMethod<&Context::DecodeAndSample>("decodeAndSample"),
+                                            InstanceMethod<&Context::Logits>("logits"),
+                                            InstanceMethod<&Context::Embeddings>("embeddings"),
+                                            InstanceMethod<&Context::SequenceEmbeddings>("sequenceEmbeddings"),
+                                            InstanceMethod<&Context::MemoryClear>("memoryClear"),
+                                            InstanceMethod<&Context::SeqRemove>("seqRemove"),
+                                            InstanceMethod<&Context::SeqCopy>("seqCopy"),
+                                            InstanceMethod<&Context::SeqKeep>("seqKeep"),
+                                            InstanceMethod<&Context::SeqShift>("seqShift"),
+                                            InstanceMethod<&Context::SeqPosRange>("seqPosRange"),
+                                            InstanceMethod<&Context::CanShift>("canShift"),
+                                            InstanceMethod<&Context::StateGet>("stateGet"),
+                                            InstanceMethod<&Context::StateSet>("stateSet"),
+                                            InstanceMethod<&Context::StateSaveFile>("stateSaveFile"),
+                                            InstanceMethod<&Context::StateLoadFile>("stateLoadFile"),
+                                            InstanceMethod<&Context::Perf>("perf"),
+                                            InstanceMethod<&Context::PerfReset>("perfReset"),
+                                            InstanceMethod<&Context::SetThreads>("setThreads"),
+                                        });
+  DataOf(env).context = Napi::Persistent(function);
+  return function;
+}
+
+Context::Context(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Context>(info), Releasable(info.Env()) {
+  if (info.Length() < 1 || !info[0].IsExternal()) {
+    ThrowTypeError(info.Env(), "Context cannot be constructed directly: use createContext()");
+    return;
+  }
+  handle_ = *info[0].As<Napi::External<std::shared_ptr<ContextHandle>>>().Data();
+  reported_bytes_ = static_cast<int64_t>(llama_state_get_size(handle_->ctx));
+  ReportExternalMemory(info.Env(), reported_bytes_);
+}
+
+Context::~Context() { Release(); }
+
+void Context::Release() {
+  if (!handle_) return;
+  handle_.reset();
+  if (reported_bytes_ != 0) {
+    ReportExternalMemory(Napi::Env(OwnerEnv()), -reported_bytes_);
+    reported_bytes_ = 0;
+  }
+}
+
+void Context::ReleaseForShutdown() {
+  if (!handle_) return;
+  // The environment is going away: stop any decode and wait (bounded) for its thread to leave
+  // llama.cpp before freeing the context under it.
+  handle_->shutting_down.store(true);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (handle_->executing.load() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  if (handle_->executing.load()) {
+    // Freeing now would crash the thread still inside llama.cpp; leak instead.
+    new std::shared_ptr<ContextHandle>(handle_);
+  }
+  Release();
+}
+
+Napi::Value Context::Create(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[1].IsObject()) {
+    ThrowTypeError(env, "createContext(model: Model, options: object)");
+    return env.Undefined();
+  }
+  auto model = Model::HandleOf(info[0]);
+  if (!model) return env.Undefined();
+  Napi::Object options = info[1].As<Napi::Object>();
+  llama_context_params params = llama_context_default_params();
+  auto uint_option = [&](const char *key, uint32_t &target) {
+    Napi::Value value = options.Get(key);
+    if (value.IsNumber()) target = value.As<Napi::Number>().Uint32Value();
+  };
+  auto int_option = [&](const char *key, int32_t &target) {
+    Napi::Value value = options.Get(key);
+    if (value.IsNumber()) target = value.As<Napi::Number>().Int32Value();
+  };
+  auto bool_option = [&](const char *key, bool &target) {
+    Napi::Value value = options.Get(key);
+    if (value.IsBoolean()) target = value.As<Napi::Boolean>().Value();
+  };
+  uint_option("nCtx", params.n_ctx);
+  uint_option("nBatch", params.n_batch);
+  uint_option("nUbatch", params.n_ubatch);
+  uint_option("nSeqMax", params.n_seq_max);
+  int_option("nThreads", params.n_threads);
+  int_option("nThreadsBatch", params.n_threads_batch);
+  bool_option("embeddings", params.embeddings);
+  bool_option("kvUnified", params.kv_unified);
+  bool_option("swaFull", params.swa_full);
+  bool_option("offloadKqv", params.offload_kqv);
+  bool_option("noPerf", params.no_perf);
+  int32_t pooling = params.pooling_type;
+  int_option("poolingType", pooling);
+  params.pooling_type = static_cast<enum llama_pooling_type>(pooling);
+  int32_t flash = params.flash_attn_type;
+  int_option("flashAttn", flash);
+  params.flash_attn_type = static_cast<llama_flash_attn_type>(flash);
+  for (auto [key, target] : {std::pair<const char *, ggml_type *>{"typeK", &params.type_k}, {"typeV", &params.type_v}}) {
+    Napi::Value value = options.Get(key);
+    if (!value.IsString()) continue;
+    ggml_type type = KvTypeByName(value.As<Napi::String>().Utf8Value());
+    if (type == GGML_TYPE_COUNT) {
+      Napi::RangeError::New(env, std::string(key) + ": unknown ggml type " + value.As<Napi::String>().Utf8Value())
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    *target = type;
+  }
+  auto *worker = new CreateWorker(env, model, params);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+std::shared_ptr<ContextHandle> Context::IdleHandle(Napi::Env env) {
+  if (!handle_ || dispose_requested_) {
+    ThrowError(env, "DISPOSED", "the context has been disposed");
+    return nullptr;
+  }
+  if (pending_ > 0) {
+    ThrowError(env, "BUSY", "the context is busy with another operation");
+    return nullptr;
+  }
+  return handle_;
+}
+
+std::shared_ptr<ContextHandle> Context::BeginOperation(Napi::Env env) {
+  auto handle = IdleHandle(env);
+  if (handle) pending_++;
+  return handle;
+}
+
+void Context::OperationSettled() {
+  pending_--;
+  if (pending_ == 0 && dispose_requested_) Release();
+}
+
+Napi::Value Context::Dispose(const Napi::CallbackInfo &info) {
+  if (!handle_) return info.Env().Undefined();
+  if (pending_ > 0) {
+    // Stop the decode in flight; the handle is freed when it settles.
+    dispose_requested_ = true;
+    handle_->shutting_down.store(true);
+  } else {
+    Release();
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Context::Info(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!handle_) {
+    ThrowError(env, "DISPOSED", "the context has been disposed");
+    return env.Undefined();
+  }
+  llama_context *ctx = handle_->ctx;
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("nCtx", llama_n_ctx(ctx));
+  out.Set("nCtxSeq", llama_n_ctx_seq(ctx));
+  out.Set("nBatch", llama_n_batch(ctx));
+  out.Set("nUbatch", llama_n_ubatch(ctx));
+  out.Set("nSeqMax", llama_n_seq_max(ctx));
+  out.Set("nThreads", llama_n_threads(ctx));
+  out.Set("nThreadsBatch", llama_n_threads_batch(ctx));
+  out.Set("poolingType", static_cast<int32_t>(llama_pooling_type(ctx)));
+  out.Set("nEmbd", llama_model_n_embd_out(handle_->model->model));
+  out.Set("stateSize", Napi::Number::New(env, static_cast<double>(reported_bytes_)));
+  return out;
+}
+
+// decode(batch, abortFlag?) -> Promise<void>
+Napi::Value Context::Decode(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!RequireArgs(info, 1, "decode")) return env.Undefined();
+  auto handle = IdleHandle(env);
+  if (!handle) return env.Undefined();
+  BatchInput batch;
+  if (!ReadBatch(env, info[0], *handle, batch)) return env.Undefined();
+  auto abort = info.Length() > 1 ? AbortFlag::From(info[1]) : nullptr;
+  pending_++;
+  auto *worker = new DecodeWorker(this, handle, std::move(batch), std::move(abort), {}, -1);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+// decodeAndSample(batch, samplers: Sampler[], indices: Int32Array, abortFlag?, nLogprobs = -1)
+//   -> Promise<{ tokens: Int32Array, logprobs?: Float32Array, top?: {ids, logprobs}[] }>
+// One crossing per generation step: decode, then sample each listed output with its sampler.
+Napi::Value Context::DecodeAndSample(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!RequireArgs(info, 3, "decodeAndSample")) return env.Undefined();
+  auto handle = IdleHandle(env);
+  if (!handle) return env.Undefined();
+  BatchInput batch;
+  if (!ReadBatch(env, info[0], *handle, batch)) return env.Undefined();
+  if (!info[1].IsArray() || !info[2].IsTypedArray() ||
+      info[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    ThrowTypeError(env, "decodeAndSample: samplers must be an array and indices an Int32Array");
+    return env.Undefined();
+  }
+  Napi::Array samplers = info[1].As<Napi::Array>();
+  std::vector<int32_t> indices = Int32Vector(info[2]);
+  if (samplers.Length() != indices.size()) {
+    Napi::RangeError::New(env, "decodeAndSample: one index per sampler").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::vector<DecodeWorker::SampleRequest> samples;
+  for (uint32_t i = 0; i < samplers.Length(); i++) {
+    auto sampler = Sampler::HandleOf(samplers.Get(i));
+    if (!sampler) return env.Undefined();
+    if (sampler->model->model != handle->model->model) {
+      ThrowTypeError(env, "decodeAndSample: a sampler belongs to another model");
+      return env.Undefined();
+    }
+    int32_t index = indices[i];
+    if (index < 0 || static_cast<size_t>(index) >= batch.logits.size() || batch.logits[index] == 0) {
+      Napi::RangeError::New(env, "decodeAndSample: index " + std::to_string(index) + " has no logits in the batch")
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    samples.push_back({sampler, index});
+  }
+  auto abort = info.Length() > 3 ? AbortFlag::From(info[3]) : nullptr;
+  int32_t n_logprobs = info.Length() > 4 && info[4].IsNumber() ? info[4].As<Napi::Number>().Int32Value() : -1;
+  pending_++;
+  auto *worker = new DecodeWorker(this, handle, std::move(batch), std::move(abort), std::move(samples), n_logprobs);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+// logits(index) -> Float32Array (a copy of the output row at that batch index)
+Napi::Value Context::Logits(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto handle = IdleHandle(env);
+  if (!handle) return env.Undefined();
+  int32_t index = SeqArg(info, 0);
+  if (index < 0 || static_cast<size_t>(index) >= handle->outputs.size() || !handle->outputs[index]) {
+    Napi::RangeError::New(env, "logits: batch index " + std::to_string(index) + " has no logits from the last decode")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const float *row = llama_get_logits_ith(handle->ctx, index);
+  if (row == nullptr) {
+    ThrowError(env, "DECODE_FAILED", "no logits available");
+    return env.Undefined();
+  }
+  size_t n_vocab = static_cast<size_t>(llama_vocab_n_tokens(handle->model->vocab));
+  Napi::Float32Array out = Napi::Float32Array::New(env, n_vocab);
+  std::copy(row, row + n_vocab, out.Data());
+  return out;
+}
+
+// embeddings(index) -> Float32Array: the embedding of one batch position (pooling none).
+Napi::Value Context::Embeddings(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto handle = IdleHandle(env);
+  if (!handle) return env.Undefined();
+  int32_t index = SeqArg(info, 0);
+  if (index < 0 || static_cast<size_t>(index) >= handle->outputs.size() || !handle->outputs[index]) {
+    Napi::RangeError::New(env, "embeddings: batch index " + std::to_string(index) + " has no output")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const float *row = llama_get_embeddings_ith(handle->ctx, index);
+  if (row == nullptr) {
+    ThrowError(env, "DECODE_FAILED", "no embeddings: create the context with embeddings enabled");
+    return env.Undefined();
+  }
+  size_t n_embd = static_cast<size_t>(llama_model_n_embd_out(handle->model->model));
+  Napi::Float32Array out = Napi::Float32Array::New(env, n_embd);
+  std::copy(row, row + n_embd, out.Data());
+  return out;
+}
+
+// sequenceEmbeddings(seqId) -> Float32Array: the pooled embedding of a sequence.
+Napi::Value Context::SequenceEmbeddings(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto handle = IdleHandle(env);
+  if (!handle) return env.Undefined();
+  int32_t seq = SeqArg(info, 0);
+  if (seq < 0 || seq >= static_cast<int32_t>(llama_n_seq_max(handle->ctx))) {
+    Napi::RangeError::New(env, "sequenceEmbeddings: seqId out of range").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (llama_pooling_type(handle->ctx) == LLAMA_POOLING_TYPE_NONE) {
+    ThrowError(env, "DECODE_FAILED", "sequence embeddings need a pooling type (the context pools none)");
+    return env.Undefined();
+  }
+  const float *row = llama_get_embeddings_seq(handle->ctx, seq);
+  if (row == nullptr) {
+    ThrowError(env, "DECODE_FAILED", "no embeddings for sequence " + std::to_string(seq));
+    return env.Undefined();
+  }
+  size_t n_embd = static_cast<size_t>(llama_model_n_embd_out(handle->model->model));
+  Napi::Float32Array out = Napi::Float32Array::New(env, n_embd);
+  std::copy(row, row + n_embd, out.Data());
+  return out;
+}
+
+Napi::Value Context::MemoryClear(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto handle = IdleHandle(env);
+  if (!handle) return env.Undefined();
+  llama_memory_clear(llama_get_memory(handle->ctx), true);
+  handle->outputs.clear();
+  return env.Undefined();
+}
+
+// seqRemove(seqId, p0, p1) -> boolean   (seqId < 0: all sequences; p < 0: open end)
+Napi::Value Context::SeqRemove(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto handle = IdleHandle(env);
+  if (!handle) return env.Undefined();
+  bool removed = llama_memory_seq_rm(llama_get_memory(handle->ctx), SeqArg(info, 0), SeqArg(info, 1), SeqArg(info, 2));
+  return Napi::Boolean::New(env, removed);
+}
+
+// seqCopy(src, dst, p0, p1)
+Napi::Value Context::SeqCopy(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto handle = IdleHandle(env);
+  if (!handle) return env.Undefined();
+  llama_memory_seq_cp(llama_get_memory(handle->ctx), SeqArg(info, 0), SeqArg(info, 1), SeqArg(info, 2),
+                      SeqArg(info, 3));
+  return env.Undefined();
+}
+
+Napi::Value Context::SeqKeep(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto handle = IdleHandle(env);
+  if (!handle) return env.Undefined();
+  llama_memory_seq_keep(llama_get_memory(handle->ctx), SeqArg(info, 0));
+  return env.Undefined();
+}
+
+// seqShift(seqId, p0, p1, delta): adds delta to the positions in [p0, p1).
+Napi::Value Context::SeqShift(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto handle = IdleHandle(env);
+  if (!handle) return env.Undefined();
+  llama_memory_t memory = llama_get_memory(handle->ctx);
+  if (!llama_memory_can_shift(memory)) {
+    ThrowError(env, "NATIVE_ERROR", "this context's memory cannot shift positions");
+    return env.Undefined();
+  }
+  llama_memory_seq_add(memory, SeqArg(info, 0), SeqArg(info, 1), SeqArg(info, 2), SeqArg(info, 3));
+  return env.Undefined();
+}
+
+// seqPosRange(seqId) -> [min, max] (both -1 when the sequence is empty)
+Napi::Value Context::SeqPosRange(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto handle = IdleHandle(env);
+  if (!handle) return env.Undefined();
+  llama_memory_t memory = llama_get_memory(handle->ctx);
+  int32_t seq = SeqArg(info, 0);
+  Napi::Array out = Napi::Array::New(env, 2);
+  out[0u] = llama_memory_seq_pos_min(memory, seq);
+  out[1u] = llama_memory_seq_pos_max(memory, seq);
+  return out;
+}
+
+Napi::Value Context::CanShift(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto handle = IdleHandle(env);
+  if (!handle) return env.Undefined();
+  return Napi::Boolean::New(env, llama_memory_can_shift(llama_get_memory(handle->ctx)));
+}
+
+Napi::Value Context::StateGet(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto handle = BeginOperation(env);
+  if (!handle) return env.Undefined();
+  auto *worker = new StateWorker(this, handle, StateWorker::Kind::Get);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value Context::StateSet(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray()) {
+    ThrowTypeError(env, "stateSet: state must be a Uint8Array or Buffer");
+    return env.Undefined();
+  }
+  Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
+  auto handle = BeginOperation(env);
+  if (!handle) return env.Undefined();
+  auto *worker = new StateWorker(this, handle, StateWorker::Kind::Set);
+  worker->data.assign(bytes.Data(), bytes.Data() + bytes.ByteLength());
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+// stateSaveFile(path, tokens: Int32Array)
+Napi::Value Context::StateSaveFile(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsTypedArray() ||
+      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    ThrowTypeError(env, "stateSaveFile(path: string, tokens: Int32Array)");
+    return env.Undefined();
+  }
+  auto handle = BeginOperation(env);
+  if (!handle) return env.Undefined();
+  auto *worker = new StateWorker(this, handle, StateWorker::Kind::SaveFile);
+  worker->path = info[0].As<Napi::String>().Utf8Value();
+  worker->tokens = Int32Vector(info[1]);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+// stateLoadFile(path) -> Promise<Int32Array> (the tokens saved with the state)
+Napi::Value Context::StateLoadFile(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) {
+    ThrowTypeError(env, "stateLoadFile(path: string)");
+    return env.Undefined();
+  }
+  auto handle = BeginOperation(env);
+  if (!handle) return env.Undefined();
+  auto *worker = new StateWorker(this, handle, StateWorker::Kind::LoadFile);
+  worker->path = info[0].As<Napi::String>().Utf8Value();
+  worker->token_capacity = llama_n_ctx(handle->ctx);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value Context::Perf(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto handle = IdleHandle(env);
+  if (!handle) return env.Undefined();
+  llama_perf_context_data data = llama_perf_context(handle->ctx);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("startMs", data.t_start_ms);
+  out.Set("loadMs", data.t_load_ms);
+  out.Set("promptEvalMs", data.t_p_eval_ms);
+  out.Set("evalMs", data.t_eval_ms);
+  out.Set("promptTokens", data.n_p_eval);
+  out.Set("evalTokens", data.n_eval);
+  out.Set("reusedGraphs", data.n_reused);
+  return out;
+}
+
+Napi::Value Context::PerfReset(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto handle = IdleHandle(env);
+  if (!handle) return env.Undefined();
+  llama_perf_context_reset(handle->ctx);
+  return env.Undefined();
+}
+
+// setThreads(nThreads, nThreadsBatch)
+Napi::Value Context::SetThreads(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto handle = IdleHandle(env);
+  if (!handle) return env.Undefined();
+  int32_t n_threads = SeqArg(info, 0);
+  int32_t n_threads_batch = SeqArg(info, 1);
+  if (n_threads < 1 || n_threads_batch < 1) {
+    Napi::RangeError::New(env, "setThreads: thread counts must be >= 1").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  llama_set_n_threads(handle->ctx, n_threads, n_threads_batch);
+  return env.Undefined();
+}
+
+}  // namespace llama_napi

@@ -1,0 +1,248 @@
+#include "sampler.h"
+
+#include "context.h"
+#include "log.h"
+
+namespace llama_napi {
+
+namespace {
+
+struct SamplerOptions {
+  double temperature = 0.8;
+  int32_t top_k = 40;
+  double top_p = 0.95;
+  double min_p = 0.05;
+  double typical_p = 1.0;
+  int32_t penalty_last_n = 64;
+  double repeat_penalty = 1.0;
+  double frequency_penalty = 0.0;
+  double presence_penalty = 0.0;
+  int32_t mirostat = 0;
+  double mirostat_tau = 5.0;
+  double mirostat_eta = 0.1;
+  uint32_t seed = LLAMA_DEFAULT_SEED;
+  std::vector<llama_logit_bias> logit_bias;
+  std::string grammar;
+  std::string grammar_root = "root";
+};
+
+void ReadNumber(const Napi::Object &options, const char *key, double &target) {
+  Napi::Value value = options.Get(key);
+  if (value.IsNumber()) target = value.As<Napi::Number>().DoubleValue();
+}
+
+void ReadInt(const Napi::Object &options, const char *key, int32_t &target) {
+  Napi::Value value = options.Get(key);
+  if (value.IsNumber()) target = value.As<Napi::Number>().Int32Value();
+}
+
+// The chain follows llama.cpp's common sampling order: bias, penalties, grammar, truncation,
+// temperature, then the final pick (greedy, mirostat or seeded distribution).
+llama_sampler *BuildChain(const SamplerOptions &o, const llama_vocab *vocab, std::string &error) {
+  llama_sampler_chain_params params = llama_sampler_chain_default_params();
+  llama_sampler *chain = llama_sampler_chain_init(params);
+  int32_t n_vocab = llama_vocab_n_tokens(vocab);
+  if (!o.logit_bias.empty()) {
+    llama_sampler_chain_add(chain, llama_sampler_init_logit_bias(n_vocab, static_cast<int32_t>(o.logit_bias.size()),
+                                                                 o.logit_bias.data()));
+  }
+  if (o.repeat_penalty != 1.0 || o.frequency_penalty != 0.0 || o.presence_penalty != 0.0) {
+    llama_sampler_chain_add(chain, llama_sampler_init_penalties(n_vocab, o.penalty_last_n,
+                                                                static_cast<float>(o.repeat_penalty),
+                                                                static_cast<float>(o.frequency_penalty),
+                                                                static_cast<float>(o.presence_penalty)));
+  }
+  if (!o.grammar.empty()) {
+    LogCapture capture;
+    llama_sampler *grammar = llama_sampler_init_grammar(vocab, o.grammar.c_str(), o.grammar_root.c_str());
+    if (grammar == nullptr) {
+      llama_sampler_free(chain);
+      std::string reason = capture.Summary();
+      error = "invalid GBNF grammar" + (reason.empty() ? "" : ": " + reason);
+      return nullptr;
+    }
+    llama_sampler_chain_add(chain, grammar);
+  }
+  if (o.temperature <= 0.0) {
+    llama_sampler_chain_add(chain, llama_sampler_init_greedy());
+    return chain;
+  }
+  if (o.mirostat == 1) {
+    llama_sampler_chain_add(chain, llama_sampler_init_temp(static_cast<float>(o.temperature)));
+    llama_sampler_chain_add(chain, llama_sampler_init_mirostat(n_vocab, o.seed, static_cast<float>(o.mirostat_tau),
+                                                               static_cast<float>(o.mirostat_eta), 100));
+    return chain;
+  }
+  if (o.mirostat == 2) {
+    llama_sampler_chain_add(chain, llama_sampler_init_temp(static_cast<float>(o.temperature)));
+    llama_sampler_chain_add(chain, llama_sampler_init_mirostat_v2(o.seed, static_cast<float>(o.mirostat_tau),
+                                                                  static_cast<float>(o.mirostat_eta)));
+    return chain;
+  }
+  if (o.top_k > 0) llama_sampler_chain_add(chain, llama_sampler_init_top_k(o.top_k));
+  if (o.typical_p < 1.0) llama_sampler_chain_add(chain, llama_sampler_init_typical(static_cast<float>(o.typical_p), 1));
+  if (o.top_p < 1.0) llama_sampler_chain_add(chain, llama_sampler_init_top_p(static_cast<float>(o.top_p), 1));
+  if (o.min_p > 0.0) llama_sampler_chain_add(chain, llama_sampler_init_min_p(static_cast<float>(o.min_p), 1));
+  llama_sampler_chain_add(chain, llama_sampler_init_temp(static_cast<float>(o.temperature)));
+  llama_sampler_chain_add(chain, llama_sampler_init_dist(o.seed));
+  return chain;
+}
+
+}  // namespace
+
+Napi::Function Sampler::Define(Napi::Env env) {
+  Napi::Function function = DefineClass(env, "Sampler",
+                                        {
+                                            InstanceMethod<&Sampler::Sample>("sample"),
+                                            InstanceMethod<&Sampler::Accept>("accept"),
+                                            InstanceMethod<&Sampler::Reset>("reset"),
+                                            InstanceMethod<&Sampler::Dispose>("dispose"),
+                                            InstanceMethod<&Sampler::Describe>("describe"),
+                                        });
+  DataOf(env).sampler = Napi::Persistent(function);
+  return function;
+}
+
+Sampler::Sampler(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Sampler>(info), Releasable(info.Env()) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[1].IsObject()) {
+    ThrowTypeError(env, "new Sampler(model: Model, options: object)");
+    return;
+  }
+  auto model = Model::HandleOf(info[0]);
+  if (!model) return;
+  Napi::Object options = info[1].As<Napi::Object>();
+  SamplerOptions o;
+  ReadNumber(options, "temperature", o.temperature);
+  ReadInt(options, "topK", o.top_k);
+  ReadNumber(options, "topP", o.top_p);
+  ReadNumber(options, "minP", o.min_p);
+  ReadNumber(options, "typicalP", o.typical_p);
+  ReadInt(options, "penaltyLastN", o.penalty_last_n);
+  ReadNumber(options, "repeatPenalty", o.repeat_penalty);
+  ReadNumber(options, "frequencyPenalty", o.frequency_penalty);
+  ReadNumber(options, "presencePenalty", o.presence_penalty);
+  ReadInt(options, "mirostat", o.mirostat);
+  ReadNumber(options, "mirostatTau", o.mirostat_tau);
+  ReadNumber(options, "mirostatEta", o.mirostat_eta);
+  Napi::Value seed = options.Get("seed");
+  if (seed.IsNumber()) o.seed = seed.As<Napi::Number>().Uint32Value();
+  Napi::Value grammar = options.Get("grammar");
+  if (grammar.IsString()) o.grammar = grammar.As<Napi::String>().Utf8Value();
+  Napi::Value grammar_root = options.Get("grammarRoot");
+  if (grammar_root.IsString()) o.grammar_root = grammar_root.As<Napi::String>().Utf8Value();
+  Napi::Value bias_tokens = options.Get("logitBiasTokens");
+  Napi::Value bias_values = options.Get("logitBiasValues");
+  if (bias_tokens.IsTypedArray() && bias_values.IsTypedArray()) {
+    Napi::Int32Array tokens = bias_tokens.As<Napi::Int32Array>();
+    Napi::Float32Array values = bias_values.As<Napi::Float32Array>();
+    int32_t n_vocab = llama_vocab_n_tokens(model->vocab);
+    if (tokens.ElementLength() != values.ElementLength()) {
+      Napi::RangeError::New(env, "logitBias: one value per token").ThrowAsJavaScriptException();
+      return;
+    }
+    for (size_t i = 0; i < tokens.ElementLength(); i++) {
+      if (tokens[i] < 0 || tokens[i] >= n_vocab) {
+        Napi::RangeError::New(env, "logitBias: token " + std::to_string(tokens[i]) + " is outside the vocabulary")
+            .ThrowAsJavaScriptException();
+        return;
+      }
+      o.logit_bias.push_back({tokens[i], values[i]});
+    }
+  }
+  std::string error;
+  llama_sampler *chain = BuildChain(o, model->vocab, error);
+  if (chain == nullptr) {
+    ThrowError(env, "INVALID_GRAMMAR", error);
+    return;
+  }
+  handle_ = std::make_shared<SamplerHandle>(chain, model);
+}
+
+std::shared_ptr<SamplerHandle> Sampler::HandleOf(const Napi::Value &value) {
+  Napi::Env env = value.Env();
+  if (!IsInstance(value, DataOf(env).sampler)) {
+    ThrowTypeError(env, "expected a Sampler");
+    return nullptr;
+  }
+  Sampler *sampler = Unwrap(value.As<Napi::Object>());
+  if (!sampler->handle_) {
+    ThrowError(env, "DISPOSED", "the sampler has been disposed");
+    return nullptr;
+  }
+  if (sampler->handle_->in_use.load() > 0) {
+    ThrowError(env, "BUSY", "the sampler is in use by a decode in flight");
+    return nullptr;
+  }
+  return sampler->handle_;
+}
+
+// sample(context, index) -> token: samples (and accepts) from the logits of a batch index.
+Napi::Value Sampler::Sample(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!RequireArgs(info, 2, "sample")) return env.Undefined();
+  auto handle = HandleOf(Value());
+  if (!handle) return env.Undefined();
+  if (!IsInstance(info[0], DataOf(env).context)) {
+    ThrowTypeError(env, "sample: expected a Context");
+    return env.Undefined();
+  }
+  Context *context = Napi::ObjectWrap<Context>::Unwrap(info[0].As<Napi::Object>());
+  auto context_handle = context->IdleHandle(env);
+  if (!context_handle) return env.Undefined();
+  if (context_handle->model->model != handle->model->model) {
+    ThrowTypeError(env, "sample: the context belongs to another model");
+    return env.Undefined();
+  }
+  int32_t index = info[1].ToNumber().Int32Value();
+  if (index < 0 || static_cast<size_t>(index) >= context_handle->outputs.size() || !context_handle->outputs[index]) {
+    Napi::RangeError::New(env, "sample: batch index " + std::to_string(index) + " has no logits from the last decode")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, llama_sampler_sample(handle->chain, context_handle->ctx, index));
+}
+
+Napi::Value Sampler::Accept(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!RequireArgs(info, 1, "accept")) return env.Undefined();
+  auto handle = HandleOf(Value());
+  if (!handle) return env.Undefined();
+  int32_t token = info[0].ToNumber().Int32Value();
+  if (token < 0 || token >= llama_vocab_n_tokens(handle->model->vocab)) {
+    Napi::RangeError::New(env, "accept: token " + std::to_string(token) + " is outside the vocabulary")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  llama_sampler_accept(handle->chain, token);
+  return env.Undefined();
+}
+
+Napi::Value Sampler::Reset(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto handle = HandleOf(Value());
+  if (!handle) return env.Undefined();
+  llama_sampler_reset(handle->chain);
+  return env.Undefined();
+}
+
+Napi::Value Sampler::Dispose(const Napi::CallbackInfo &info) {
+  // A worker still sampling keeps its own reference; the chain is freed after it.
+  handle_.reset();
+  return info.Env().Undefined();
+}
+
+// describe() -> string[]: the names of the samplers in the chain, in order.
+Napi::Value Sampler::Describe(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!handle_) {
+    ThrowError(env, "DISPOSED", "the sampler has been disposed");
+    return env.Undefined();
+  }
+  int n = llama_sampler_chain_n(handle_->chain);
+  Napi::Array out = Napi::Array::New(env, static_cast<size_t>(n));
+  for (int i = 0; i < n; i++) out[static_cast<uint32_t>(i)] = llama_sampler_name(llama_sampler_chain_get(handle_->chain, i));
+  return out;
+}
+
+}  // namespace llama_napi
