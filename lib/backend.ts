@@ -1,0 +1,59 @@
+// Process-wide facts and settings: llama.cpp's log, system info, build info, devices.
+import { availableParallelism } from "node:os";
+import { expectFunction } from "./validate.js";
+import { native, nativePath, type NativeBuildInfo, type NativeDevice } from "./native.js";
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+export type Logger = (level: LogLevel, text: string) => void;
+
+const levelNames: Record<number, LogLevel> = { 1: "debug", 2: "info", 3: "warn", 4: "error" };
+const levelNumbers: Record<LogLevel, number> = { debug: 1, info: 2, warn: 3, error: 4 };
+
+/**
+ * Routes llama.cpp's and ggml's log to `logger` (called on the main thread, in pieces as llama.cpp
+ * prints them), or silences it with `null`, the default.
+ */
+export function setLogger(logger: Logger | null, minLevel: LogLevel = "info"): void {
+  if (logger === null) {
+    native.setLogger(null);
+    return;
+  }
+  const callback = expectFunction<Logger>("logger", logger);
+  const min = levelNumbers[minLevel];
+  if (min === undefined) throw new RangeError(`minLevel must be one of debug, info, warn, error, got ${String(minLevel)}`);
+  native.setLogger((level, text) => callback(levelNames[level] ?? "info", text), min);
+}
+
+/** llama.cpp's system info line: the CPU features the loaded ggml backend uses. */
+export function systemInfo(): string {
+  return native.systemInfo();
+}
+
+export interface BuildInfo extends NativeBuildInfo {
+  /** The addon file in use. */
+  binaryPath: string;
+}
+
+/** What the addon was built from and with: llama.cpp commit, compiler, backends. */
+export function buildInfo(): BuildInfo {
+  return { ...native.buildInfo(), binaryPath: nativePath };
+}
+
+/** The path of the loaded addon, for packages that build on it. */
+export function binaryPath(): string {
+  return nativePath;
+}
+
+/** The compute devices ggml found (CPU, GPUs). */
+export function devices(): NativeDevice[] {
+  return native.devices();
+}
+
+/**
+ * The default thread count: every logical CPU on small machines (up to 4), half of them above that,
+ * where they are usually hyper-threads of the same cores (llama-cpp-python halves always).
+ */
+export function defaultThreads(): number {
+  const logical = availableParallelism();
+  return logical <= 4 ? logical : Math.floor(logical / 2);
+}

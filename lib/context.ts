@@ -1,0 +1,378 @@
+import { callNative, withAbort } from "./abort.js";
+import { defaultThreads } from "./backend.js";
+import { LlamaError } from "./errors.js";
+import type { LlamaModel } from "./model.js";
+import type { NativeAbortFlag, NativeBatch, NativeContext, NativeContextInfo, NativePerf, NativeSampleResult } from "./native.js";
+import { native } from "./native.js";
+import type { LlamaSampler } from "./sampler.js";
+import { boolean, checkOptions, expectInteger, expectObject, integer, oneOf, string, toTokenArray } from "./validate.js";
+
+export type PoolingType = "unspecified" | "none" | "mean" | "cls" | "last" | "rank";
+export type FlashAttention = "auto" | "on" | "off";
+
+export interface ContextOptions {
+  /** Context size in tokens (0: the model's training context). Default 512, as llama-cpp-python. */
+  nCtx?: number;
+  /** Most tokens one decode() takes. Default 512. */
+  nBatch?: number;
+  /** Physical batch size. Default 512. */
+  nUbatch?: number;
+  /** Parallel sequences (distinct KV sequences). Default 1. */
+  nSeqMax?: number;
+  /** Threads for generation. Default: see defaultThreads(). */
+  nThreads?: number;
+  /** Threads for prompt processing. Default: nThreads. */
+  nThreadsBatch?: number;
+  /** Compute embeddings. Default false. */
+  embeddings?: boolean;
+  /** How embeddings are pooled per sequence. Default: the model's. */
+  pooling?: PoolingType;
+  /** Flash attention. Default "auto". */
+  flashAttn?: FlashAttention;
+  /** KV cache types, e.g. "f16" (default), "q8_0". */
+  typeK?: string;
+  typeV?: string;
+  /** One KV buffer shared by all sequences. Default false. */
+  kvUnified?: boolean;
+}
+
+/** Tokens to evaluate, each with its position and sequence. */
+export interface Batch {
+  tokens: Int32Array | readonly number[];
+  /** Default: each token continues its sequence, after the last position in the KV cache. */
+  positions?: Int32Array | readonly number[];
+  /** One sequence for all tokens, or one per token. Default 0. */
+  seqIds?: number | Int32Array | readonly number[];
+  /** Which tokens keep logits: "last" (default), "all", "none", or one flag per token. */
+  logits?: "last" | "all" | "none" | Uint8Array | readonly boolean[];
+}
+
+export interface DecodeOptions {
+  signal?: AbortSignal;
+}
+
+export interface SampleRequest {
+  sampler: LlamaSampler;
+  /** The batch index whose logits to sample. */
+  index: number;
+}
+
+export interface DecodeAndSampleOptions extends DecodeOptions {
+  /** Also return the chosen token's log-probability and this many top alternatives. */
+  logprobs?: number;
+}
+
+export type SampleResult = NativeSampleResult;
+export type ContextPerf = NativePerf;
+export type ContextInfo = NativeContextInfo;
+
+const poolingCodes: Record<PoolingType, number> = { unspecified: -1, none: 0, mean: 1, cls: 2, last: 3, rank: 4 };
+const flashCodes: Record<FlashAttention, number> = { auto: -1, off: 0, on: 1 };
+
+/** A llama.cpp context: the KV cache of one or more sequences, over a model it keeps alive. */
+export class LlamaContext {
+  readonly model: LlamaModel;
+  readonly info: ContextInfo;
+  #native: NativeContext | null;
+  #tail: Promise<unknown> = Promise.resolve();
+  #disposing: Promise<void> | null = null;
+
+  private constructor(model: LlamaModel, handle: NativeContext) {
+    this.model = model;
+    this.#native = handle;
+    this.info = handle.info();
+  }
+
+  static async create(model: LlamaModel, options: ContextOptions = {}): Promise<LlamaContext> {
+    const o = checkOptions<ContextOptions>("options", options, {
+      nCtx: integer({ min: 0, max: 1 << 24 }),
+      nBatch: integer({ min: 1, max: 1 << 20 }),
+      nUbatch: integer({ min: 1, max: 1 << 20 }),
+      nSeqMax: integer({ min: 1, max: native.buildInfo().maxParallelSequences }),
+      nThreads: integer({ min: 1, max: 1024 }),
+      nThreadsBatch: integer({ min: 1, max: 1024 }),
+      embeddings: boolean,
+      pooling: oneOf<PoolingType>("unspecified", "none", "mean", "cls", "last", "rank"),
+      flashAttn: oneOf<FlashAttention>("auto", "on", "off"),
+      typeK: string,
+      typeV: string,
+      kvUnified: boolean,
+    });
+    if (model.info.nLayer === 0 || model.disposed) {
+      throw new LlamaError(model.disposed ? "DISPOSED" : "CONTEXT_CREATE_FAILED",
+        model.disposed ? "the model has been disposed" : "a vocabulary-only model cannot have a context");
+    }
+    const nThreads = o.nThreads ?? defaultThreads();
+    const nBatch = o.nBatch ?? 512;
+    const handle = await withAbort(undefined, "context creation", () =>
+      native.createContext(model.native, {
+        nCtx: o.nCtx ?? 512,
+        nBatch,
+        nUbatch: Math.min(o.nUbatch ?? 512, nBatch),
+        nSeqMax: o.nSeqMax ?? 1,
+        nThreads,
+        nThreadsBatch: o.nThreadsBatch ?? nThreads,
+        embeddings: o.embeddings ?? false,
+        poolingType: poolingCodes[o.pooling ?? "unspecified"],
+        flashAttn: flashCodes[o.flashAttn ?? "auto"],
+        typeK: o.typeK,
+        typeV: o.typeV,
+        kvUnified: o.kvUnified ?? false,
+      }),
+    );
+    return new LlamaContext(model, handle);
+  }
+
+  get native(): NativeContext {
+    if (this.#native === null || this.#disposing !== null) {
+      throw new LlamaError("DISPOSED", "the context has been disposed");
+    }
+    return this.#native;
+  }
+
+  get disposed(): boolean {
+    return this.#disposing !== null;
+  }
+
+  get nCtx(): number {
+    return this.info.nCtx;
+  }
+
+  get nBatch(): number {
+    return this.info.nBatch;
+  }
+
+  get nSeqMax(): number {
+    return this.info.nSeqMax;
+  }
+
+  /** Runs async native work one operation at a time, in call order. */
+  #enqueue<T>(
+    what: string,
+    signal: AbortSignal | undefined,
+    run: (handle: NativeContext, flag: NativeAbortFlag | undefined) => Promise<T>,
+  ): Promise<T> {
+    const handle = this.native;
+    const result = this.#tail.then(async () => {
+      if (this.#disposing !== null) throw new LlamaError("DISPOSED", "the context has been disposed");
+      try {
+        return await withAbort(signal, what, (flag) => run(handle, flag));
+      } catch (err) {
+        if (this.#disposing !== null && err instanceof LlamaError && err.code === "ABORTED") {
+          throw new LlamaError("DISPOSED", `the context was disposed during ${what}`);
+        }
+        throw err;
+      }
+    });
+    this.#tail = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Converts a Batch into the addon's arrays, filling default positions, sequences and logits. */
+  toNativeBatch(batch: Batch): NativeBatch {
+    const b = expectObject("batch", batch);
+    const tokens = toTokenArray("batch.tokens", b.tokens);
+    const n = tokens.length;
+    if (n === 0) throw new RangeError("batch.tokens must not be empty");
+    if (n > this.info.nBatch) throw new RangeError(`batch.tokens has ${n} tokens, more than nBatch (${this.info.nBatch})`);
+    let seqIds: Int32Array;
+    if (b.seqIds === undefined || typeof b.seqIds === "number") {
+      const seq = b.seqIds === undefined ? 0 : expectInteger("batch.seqIds", b.seqIds, { min: 0, max: this.info.nSeqMax - 1 });
+      seqIds = new Int32Array(n).fill(seq);
+    } else {
+      seqIds = toTokenArray("batch.seqIds", b.seqIds);
+      if (seqIds.length !== n) throw new RangeError("batch.seqIds must have one entry per token");
+    }
+    let positions: Int32Array;
+    if (b.positions === undefined) {
+      positions = new Int32Array(n);
+      const next = new Map<number, number>();
+      for (let i = 0; i < n; i++) {
+        const seq = seqIds[i]!;
+        const pos = next.get(seq) ?? callNative(() => this.native.seqPosRange(seq))[1] + 1;
+        positions[i] = pos;
+        next.set(seq, pos + 1);
+      }
+    } else {
+      positions = toTokenArray("batch.positions", b.positions);
+      if (positions.length !== n) throw new RangeError("batch.positions must have one entry per token");
+    }
+    const logits = new Uint8Array(n);
+    const want = b.logits ?? "last";
+    if (want === "last") logits[n - 1] = 1;
+    else if (want === "all") logits.fill(1);
+    else if (want !== "none") {
+      if (!(want instanceof Uint8Array) && !Array.isArray(want)) {
+        throw new TypeError('batch.logits must be "last", "all", "none" or one flag per token');
+      }
+      if (want.length !== n) throw new RangeError("batch.logits must have one flag per token");
+      for (let i = 0; i < n; i++) logits[i] = want[i] ? 1 : 0;
+    }
+    return { tokens, positions, seqIds, logits };
+  }
+
+  /** Evaluates a batch off the event loop. Rejects with CONTEXT_FULL when the KV cache has no room. */
+  decode(batch: Batch | NativeBatch, options: DecodeOptions = {}): Promise<void> {
+    const input = this.#prepare(batch);
+    return this.#enqueue("decode", options.signal, (handle, flag) => handle.decode(input, flag));
+  }
+
+  /**
+   * Evaluates a batch and samples the listed outputs in the same native call: one crossing per
+   * generation step. Each sampler accepts its token.
+   */
+  decodeAndSample(
+    batch: Batch | NativeBatch,
+    samples: readonly SampleRequest[],
+    options: DecodeAndSampleOptions = {},
+  ): Promise<SampleResult> {
+    const input = this.#prepare(batch);
+    if (!Array.isArray(samples) || samples.length === 0) throw new TypeError("samples must be a non-empty array");
+    const samplers = samples.map((s, i) => {
+      expectObject(`samples[${i}]`, s);
+      return s.sampler.native;
+    });
+    const indices = Int32Array.from(samples, (s, i) => expectInteger(`samples[${i}].index`, s.index, { min: 0 }));
+    const nLogprobs = options.logprobs === undefined ? -1 : expectInteger("options.logprobs", options.logprobs, { min: 0, max: 1000 });
+    return this.#enqueue("decode", options.signal, (handle, flag) =>
+      handle.decodeAndSample(input, samplers, indices, flag, nLogprobs),
+    );
+  }
+
+  /** A batch already in the addon's form passes as is (the generation loop builds those). */
+  #prepare(batch: Batch | NativeBatch): NativeBatch {
+    const isNative =
+      typeof batch === "object" &&
+      batch !== null &&
+      batch.tokens instanceof Int32Array &&
+      batch.positions instanceof Int32Array &&
+      batch.seqIds instanceof Int32Array &&
+      batch.logits instanceof Uint8Array;
+    return isNative ? (batch as NativeBatch) : this.toNativeBatch(batch as Batch);
+  }
+
+  /** The logits (one per vocabulary entry) of a batch index of the last decode. */
+  logits(index: number): Float32Array {
+    expectInteger("index", index, { min: 0 });
+    return callNative(() => this.native.logits(index));
+  }
+
+  /** The embedding of a batch index of the last decode (context created with embeddings). */
+  embeddings(index: number): Float32Array {
+    expectInteger("index", index, { min: 0 });
+    return callNative(() => this.native.embeddings(index));
+  }
+
+  /** The pooled embedding of a sequence (context created with embeddings and a pooling type). */
+  sequenceEmbeddings(seqId: number): Float32Array {
+    expectInteger("seqId", seqId, { min: 0, max: this.info.nSeqMax - 1 });
+    return callNative(() => this.native.sequenceEmbeddings(seqId));
+  }
+
+  /** Empties the KV cache of every sequence. */
+  clear(): void {
+    callNative(() => this.native.memoryClear());
+  }
+
+  /** Removes positions [p0, p1) of a sequence (-1: every sequence; p1 -1: to the end). */
+  removeTokens(seqId: number, p0 = 0, p1 = -1): boolean {
+    expectInteger("seqId", seqId, { min: -1, max: this.info.nSeqMax - 1 });
+    expectInteger("p0", p0, { min: -1 });
+    expectInteger("p1", p1, { min: -1 });
+    return callNative(() => this.native.seqRemove(seqId, p0, p1));
+  }
+
+  /** Makes positions [p0, p1) of `src` part of `dst` too (shares the cells). */
+  copySequence(src: number, dst: number, p0 = 0, p1 = -1): void {
+    expectInteger("src", src, { min: 0, max: this.info.nSeqMax - 1 });
+    expectInteger("dst", dst, { min: 0, max: this.info.nSeqMax - 1 });
+    expectInteger("p0", p0, { min: -1 });
+    expectInteger("p1", p1, { min: -1 });
+    callNative(() => this.native.seqCopy(src, dst, p0, p1));
+  }
+
+  /** Drops every sequence but this one. */
+  keepSequence(seqId: number): void {
+    expectInteger("seqId", seqId, { min: 0, max: this.info.nSeqMax - 1 });
+    callNative(() => this.native.seqKeep(seqId));
+  }
+
+  /** Adds `delta` to the positions [p0, p1) of a sequence (for context shifting). */
+  shiftPositions(seqId: number, p0: number, p1: number, delta: number): void {
+    expectInteger("seqId", seqId, { min: 0, max: this.info.nSeqMax - 1 });
+    expectInteger("p0", p0, { min: -1 });
+    expectInteger("p1", p1, { min: -1 });
+    expectInteger("delta", delta);
+    callNative(() => this.native.seqShift(seqId, p0, p1, delta));
+  }
+
+  /** The lowest and highest position of a sequence in the KV cache, [-1, -1] when empty. */
+  positionRange(seqId: number): [number, number] {
+    expectInteger("seqId", seqId, { min: 0, max: this.info.nSeqMax - 1 });
+    return callNative(() => this.native.seqPosRange(seqId));
+  }
+
+  /** The highest position of a sequence, -1 when empty. */
+  maxPosition(seqId = 0): number {
+    return this.positionRange(seqId)[1];
+  }
+
+  canShift(): boolean {
+    return callNative(() => this.native.canShift());
+  }
+
+  /** The whole context state (KV cache, logits) as bytes. */
+  saveState(): Promise<Buffer> {
+    return this.#enqueue("state save", undefined, (handle) => handle.stateGet());
+  }
+
+  loadState(state: Uint8Array): Promise<void> {
+    if (!(state instanceof Uint8Array)) throw new TypeError("state must be a Uint8Array or Buffer");
+    return this.#enqueue("state load", undefined, (handle) => handle.stateSet(state));
+  }
+
+  /** Saves the state and the tokens it holds to a file. */
+  saveStateFile(path: string, tokens: Int32Array | readonly number[]): Promise<void> {
+    string("path", path);
+    const ids = toTokenArray("tokens", tokens);
+    return this.#enqueue("state save", undefined, (handle) => handle.stateSaveFile(path, ids));
+  }
+
+  /** Restores a state file; resolves to the tokens saved with it. */
+  loadStateFile(path: string): Promise<Int32Array> {
+    string("path", path);
+    return this.#enqueue("state load", undefined, (handle) => handle.stateLoadFile(path));
+  }
+
+  /** llama.cpp's performance counters for this context. */
+  perf(): ContextPerf {
+    return callNative(() => this.native.perf());
+  }
+
+  resetPerf(): void {
+    callNative(() => this.native.perfReset());
+  }
+
+  setThreads(nThreads: number, nThreadsBatch = nThreads): void {
+    expectInteger("nThreads", nThreads, { min: 1, max: 1024 });
+    expectInteger("nThreadsBatch", nThreadsBatch, { min: 1, max: 1024 });
+    callNative(() => this.native.setThreads(nThreads, nThreadsBatch));
+  }
+
+  /**
+   * Frees the context. A decode in flight is aborted and awaited first; queued operations reject
+   * with DISPOSED. Calling it again returns the same promise.
+   */
+  dispose(): Promise<void> {
+    if (this.#disposing !== null) return this.#disposing;
+    const handle = this.#native;
+    this.#native = null;
+    handle?.dispose();
+    this.#disposing = this.#tail.then(() => undefined);
+    return this.#disposing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose();
+  }
+}

@@ -1,0 +1,30 @@
+export { LlamaError, type LlamaErrorCode } from "./errors.js";
+export {
+  setLogger,
+  systemInfo,
+  buildInfo,
+  binaryPath,
+  devices,
+  defaultThreads,
+  type BuildInfo,
+  type LogLevel,
+  type Logger,
+} from "./backend.js";
+export { LlamaModel, type LoadModelOptions, type TokenizeOptions, type DetokenizeOptions, type ModelInfo } from "./model.js";
+export {
+  LlamaContext,
+  type ContextOptions,
+  type Batch,
+  type DecodeOptions,
+  type DecodeAndSampleOptions,
+  type SampleRequest,
+  type SampleResult,
+  type ContextPerf,
+  type ContextInfo,
+  type PoolingType,
+  type FlashAttention,
+} from "./context.js";
+export { LlamaSampler, type SamplerOptions, type MirostatOptions } from "./sampler.js";
+export { TokenDecoder } from "./token-decoder.js";
+export { quantize, QUANT_TYPES, IMATRIX_TYPES, type QuantType, type QuantizeOptions } from "./quantize.js";
+export { generateTokens, type GenerateOptions } from "./generate.js";
