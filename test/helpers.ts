@@ -1,0 +1,28 @@
+// Shared test fixtures. Tests that need the shared test models fail loudly when they are missing.
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+
+export const repoRoot = resolve(__dirname, "..");
+
+export function modelsDir(): string {
+  const dir = process.env.LLAMA_NAPI_MODELS ? resolve(process.env.LLAMA_NAPI_MODELS) : resolve(repoRoot, "..", "shared", "models");
+  if (!existsSync(dir)) {
+    throw new Error(`test models not found at ${dir}: set LLAMA_NAPI_MODELS or provide ../shared/models`);
+  }
+  return dir;
+}
+
+export function modelPath(name: "stories260K.gguf" | "llama-2-tiny-random.gguf"): string {
+  const path = join(modelsDir(), name);
+  if (!existsSync(path)) throw new Error(`test model missing: ${path}`);
+  return path;
+}
+
+export function llamaCppDir(): string {
+  const dir = process.env.LLAMA_CPP_DIR ? resolve(process.env.LLAMA_CPP_DIR) : join(repoRoot, "vendor", "llama.cpp");
+  if (!existsSync(join(dir, "models"))) throw new Error(`llama.cpp source not found at ${dir}: run npm run vendor`);
+  return dir;
+}
+
+/** Resolves after `ms` milliseconds. */
+export const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
