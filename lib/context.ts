@@ -73,14 +73,24 @@ const flashCodes: Record<FlashAttention, number> = { auto: -1, off: 0, on: 1 };
 export class LlamaContext {
   readonly model: LlamaModel;
   readonly info: ContextInfo;
+  /**
+   * Tokens one sequence may hold: the nCtx asked for (split over nSeqMax sequences unless the KV
+   * cache is unified), although llama.cpp rounds its cache up (to 256).
+   */
+  readonly nCtxSeq: number;
+  /** The context size: as asked for, or the model's training context when asked for 0. */
+  readonly nCtx: number;
   #native: NativeContext | null;
   #tail: Promise<unknown> = Promise.resolve();
   #disposing: Promise<void> | null = null;
 
-  private constructor(model: LlamaModel, handle: NativeContext) {
+  private constructor(model: LlamaModel, handle: NativeContext, requestedCtx: number, kvUnified: boolean) {
     this.model = model;
     this.#native = handle;
     this.info = handle.info();
+    const requestedPerSeq = kvUnified ? requestedCtx : Math.floor(requestedCtx / this.info.nSeqMax);
+    this.nCtxSeq = requestedCtx > 0 ? Math.min(requestedPerSeq, this.info.nCtxSeq) : this.info.nCtxSeq;
+    this.nCtx = requestedCtx > 0 ? Math.min(requestedCtx, this.info.nCtx) : this.info.nCtx;
   }
 
   static async create(model: LlamaModel, options: ContextOptions = {}): Promise<LlamaContext> {
@@ -104,9 +114,11 @@ export class LlamaContext {
     }
     const nThreads = o.nThreads ?? defaultThreads();
     const nBatch = o.nBatch ?? 512;
+    const nCtx = o.nCtx ?? 512;
+    const kvUnified = o.kvUnified ?? false;
     const handle = await withAbort(undefined, "context creation", () =>
       native.createContext(model.native, {
-        nCtx: o.nCtx ?? 512,
+        nCtx,
         nBatch,
         nUbatch: Math.min(o.nUbatch ?? 512, nBatch),
         nSeqMax: o.nSeqMax ?? 1,
@@ -117,10 +129,10 @@ export class LlamaContext {
         flashAttn: flashCodes[o.flashAttn ?? "auto"],
         typeK: o.typeK,
         typeV: o.typeV,
-        kvUnified: o.kvUnified ?? false,
+        kvUnified,
       }),
     );
-    return new LlamaContext(model, handle);
+    return new LlamaContext(model, handle, nCtx, kvUnified);
   }
 
   get native(): NativeContext {
@@ -134,9 +146,7 @@ export class LlamaContext {
     return this.#disposing !== null;
   }
 
-  get nCtx(): number {
-    return this.info.nCtx;
-  }
+
 
   get nBatch(): number {
     return this.info.nBatch;
@@ -212,7 +222,7 @@ export class LlamaContext {
   }
 
   /** Evaluates a batch off the event loop. Rejects with CONTEXT_FULL when the KV cache has no room. */
-  decode(batch: Batch | NativeBatch, options: DecodeOptions = {}): Promise<void> {
+  async decode(batch: Batch | NativeBatch, options: DecodeOptions = {}): Promise<void> {
     const input = this.#prepare(batch);
     return this.#enqueue("decode", options.signal, (handle, flag) => handle.decode(input, flag));
   }
@@ -221,7 +231,7 @@ export class LlamaContext {
    * Evaluates a batch and samples the listed outputs in the same native call: one crossing per
    * generation step. Each sampler accepts its token.
    */
-  decodeAndSample(
+  async decodeAndSample(
     batch: Batch | NativeBatch,
     samples: readonly SampleRequest[],
     options: DecodeAndSampleOptions = {},

@@ -49,7 +49,7 @@ export async function* generateTokens(
   const maxTokens = o.maxTokens ?? Infinity;
   const stopAtEog = o.stopAtEog ?? true;
   let position = context.maxPosition(seqId) + 1;
-  const room = context.info.nCtxSeq - position;
+  const room = context.nCtxSeq - position;
   if (tokens.length > room) {
     throw new LlamaError("CONTEXT_FULL", `the prompt has ${tokens.length} tokens but the context has room for ${room}`);
   }
@@ -72,7 +72,7 @@ export async function* generateTokens(
     if (stopAtEog && context.model.isEog(token)) return;
     yield token;
     produced++;
-    if (produced >= maxTokens || position >= context.info.nCtxSeq) return;
+    if (produced >= maxTokens || position >= context.nCtxSeq) return;
     result = await context.decodeAndSample(sequenceBatch(Int32Array.of(token), position, seqId, true), [{ sampler, index: 0 }], {
       signal: o.signal,
     });
