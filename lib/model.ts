@@ -188,6 +188,10 @@ export class LlamaModel {
     this.#native = null;
   }
 
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
   async [Symbol.asyncDispose](): Promise<void> {
     this.dispose();
   }

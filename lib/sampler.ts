@@ -147,6 +147,10 @@ export class LlamaSampler {
     this.#native = null;
   }
 
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
   async [Symbol.asyncDispose](): Promise<void> {
     this.dispose();
   }
