@@ -98,10 +98,23 @@ export class LlamaModel {
     if (o.signal?.aborted) throw new LlamaError("ABORTED", "model load aborted", { cause: o.signal.reason });
     await checkModelFile(path);
     const { onProgress, signal: abortSignal, ...loadOptions } = o;
-    const handle = await withAbort(abortSignal, "model load", (flag) =>
-      native.loadModel(path, loadOptions, onProgress, flag),
-    );
-    return new LlamaModel(path, handle);
+    // Progress arrives from the loading thread through the event loop, possibly after the load
+    // settled: late reports are dropped and a successful load always ends on 1.
+    let settled = false;
+    let last = -1;
+    const report = onProgress && ((p: number) => {
+      if (settled || p <= last) return;
+      last = p;
+      onProgress(p);
+    });
+    try {
+      const handle = await withAbort(abortSignal, "model load", (flag) => native.loadModel(path, loadOptions, report, flag));
+      settled = true;
+      if (onProgress && last < 1) onProgress(1);
+      return new LlamaModel(path, handle);
+    } finally {
+      settled = true;
+    }
   }
 
   /** The native handle, or DISPOSED. */

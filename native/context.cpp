@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <thread>
 
 #include "log.h"
@@ -311,10 +312,18 @@ class StateWorker : public PromiseWorker {
         data.resize(written);
         break;
       }
-      case Kind::Set:
+      case Kind::Set: {
+        // llama.cpp allocates whatever length the leading architecture string claims (gigabytes for
+        // a garbage buffer): check that length against the buffer first.
+        uint32_t arch_length = 0;
+        if (data.size() >= sizeof(arch_length)) std::memcpy(&arch_length, data.data(), sizeof(arch_length));
+        if (data.size() < sizeof(arch_length) || arch_length > data.size() - sizeof(arch_length)) {
+          fail("not a context state saved by llama.cpp");
+        }
         if (llama_state_set_data(handle_->ctx, data.data(), data.size()) == 0) fail("could not restore the state");
         handle_->outputs.clear();
         break;
+      }
       case Kind::SaveFile:
         if (!llama_state_save_file(handle_->ctx, path.c_str(), tokens.data(), tokens.size())) {
           fail("could not save the state to " + path);
