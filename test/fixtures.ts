@@ -1,0 +1,46 @@
+// Generated models for tests that need realistic widths: random weights, real shapes, a real
+// tokenizer, quantized with llama-napi's own quantize(). Cached in test/.models (git-ignored).
+import { existsSync, mkdirSync, renameSync } from "node:fs";
+import { join } from "node:path";
+import { quantize, type QuantType } from "../lib/index.js";
+import { synthesizeModel, type ModelShape } from "../lib/synth.js";
+import { llamaCppDir, repoRoot } from "./helpers.js";
+
+/** Llama 3.2 1B's width (2048, FFN 8192, 32 heads, 8 KV heads) with two layers and Llama 2's 32k vocabulary. */
+export const WIDE_SHAPE: ModelShape = {
+  name: "synthetic wide 2-layer",
+  nEmbd: 2048,
+  nLayer: 2,
+  nHead: 32,
+  nHeadKv: 8,
+  nFf: 8192,
+  contextLength: 4096,
+  ropeFreqBase: 500000,
+  rmsNormEps: 1e-5,
+  tiedEmbeddings: true,
+};
+
+const cacheDir = join(repoRoot, "test", ".models");
+
+async function once(path: string, make: (tmp: string) => Promise<void>): Promise<string> {
+  if (existsSync(path)) return path;
+  mkdirSync(cacheDir, { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  await make(tmp);
+  renameSync(tmp, path);
+  return path;
+}
+
+export async function wideModel(type: "F16" | QuantType): Promise<string> {
+  const f16 = await once(join(cacheDir, "wide-2l-f16.gguf"), async (tmp) => {
+    await synthesizeModel({
+      shape: WIDE_SHAPE,
+      vocabPath: join(llamaCppDir(), "models", "ggml-vocab-llama-spm.gguf"),
+      outPath: tmp,
+      type: "f16",
+      seed: 1,
+    });
+  });
+  if (type === "F16") return f16;
+  return once(join(cacheDir, `wide-2l-${type.toLowerCase()}.gguf`), (tmp) => quantize(f16, tmp, { type, threads: 2 }));
+}
