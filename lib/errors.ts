@@ -13,6 +13,7 @@ export type LlamaErrorCode =
   | "DISPOSED"
   | "ABORTED"
   | "BUSY"
+  | "UNSUPPORTED"
   | "NATIVE_ERROR";
 
 /** Every failure of llama-napi itself (as opposed to bad arguments, which throw TypeError/RangeError). */
@@ -40,6 +41,7 @@ const knownCodes = new Set<string>([
   "DISPOSED",
   "ABORTED",
   "BUSY",
+  "UNSUPPORTED",
   "NATIVE_ERROR",
 ]);
 

@@ -28,3 +28,15 @@ export { LlamaSampler, type SamplerOptions, type MirostatOptions } from "./sampl
 export { TokenDecoder } from "./token-decoder.js";
 export { quantize, QUANT_TYPES, IMATRIX_TYPES, type QuantType, type QuantizeOptions } from "./quantize.js";
 export { generateTokens, type GenerateOptions } from "./generate.js";
+export {
+  Llama,
+  type LlamaLoadOptions,
+  type SamplingOptions,
+  type CompletionOptions,
+  type ChatCompletionOptions,
+  type ResponseFormat,
+  type MirostatSampling,
+  type EmbedOptions,
+} from "./llama.js";
+export type * from "./completion-types.js";
+export { jsonSchemaGrammar, jsonObjectGrammar } from "./json-grammar.js";

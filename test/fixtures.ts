@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { quantize, type QuantType } from "../lib/index.js";
-import { synthesizeModel, type ModelShape } from "../lib/synth.js";
+import { MODEL_SHAPES, synthesizeModel, type ModelShape } from "../lib/synth.js";
 import { llamaCppDir, repoRoot } from "./helpers.js";
 
 /** Llama 3.2 1B's width (2048, FFN 8192, 32 heads, 8 KV heads) with two layers and Llama 2's 32k vocabulary. */
@@ -43,4 +43,17 @@ export async function wideModel(type: "F16" | QuantType): Promise<string> {
   });
   if (type === "F16") return f16;
   return once(join(cacheDir, `wide-2l-${type.toLowerCase()}.gguf`), (tmp) => quantize(f16, tmp, { type, threads: 2 }));
+}
+
+/** The `tiny` shape (256 wide, 4 layers, F32) with the tokenizer, and chat template, of a llama.cpp vocab file. */
+export async function tinyModel(vocab: "llama-bpe" | "qwen2" | "phi-3" | "starcoder"): Promise<string> {
+  return once(join(cacheDir, `tiny-${vocab}.gguf`), async (tmp) => {
+    await synthesizeModel({
+      shape: MODEL_SHAPES.tiny,
+      vocabPath: join(llamaCppDir(), "models", `ggml-vocab-${vocab}.gguf`),
+      outPath: tmp,
+      type: "f32",
+      seed: 3,
+    });
+  });
 }

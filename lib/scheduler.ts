@@ -1,0 +1,295 @@
+// Continuous batching: requests run as sequences of one context; every step decodes one batch
+// holding the next token of each generating sequence plus prompt chunks of new ones, and samples
+// all of them in the same native call.
+import type { LlamaContext, SampleResult } from "./context.js";
+import { LlamaError } from "./errors.js";
+import type { NativeBatch } from "./native.js";
+import type { LlamaSampler } from "./sampler.js";
+
+export interface TokenLogprob {
+  /** Log-probability of the chosen token. */
+  logprob: number;
+  /** The most likely tokens and their log-probabilities, best first. */
+  top: Array<{ token: number; logprob: number }>;
+}
+
+/** What a request tells the scheduler after each token. */
+export type StepVerdict = "continue" | "done";
+
+export interface GenerationJob {
+  prompt: Int32Array;
+  sampler: LlamaSampler;
+  /** Alternatives per token to report (undefined: no log-probabilities). */
+  logprobs?: number;
+  signal?: AbortSignal;
+  /** Called with each sampled token; "done" ends the request. */
+  onToken(token: number, logprob: TokenLogprob | undefined): StepVerdict;
+  /** Called once when the request ends without error. `reason` is why the scheduler ended it. */
+  onEnd(reason: "done" | "context-full"): void;
+  onError(error: unknown): void;
+}
+
+interface Slot {
+  seqId: number;
+  /** Tokens whose KV entries this sequence holds, in position order. */
+  cached: number[];
+  job: GenerationJob | null;
+  /** Prompt tokens still to evaluate, from this index of job.prompt. */
+  promptCursor: number;
+  /** The last sampled token, not yet in the KV cache. */
+  pendingToken: number | null;
+}
+
+function commonPrefix(a: readonly number[], b: Int32Array): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+/** Counters of the batching loop. */
+export interface SchedulerStats {
+  /** Decode calls made. */
+  batches: number;
+  /** Tokens decoded. */
+  tokens: number;
+  /** The most sequences one decode call carried. */
+  maxSequencesPerBatch: number;
+}
+
+export class Scheduler {
+  readonly stats: SchedulerStats = { batches: 0, tokens: 0, maxSequencesPerBatch: 0 };
+  readonly #context: LlamaContext;
+  readonly #slots: Slot[];
+  readonly #queue: GenerationJob[] = [];
+  #running = false;
+
+  constructor(context: LlamaContext) {
+    this.#context = context;
+    this.#slots = Array.from({ length: context.nSeqMax }, (_, seqId) => ({
+      seqId,
+      cached: [],
+      job: null,
+      promptCursor: 0,
+      pendingToken: null,
+    }));
+  }
+
+  /** Requests waiting for a free sequence. */
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  get active(): number {
+    return this.#slots.filter((s) => s.job !== null).length;
+  }
+
+  submit(job: GenerationJob): void {
+    if (job.prompt.length === 0) throw new RangeError("the prompt must hold at least one token");
+    if (job.prompt.length > this.#context.nCtxSeq) {
+      throw new LlamaError(
+        "CONTEXT_FULL",
+        `the prompt has ${job.prompt.length} tokens but the context holds ${this.#context.nCtxSeq}`,
+      );
+    }
+    this.#queue.push(job);
+    if (!this.#running) {
+      this.#running = true;
+      void this.#run();
+    }
+  }
+
+  async #run(): Promise<void> {
+    try {
+      for (;;) {
+        this.#assign();
+        if (this.#slots.every((s) => s.job === null)) return;
+        await this.#step();
+      }
+    } finally {
+      this.#running = false;
+      // A job submitted while the loop was winding down.
+      if (this.#queue.length > 0 && !this.#context.disposed) {
+        this.#running = true;
+        void this.#run();
+      }
+    }
+  }
+
+  /** Gives queued jobs to free slots, preferring the slot whose cache shares most of the prompt. */
+  #assign(): void {
+    for (;;) {
+      const job = this.#queue[0];
+      if (job === undefined) return;
+      const free = this.#slots.filter((s) => s.job === null);
+      if (free.length === 0) return;
+      this.#queue.shift();
+      if (this.#context.disposed) {
+        job.onError(new LlamaError("DISPOSED", "the model has been disposed"));
+        continue;
+      }
+      if (job.signal?.aborted) {
+        job.onError(new LlamaError("ABORTED", "generation aborted", { cause: job.signal.reason }));
+        continue;
+      }
+      let best = free[0]!;
+      let bestShared = -1;
+      for (const slot of free) {
+        const shared = commonPrefix(slot.cached, job.prompt);
+        if (shared > bestShared) {
+          best = slot;
+          bestShared = shared;
+        }
+      }
+      // Reuse the cached prefix, but evaluate at least the last prompt token to get its logits.
+      const keep = Math.min(bestShared, job.prompt.length - 1);
+      try {
+        if (keep < best.cached.length && !this.#context.removeTokens(best.seqId, keep, -1)) {
+          this.#context.removeTokens(best.seqId, 0, -1);
+          best.cached = [];
+        } else {
+          best.cached.length = keep;
+        }
+      } catch (err) {
+        job.onError(err);
+        continue;
+      }
+      best.job = job;
+      best.promptCursor = best.cached.length;
+      best.pendingToken = null;
+    }
+  }
+
+  #finish(slot: Slot, reason: "done" | "context-full" | { error: unknown }): void {
+    const job = slot.job;
+    slot.job = null;
+    slot.pendingToken = null;
+    if (job === null) return;
+    if (typeof reason === "object") job.onError(reason.error);
+    else job.onEnd(reason);
+  }
+
+  #forget(slot: Slot): void {
+    slot.cached = [];
+    try {
+      this.#context.removeTokens(slot.seqId, 0, -1);
+    } catch {
+      // The context is gone; nothing to forget.
+    }
+  }
+
+  async #step(): Promise<void> {
+    const context = this.#context;
+    const tokens: number[] = [];
+    const positions: number[] = [];
+    const seqIds: number[] = [];
+    const samples: Array<{ slot: Slot; index: number }> = [];
+    // The slots in this batch and how many prompt tokens each put in (0 for a generated token).
+    const inBatch = new Map<Slot, number>();
+    let logprobs = -1;
+
+    for (const slot of this.#slots) {
+      const job = slot.job;
+      if (job === null) continue;
+      if (job.signal?.aborted) {
+        this.#finish(slot, { error: new LlamaError("ABORTED", "generation aborted", { cause: job.signal.reason }) });
+        continue;
+      }
+      if (slot.pendingToken !== null) {
+        if (slot.cached.length >= context.nCtxSeq) {
+          this.#finish(slot, "context-full");
+          continue;
+        }
+        tokens.push(slot.pendingToken);
+        positions.push(slot.cached.length);
+        seqIds.push(slot.seqId);
+        samples.push({ slot, index: tokens.length - 1 });
+        inBatch.set(slot, 0);
+      }
+    }
+    for (const slot of this.#slots) {
+      const job = slot.job;
+      if (job === null || slot.pendingToken !== null) continue;
+      const room = context.nBatch - tokens.length;
+      if (room <= 0) break;
+      const end = Math.min(job.prompt.length, slot.promptCursor + room);
+      for (let i = slot.promptCursor; i < end; i++) {
+        tokens.push(job.prompt[i]!);
+        positions.push(i);
+        seqIds.push(slot.seqId);
+      }
+      inBatch.set(slot, end - slot.promptCursor);
+      if (end === job.prompt.length) samples.push({ slot, index: tokens.length - 1 });
+    }
+    if (tokens.length === 0) return;
+    for (const { slot } of samples) {
+      if (slot.job!.logprobs !== undefined) logprobs = Math.max(logprobs, slot.job!.logprobs);
+    }
+
+    const logits = new Uint8Array(tokens.length);
+    for (const { index } of samples) logits[index] = 1;
+    const batch: NativeBatch = {
+      tokens: Int32Array.from(tokens),
+      positions: Int32Array.from(positions),
+      seqIds: Int32Array.from(seqIds),
+      logits,
+    };
+    this.stats.batches++;
+    this.stats.tokens += tokens.length;
+    this.stats.maxSequencesPerBatch = Math.max(this.stats.maxSequencesPerBatch, inBatch.size);
+    // A lone request may abort mid-decode; with several, the others' work must finish.
+    const signal = inBatch.size === 1 ? [...inBatch.keys()][0]!.job!.signal : undefined;
+    let result: SampleResult | undefined;
+    try {
+      if (samples.length === 0) {
+        await context.decode(batch, { signal });
+      } else {
+        result = await context.decodeAndSample(
+          batch,
+          samples.map(({ slot, index }) => ({ sampler: slot.job!.sampler, index })),
+          { signal, logprobs: logprobs >= 0 ? logprobs : undefined },
+        );
+      }
+    } catch (err) {
+      for (const slot of inBatch.keys()) {
+        this.#forget(slot);
+        this.#finish(slot, { error: err });
+      }
+      return;
+    }
+
+    // Everything decoded is now in the cache.
+    for (const [slot, promptTokens] of inBatch) {
+      if (slot.pendingToken !== null) {
+        slot.cached.push(slot.pendingToken);
+        slot.pendingToken = null;
+      } else {
+        for (let i = 0; i < promptTokens; i++) slot.cached.push(slot.job!.prompt[slot.promptCursor + i]!);
+        slot.promptCursor += promptTokens;
+      }
+    }
+    if (result === undefined) return;
+    samples.forEach(({ slot }, i) => {
+      const job = slot.job;
+      if (job === null) return;
+      const token = result.tokens[i]!;
+      let info: TokenLogprob | undefined;
+      if (job.logprobs !== undefined && result.logprobs && result.top) {
+        const top = result.top[i]!;
+        info = {
+          logprob: result.logprobs[i]!,
+          top: Array.from(top.ids.subarray(0, job.logprobs), (id, k) => ({ token: id, logprob: top.logprobs[k]! })),
+        };
+      }
+      let verdict: StepVerdict;
+      try {
+        verdict = job.onToken(token, info);
+      } catch (err) {
+        this.#finish(slot, { error: err });
+        return;
+      }
+      if (verdict === "done") this.#finish(slot, "done");
+      else slot.pendingToken = token;
+    });
+  }
+}
