@@ -1,0 +1,37 @@
+// The package works from both `import` and `require`, with types for both: compiled consumers in
+// each module system type-check against the built declarations and run a completion.
+import { execFileSync } from "node:child_process";
+import { rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { modelPath, repoRoot } from "./helpers.js";
+
+const consumerDir = join(repoRoot, "test", "consumer");
+const outDir = join(repoRoot, "test", ".consumer-build");
+
+describe("import and require", () => {
+  beforeAll(() => {
+    execFileSync(process.execPath, [join(repoRoot, "scripts", "build-ts.mjs")], { stdio: "pipe" });
+    rmSync(outDir, { recursive: true, force: true });
+    const tsc = createRequire(join(repoRoot, "package.json")).resolve("typescript/bin/tsc");
+    execFileSync(process.execPath, [tsc, "-p", join(consumerDir, "tsconfig.json")], { stdio: "pipe" });
+  });
+
+  it.each([
+    ["require", "consumer.cjs"],
+    ["import", "consumer.mjs"],
+  ])("%s runs a completion", (via, file) => {
+    const out = execFileSync(process.execPath, [join(outDir, file), modelPath("stories260K.gguf")], { encoding: "utf8" });
+    expect(JSON.parse(out.trim())).toMatchObject({ via, text: ", there was a" });
+  });
+
+  it("both module systems get the same classes", () => {
+    const script = `
+      const viaRequire = require("llama-napi");
+      import("llama-napi").then((viaImport) => {
+        console.log(viaImport.Llama === viaRequire.Llama && viaImport.LlamaError === viaRequire.LlamaError);
+      });`;
+    expect(execFileSync(process.execPath, ["-e", script], { cwd: repoRoot, encoding: "utf8" }).trim()).toBe("true");
+  });
+});
