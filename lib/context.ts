@@ -4,6 +4,7 @@ import { LlamaError } from "./errors.js";
 import type { LlamaModel } from "./model.js";
 import type { NativeAbortFlag, NativeBatch, NativeContext, NativeContextInfo, NativePerf, NativeSampleResult } from "./native.js";
 import { native } from "./native.js";
+import { watchRpc } from "./rpc.js";
 import type { LlamaSampler } from "./sampler.js";
 import { boolean, checkOptions, expectInteger, expectObject, integer, oneOf, string, toTokenArray } from "./validate.js";
 
@@ -83,6 +84,7 @@ export class LlamaContext {
   #native: NativeContext | null;
   #tail: Promise<unknown> = Promise.resolve();
   #disposing: Promise<void> | null = null;
+  #rpcFailure: LlamaError | null = null;
 
   private constructor(model: LlamaModel, handle: NativeContext, requestedCtx: number, kvUnified: boolean) {
     this.model = model;
@@ -139,6 +141,7 @@ export class LlamaContext {
     if (this.#native === null || this.#disposing !== null) {
       throw new LlamaError("DISPOSED", "the context has been disposed");
     }
+    if (this.#rpcFailure !== null) throw this.#rpcFailure;
     return this.#native;
   }
 
@@ -165,12 +168,18 @@ export class LlamaContext {
     const handle = this.native;
     const result = this.#tail.then(async () => {
       if (this.#disposing !== null) throw new LlamaError("DISPOSED", "the context has been disposed");
+      if (this.#rpcFailure !== null) throw this.#rpcFailure;
       try {
-        return await withAbort(signal, what, (flag) => run(handle, flag));
+        return await withAbort(signal, what, (flag) => {
+          const running = run(handle, flag);
+          return this.model.usesRpc ? watchRpc(running) : running;
+        });
       } catch (err) {
         if (this.#disposing !== null && err instanceof LlamaError && err.code === "ABORTED") {
           throw new LlamaError("DISPOSED", `the context was disposed during ${what}`);
         }
+        // The native operation stays stuck on the lost server: this context can do nothing more.
+        if (err instanceof LlamaError && err.code === "RPC_UNAVAILABLE") this.#rpcFailure = err;
         throw err;
       }
     });

@@ -14,6 +14,7 @@ export type LlamaErrorCode =
   | "ABORTED"
   | "BUSY"
   | "UNSUPPORTED"
+  | "RPC_UNAVAILABLE"
   | "NATIVE_ERROR";
 
 /** Every failure of llama-napi itself (as opposed to bad arguments, which throw TypeError/RangeError). */
@@ -42,6 +43,7 @@ const knownCodes = new Set<string>([
   "ABORTED",
   "BUSY",
   "UNSUPPORTED",
+  "RPC_UNAVAILABLE",
   "NATIVE_ERROR",
 ]);
 

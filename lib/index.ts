@@ -40,3 +40,4 @@ export {
 } from "./llama.js";
 export type * from "./completion-types.js";
 export { jsonSchemaGrammar, jsonObjectGrammar } from "./json-grammar.js";
+export { startRpcServer, type RpcServerOptions, type RpcServer } from "./rpc.js";

@@ -20,6 +20,7 @@ import { LlamaModel } from "./model.js";
 import { native } from "./native.js";
 import type { LlamaSampler, SamplerOptions } from "./sampler.js";
 import { Scheduler, type SchedulerStats, type TokenLogprob } from "./scheduler.js";
+import { checkEndpoints } from "./rpc.js";
 import { StopTextStream } from "./text-stream.js";
 import {
   boolean,
@@ -67,6 +68,10 @@ export interface LlamaLoadOptions {
   nParallel?: number;
   /** Chat template: a built-in name (see builtinChatTemplates()) or a template string. Default: the model's. */
   chatTemplate?: string;
+  /** ggml rpc-server workers ("host:port") that take offloaded layers (see nGpuLayers). */
+  rpcServers?: string[];
+  /** Share of the offloaded layers per device: RPC servers first, then local GPUs. */
+  tensorSplit?: number[];
   onProgress?: (progress: number) => void;
   signal?: AbortSignal;
 }
@@ -289,6 +294,11 @@ export class Llama {
       },
       nParallel: integer({ min: 1, max: 256 }),
       chatTemplate: string,
+      rpcServers: (name, value) => checkEndpoints(name, value),
+      tensorSplit: (name, value) => {
+        if (!Array.isArray(value)) throw new TypeError(`${name} must be an array of numbers`);
+        value.forEach((v, i) => number({ min: 0 })(`${name}[${i}]`, v));
+      },
       onProgress: func,
       signal,
     });
@@ -299,6 +309,8 @@ export class Llama {
       useMmap: o.useMmap ?? true,
       useMlock: o.useMlock ?? false,
       vocabOnly: o.vocabOnly ?? false,
+      rpcServers: o.rpcServers,
+      tensorSplit: o.tensorSplit,
       onProgress: o.onProgress,
       signal: o.signal,
     });

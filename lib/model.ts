@@ -1,11 +1,13 @@
-import { open, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { withAbort, callNative } from "./abort.js";
 import { LlamaContext, type ContextOptions } from "./context.js";
 import { LlamaError } from "./errors.js";
+import { readGgufHeader, type GgufArray, type GgufHeader, type GgufValue, type GgufValueType } from "./gguf.js";
 import { native, type NativeModel, type NativeModelInfo } from "./native.js";
 import { LlamaSampler, type SamplerOptions } from "./sampler.js";
 import { TokenDecoder } from "./token-decoder.js";
-import { boolean, checkOptions, expectBoolean, expectInteger, expectString, func, integer, signal, toTokenArray } from "./validate.js";
+import { checkEndpoints, watchRpc } from "./rpc.js";
+import { boolean, number, checkOptions, expectBoolean, expectInteger, expectString, func, integer, signal, toTokenArray } from "./validate.js";
 
 export interface LoadModelOptions {
   /** Layers to offload to the GPU (0: none, -1: all). Default 0. */
@@ -20,6 +22,10 @@ export interface LoadModelOptions {
   vocabOnly?: boolean;
   /** Validate tensor data while loading (slow). Default false. */
   checkTensors?: boolean;
+  /** ggml rpc-server workers ("host:port") that take layers (nGpuLayers says how many leave the CPU). */
+  rpcServers?: string[];
+  /** Share of the offloaded layers per device (RPC servers first, then local GPUs). */
+  tensorSplit?: number[];
   /** Called with the load progress, 0 to 1. */
   onProgress?: (progress: number) => void;
   /** Aborts the load. */
@@ -42,44 +48,149 @@ export interface DetokenizeOptions {
 
 export type ModelInfo = NativeModelInfo;
 
-const GGUF_MAGIC = Buffer.from("GGUF", "latin1");
-// magic, version, tensor count, metadata count
-const GGUF_MIN_HEADER = 4 + 4 + 8 + 8;
+// Limits that llama.cpp asserts (aborting the process) instead of failing the load.
+const LLAMA_MAX_LAYERS = 512;
+const LLAMA_MAX_EXPERTS = 1024;
+// ggml maps tensor data in place only at addresses aligned to this (TENSOR_ALIGNMENT).
+const MAPPED_TENSOR_ALIGNMENT = 32;
+const ROPE_SCALING_TYPES = new Set(["none", "linear", "yarn", "longrope"]);
+// Tokenizer models whose vocabulary is `<arch>.vocab_size` placeholder tokens, not a token list.
+const PLACEHOLDER_VOCABS = new Set(["none", "no_vocab"]);
+// More tokens than this would be a vocabulary of gigabytes (the GGUF reader caps lists alike).
+const MAX_PLACEHOLDER_TOKENS = 1 << 24;
+// Types ggml's CPU backend has no dot product or arithmetic for: a weight of one of these loads,
+// then crashes the first decode. (Integer tensors not named as weights, such as a draft model's
+// "d2t" map, are lookup tables and stay allowed.)
+const NON_COMPUTE_TYPES = new Set(["I8", "I16", "I32", "I64", "F64", "Q8_1", "Q8_K"]);
 
-async function checkModelFile(path: string): Promise<void> {
-  let size: number;
+/** A metadata value of the type llama.cpp reads it as (it rejects every other type itself). */
+function valueOf(header: GgufHeader, key: string, type: GgufValueType): GgufValue | undefined {
+  const entry = header.kvs.find((kv) => kv.key === key);
+  return entry?.type === type ? entry.value : undefined;
+}
+
+/** A count llama.cpp reads as uint32: a scalar, or the largest entry of a per-layer array. */
+function largestCount(header: GgufHeader, key: string): number {
+  const scalar = valueOf(header, key, "uint32");
+  if (typeof scalar === "number") return scalar;
+  const array = valueOf(header, key, "array") as GgufArray | undefined;
+  if (array === undefined || (array.itemType !== "uint32" && array.itemType !== "int32")) return 0;
+  return array.items.reduce<number>((max, item) => Math.max(max, (item as number) >>> 0), 0);
+}
+
+/**
+ * What in a well-formed GGUF would make llama.cpp abort the process rather than fail the load:
+ * the hyperparameter checks of llama_model_base::load_hparams, the vocabulary's duplicate-token
+ * assertion, and ggml's alignment assertion for mapped tensor data. Null when none applies.
+ */
+function llamaCppHazard(header: GgufHeader, vocabOnly: boolean, useMmap: boolean): string | null {
+  const tokenizer = valueOf(header, "tokenizer.ggml.model", "string");
+  const arch = valueOf(header, "general.architecture", "string");
+  if (typeof tokenizer === "string" && PLACEHOLDER_VOCABS.has(tokenizer)) {
+    const size = valueOf(header, `${String(arch)}.vocab_size`, "uint32");
+    if (typeof size === "number" && size > MAX_PLACEHOLDER_TOKENS) {
+      return `${String(arch)}.vocab_size ${size} exceeds ${MAX_PLACEHOLDER_TOKENS} tokens`;
+    }
+  } else {
+    const tokens = valueOf(header, "tokenizer.ggml.tokens", "array") as GgufArray | undefined;
+    if (tokens?.itemType === "string") {
+      // llama.cpp renames empty tokens "[EMPTY_<id>]" before it indexes them.
+      const seen = new Set<string>();
+      for (let i = 0; i < tokens.items.length; i++) {
+        const text = (tokens.items[i] as string) || `[EMPTY_${i}]`;
+        if (seen.has(text)) return `token ${i} ${JSON.stringify(text.slice(0, 40))} appears twice in tokenizer.ggml.tokens`;
+        seen.add(text);
+      }
+    }
+  }
+  if (vocabOnly || typeof arch !== "string" || arch === "clip") return null;
+
+  for (const t of header.tensors) {
+    if (!/\.(weight|bias)$/.test(t.name)) continue;
+    if (NON_COMPUTE_TYPES.has(t.typeName)) return `tensor ${JSON.stringify(t.name)} has type ${t.typeName}, which ggml cannot compute with`;
+    // Norms, biases and scales are added and multiplied element-wise, which ggml does in F32 only
+    // (converters and the quantizer always keep one-dimensional tensors F32).
+    if (t.dims.length === 1 && t.typeName !== "F32") return `one-dimensional tensor ${JSON.stringify(t.name)} has type ${t.typeName}, not F32`;
+  }
+  // ggml's norm operators assert a non-negative epsilon in the middle of a decode.
+  const epsilon = header.kvs.find((kv) => kv.key.endsWith("_epsilon") && (kv.type === "float32" || kv.type === "float64") && !((kv.value as number) >= 0));
+  if (epsilon !== undefined) return `${epsilon.key} is ${String(epsilon.value)}, not a non-negative number`;
+
+  const layers = valueOf(header, `${arch}.block_count`, "uint32");
+  if (typeof layers === "number") {
+    if (layers === 0 || layers > LLAMA_MAX_LAYERS) return `${arch}.block_count ${layers} is not between 1 and ${LLAMA_MAX_LAYERS}`;
+    const nextn = valueOf(header, `${arch}.nextn_predict_layers`, "uint32");
+    if (typeof nextn === "number" && nextn > layers) return `${arch}.nextn_predict_layers ${nextn} exceeds the block count ${layers}`;
+  }
+  const experts = (valueOf(header, `${arch}.expert_count`, "uint32") as number | undefined) ?? 0;
+  const used = largestCount(header, `${arch}.expert_used_count`);
+  const groups = (valueOf(header, `${arch}.expert_group_count`, "uint32") as number | undefined) ?? 0;
+  const groupsUsed = (valueOf(header, `${arch}.expert_group_used_count`, "uint32") as number | undefined) ?? 0;
+  if (experts > LLAMA_MAX_EXPERTS) return `${arch}.expert_count ${experts} exceeds ${LLAMA_MAX_EXPERTS}`;
+  if (used > experts) return `${arch}.expert_used_count ${used} exceeds the expert count ${experts}`;
+  if (experts > 0) {
+    if (used === 0) return `${arch}.expert_used_count is 0 with ${experts} experts`;
+    if (groups >= experts) return `${arch}.expert_group_count ${groups} is not below the expert count ${experts}`;
+    if (groups > 1 && (experts % groups !== 0 || groupsUsed === 0 || groupsUsed >= groups)) {
+      return `${arch}: ${experts} experts in ${groups} groups with ${groupsUsed} used is inconsistent`;
+    }
+  } else if (groups !== 0) {
+    return `${arch}.expert_group_count ${groups} without experts`;
+  }
+  const ropeScaling = valueOf(header, `${arch}.rope.scaling.type`, "string");
+  if (typeof ropeScaling === "string" && !ROPE_SCALING_TYPES.has(ropeScaling)) {
+    return `unknown ${arch}.rope.scaling.type ${JSON.stringify(ropeScaling.slice(0, 40))}`;
+  }
+  if (useMmap) {
+    const misaligned = header.tensors.find((t) => t.offset % MAPPED_TENSOR_ALIGNMENT !== 0);
+    if (misaligned !== undefined) {
+      return (
+        `tensor ${JSON.stringify(misaligned.name)} starts at byte ${misaligned.offset}, not a multiple of ` +
+        `${MAPPED_TENSOR_ALIGNMENT}, so llama.cpp cannot map it (general.alignment ${header.alignment}); load with useMmap: false`
+      );
+    }
+  }
+  return null;
+}
+
+/**
+ * Reads and checks the GGUF header before llama.cpp sees the file: a malformed header is
+ * INVALID_GGUF, and a well-formed file that llama.cpp would abort the process on is MODEL_LOAD_FAILED.
+ */
+async function checkModelFile(path: string, vocabOnly: boolean, useMmap: boolean): Promise<void> {
   try {
-    const info = await stat(path);
-    if (!info.isFile()) throw new LlamaError("MODEL_NOT_FOUND", `${path} is not a file`);
-    size = info.size;
+    if (!(await stat(path)).isFile()) throw new LlamaError("MODEL_NOT_FOUND", `${path} is not a file`);
   } catch (err) {
     if (err instanceof LlamaError) throw err;
     throw new LlamaError("MODEL_NOT_FOUND", `model file not found: ${path}`, { cause: err });
   }
-  if (size < GGUF_MIN_HEADER) throw new LlamaError("INVALID_GGUF", `${path} is too small to be a GGUF file (${size} bytes)`);
-  const file = await open(path, "r");
+  let header: GgufHeader;
   try {
-    const head = Buffer.alloc(4);
-    await file.read(head, 0, 4, 0);
-    if (!head.equals(GGUF_MAGIC)) {
-      throw new LlamaError("INVALID_GGUF", `${path} is not a GGUF file (magic ${JSON.stringify(head.toString("latin1"))})`);
+    header = await readGgufHeader(path);
+  } catch (err) {
+    if (err instanceof LlamaError && err.code === "INVALID_GGUF") {
+      throw new LlamaError("INVALID_GGUF", `${path} is not a GGUF file llama.cpp can load: ${err.message}`, { cause: err });
     }
-  } finally {
-    await file.close();
+    throw err;
   }
+  const hazard = llamaCppHazard(header, vocabOnly, useMmap);
+  if (hazard !== null) throw new LlamaError("MODEL_LOAD_FAILED", `failed to load model from ${path}: ${hazard}`);
 }
 
 /** A GGUF model loaded by llama.cpp: its vocabulary, metadata, and the factory of contexts and samplers. */
 export class LlamaModel {
   readonly path: string;
   readonly info: ModelInfo;
+  /** Layers of this model live on rpc-server workers. */
+  readonly usesRpc: boolean;
   #native: NativeModel | null;
   #metadata: Record<string, string> | undefined;
 
-  private constructor(path: string, handle: NativeModel) {
+  private constructor(path: string, handle: NativeModel, usesRpc: boolean) {
     this.path = path;
     this.#native = handle;
     this.info = handle.info();
+    this.usesRpc = usesRpc;
   }
 
   /** Loads a GGUF model without blocking the event loop. */
@@ -94,9 +205,14 @@ export class LlamaModel {
       checkTensors: boolean,
       onProgress: func,
       signal: signal,
+      rpcServers: checkEndpoints,
+      tensorSplit: (name, value) => {
+        if (!Array.isArray(value)) throw new TypeError(`${name} must be an array of numbers`);
+        value.forEach((v, i) => number({ min: 0 })(`${name}[${i}]`, v));
+      },
     });
     if (o.signal?.aborted) throw new LlamaError("ABORTED", "model load aborted", { cause: o.signal.reason });
-    await checkModelFile(path);
+    await checkModelFile(path, o.vocabOnly ?? false, o.useMmap ?? true);
     const { onProgress, signal: abortSignal, ...loadOptions } = o;
     // Progress arrives from the loading thread through the event loop, possibly after the load
     // settled: late reports are dropped and a successful load always ends on 1.
@@ -108,10 +224,14 @@ export class LlamaModel {
       onProgress(p);
     });
     try {
-      const handle = await withAbort(abortSignal, "model load", (flag) => native.loadModel(path, loadOptions, report, flag));
+      const usesRpc = (loadOptions.rpcServers?.length ?? 0) > 0;
+      const handle = await withAbort(abortSignal, "model load", (flag) => {
+        const loading = native.loadModel(path, loadOptions, report, flag);
+        return usesRpc ? watchRpc(loading) : loading;
+      });
       settled = true;
       if (onProgress && last < 1) onProgress(1);
-      return new LlamaModel(path, handle);
+      return new LlamaModel(path, handle, usesRpc);
     } finally {
       settled = true;
     }

@@ -1,8 +1,9 @@
 // The one seam between TypeScript and the addon: it loads the binary and declares everything the
 // addon exports. Nothing else in lib/ touches the binary.
-import { existsSync, readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { dirname, join, relative, sep } from "node:path";
 
 export interface NativeAbortFlag {
   abort(): void;
@@ -59,6 +60,8 @@ export interface NativeLoadOptions {
   useMlock?: boolean;
   vocabOnly?: boolean;
   checkTensors?: boolean;
+  rpcServers?: string[];
+  tensorSplit?: number[];
 }
 
 export interface NativeContextOptions {
@@ -179,7 +182,14 @@ export interface NativeQuantizeOptions {
   allowRequantize?: boolean;
   leaveOutputTensor?: boolean;
   pure?: boolean;
+  onlyCopy?: boolean;
+  /** ggml type ids. */
   outputTensorType?: number;
+  tokenEmbeddingType?: number;
+  /** Importance per input column of each weight matrix, by tensor name. */
+  imatrix?: { names: string[]; values: Float32Array[] };
+  /** GGUF metadata written into the output (strings up to 127 bytes, integers). */
+  metadata?: { keys: string[]; values: Array<string | number> };
 }
 
 export interface NativeBuildInfo {
@@ -195,6 +205,12 @@ export interface NativeBuildInfo {
   maxDevices: number;
   maxParallelSequences: number;
   backends: string[];
+  /** The CPU code in use: a portable build's variant chosen for this CPU (`zen4`, `haswell`, …), or `native`. */
+  cpuVariant: string;
+  /** The file the CPU backend was loaded from (the addon itself unless portable). */
+  cpuBackendPath: string;
+  /** The CPU features that backend uses (`AVX2`, `AVX512`, `AMX_INT8`, …). */
+  cpuFeatures: string[];
 }
 
 export interface NativeDevice {
@@ -215,7 +231,13 @@ export interface NativeBinding {
     abort?: NativeAbortFlag,
   ): Promise<NativeModel>;
   createContext(model: NativeModel, options: NativeContextOptions): Promise<NativeContext>;
-  quantize(input: string, output: string, options: NativeQuantizeOptions): Promise<void>;
+  quantize(
+    input: string,
+    output: string,
+    options: NativeQuantizeOptions,
+    onProgress?: (fraction: number) => void,
+    abort?: NativeAbortFlag,
+  ): Promise<void>;
   setLogger(callback: ((level: number, text: string) => void) | null, minLevel?: number): void;
   systemInfo(): string;
   buildInfo(): NativeBuildInfo;
@@ -223,6 +245,8 @@ export interface NativeBinding {
   ftypeName(ftype: number): string;
   applyChatTemplate(template: string, roles: string[], contents: string[], addAssistant: boolean): string | null;
   builtinChatTemplates(): string[];
+  rpcFailures(): { count: number; message: string };
+  startRpcServer(endpoint: string, nThreads: number): Promise<void>;
 }
 
 /** The package root: the nearest folder above this file with llama-napi's package.json. */
@@ -241,13 +265,46 @@ function packageRoot(): string {
 
 const requireHere = createRequire(__filename);
 
-function loadBinding(): { binding: NativeBinding; path: string } {
+/** GPU prebuilds, most preferred first: each a folder in prebuilds/<platform>-<arch>/ with its own addon and modules. */
+const GPU_VARIANTS = ["cuda"];
+
+// Loads a GPU prebuild in a child process and asks it for a GPU: a missing driver or runtime, no
+// device, or a crash while loading must cost this process nothing but the CPU fallback.
+const GPU_PROBE = `
+  const gpus = require(process.argv[1]).devices().filter((d) => d.type === "gpu" || d.type === "igpu");
+  if (gpus.length === 0) { console.error("no GPU device found"); process.exit(1); }`;
+
+function usableGpuPrebuild(root: string): { variant?: string; path?: string; rejected?: string } {
+  const platformDir = join(root, "prebuilds", `${process.platform}-${process.arch}`);
+  for (const variant of GPU_VARIANTS) {
+    const dir = join(platformDir, variant);
+    const addon = existsSync(dir) ? readdirSync(dir).find((file) => file.endsWith(".node")) : undefined;
+    if (!addon) continue;
+    const path = join(dir, addon);
+    const probe = spawnSync(process.execPath, ["-e", GPU_PROBE, path], { encoding: "utf8", timeout: 60_000 });
+    if (probe.status === 0) return { variant, path };
+    const lastLine = probe.stderr?.trim().split("\n").pop();
+    const why = probe.error?.message ?? (probe.signal ? `killed by ${probe.signal}` : lastLine || `exit ${probe.status}`);
+    return { rejected: `the ${variant} prebuild is not usable here (${why.slice(0, 200)})` };
+  }
+  return {};
+}
+
+/**
+ * The addon to load: LLAMA_NAPI_BINARY if set; else a GPU prebuild that found a GPU in a child
+ * process; else node-gyp-build's choice: this machine's source build (build/Release) when there is
+ * one, otherwise the portable CPU prebuild.
+ */
+function loadBinding(): { binding: NativeBinding; path: string; kind: string } {
   const override = process.env.LLAMA_NAPI_BINARY;
-  if (override) return { binding: requireHere(override) as NativeBinding, path: override };
+  if (override) return { binding: requireHere(override) as NativeBinding, path: override, kind: "custom" };
   const root = packageRoot();
+  const gpu = usableGpuPrebuild(root);
   const nodeGypBuild = requireHere("node-gyp-build") as { (dir: string): unknown; resolve(dir: string): string };
-  const path = nodeGypBuild.resolve(root);
-  return { binding: requireHere(path) as NativeBinding, path };
+  const path = gpu.path ?? nodeGypBuild.resolve(root);
+  if (gpu.rejected) console.warn(`[llama-napi] ${gpu.rejected}; using ${relative(root, path)}`);
+  const kind = gpu.variant ?? (relative(root, path).startsWith(`prebuilds${sep}`) ? "cpu" : "source");
+  return { binding: requireHere(path) as NativeBinding, path, kind };
 }
 
 const loaded = loadBinding();
@@ -256,3 +313,5 @@ const loaded = loadBinding();
 export const native: NativeBinding = loaded.binding;
 /** The file the addon was loaded from. */
 export const nativePath: string = loaded.path;
+/** Which binary that is: a GPU prebuild (`cuda`), the portable CPU prebuild (`cpu`), this machine's build (`source`), or LLAMA_NAPI_BINARY's (`custom`). */
+export const nativeKind: string = loaded.kind;

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "model.h"
 #include "quantize.h"
+#include "rpc.h"
 #include "sampler.h"
 
 namespace llama_napi {
@@ -29,6 +30,7 @@ std::string AddonDirectory() {
 void InitBackendOnce() {
   std::call_once(backend_once, [] {
     InstallLogRouter();
+    InstallAbortGuard();
 #ifdef GGML_BACKEND_DL
     // The CPU variants and GPU backends are modules beside the addon; ggml picks the best CPU one.
     ggml_backend_load_all_from_path(AddonDirectory().c_str());
@@ -39,6 +41,38 @@ void InitBackendOnce() {
 
 Napi::Value SystemInfo(const Napi::CallbackInfo &info) {
   return Napi::String::New(info.Env(), llama_print_system_info());
+}
+
+// The CPU backend in use: in a portable build, the libggml-cpu-<variant> module that ggml scored
+// best for this CPU among those beside the addon; otherwise the one compiled into the addon.
+void SetCpuBackendInfo(Napi::Env env, Napi::Object out) {
+  ggml_backend_reg_t cpu = ggml_backend_reg_by_name("CPU");
+  auto get_features = cpu == nullptr ? nullptr
+                                     : reinterpret_cast<ggml_backend_get_features_t>(
+                                           ggml_backend_reg_get_proc_address(cpu, "ggml_backend_get_features"));
+  Napi::Array features = Napi::Array::New(env);
+  for (ggml_backend_feature *f = get_features ? get_features(cpu) : nullptr; f != nullptr && f->name != nullptr; f++) {
+    std::string value = f->value == nullptr ? "" : f->value;
+    features[features.Length()] = value == "1" ? std::string(f->name) : std::string(f->name) + "=" + value;
+  }
+  out.Set("cpuFeatures", features);
+  Dl_info where{};
+  std::string path;
+  if (get_features != nullptr && dladdr(reinterpret_cast<void *>(get_features), &where) != 0 && where.dli_fname) {
+    path = where.dli_fname;
+  }
+  out.Set("cpuBackendPath", path);
+  std::string file = path.substr(path.find_last_of('/') + 1);
+  const std::string module_prefix = "libggml-cpu-";
+  if (file.rfind(module_prefix, 0) == 0) {
+    out.Set("cpuVariant", file.substr(module_prefix.size(), file.rfind(".so") - module_prefix.size()));
+  } else {
+#ifdef LLAMA_NAPI_PORTABLE
+    out.Set("cpuVariant", "baseline");
+#else
+    out.Set("cpuVariant", "native");
+#endif
+  }
 }
 
 Napi::Value BuildInfo(const Napi::CallbackInfo &info) {
@@ -68,6 +102,7 @@ Napi::Value BuildInfo(const Napi::CallbackInfo &info) {
     backends[static_cast<uint32_t>(i)] = ggml_backend_reg_name(ggml_backend_reg_get(i));
   }
   out.Set("backends", backends);
+  SetCpuBackendInfo(env, out);
   return out;
 }
 
@@ -185,6 +220,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ftypeName", Napi::Function::New<FtypeName>(env, "ftypeName"));
   exports.Set("applyChatTemplate", Napi::Function::New<ApplyChatTemplate>(env, "applyChatTemplate"));
   exports.Set("builtinChatTemplates", Napi::Function::New<BuiltinChatTemplates>(env, "builtinChatTemplates"));
+  exports.Set("rpcFailures", Napi::Function::New<RpcFailures>(env, "rpcFailures"));
+  exports.Set("startRpcServer", Napi::Function::New<StartRpcServer>(env, "startRpcServer"));
   return exports;
 }
 

@@ -1,6 +1,12 @@
 #include "common.h"
 
+#include <chrono>
+#include <thread>
+
+#include "rpc.h"
+
 #include <algorithm>
+#include <cstdio>
 #include <mutex>
 
 namespace llama_napi {
@@ -31,6 +37,41 @@ void ReleaseAllOf(napi_env env) {
   std::sort(owned.begin(), owned.end(),
                    [](Releasable *a, Releasable *b) { return a->ShutdownRank() < b->ShutdownRank(); });
   for (Releasable *handle : owned) handle->ReleaseForShutdown();
+}
+
+namespace {
+thread_local int guarded_operations = 0;
+thread_local bool abort_raised = false;
+
+void ThrowOnAbort(const char *message) {
+  std::string text = message;
+  bool rpc = text.find("RPC") != std::string::npos || text.find("rpc") != std::string::npos;
+  if (guarded_operations > 0) {
+    abort_raised = true;
+    throw CodedError(rpc ? "RPC_UNAVAILABLE" : "NATIVE_ERROR", "llama.cpp failed: " + text);
+  }
+  if (rpc) {
+    // ggml's RPC client lost its server on its own dispatcher thread, which nothing can unwind.
+    // Park that thread for good instead of ending the process; the JS side sees the failure
+    // count rise and fails the operation waiting on this connection with RPC_UNAVAILABLE.
+    RecordRpcFailure(text);
+    for (;;) std::this_thread::sleep_for(std::chrono::hours(24));
+  }
+  // Anywhere else keep ggml's behaviour: print, then abort().
+  std::fprintf(stderr, "%s\n", message);
+}
+}  // namespace
+
+void InstallAbortGuard() { ggml_set_abort_callback(ThrowOnAbort); }
+
+AbortGuardScope::AbortGuardScope() { guarded_operations++; }
+
+AbortGuardScope::~AbortGuardScope() { guarded_operations--; }
+
+bool TakeAbortRaised() {
+  bool raised = abort_raised;
+  abort_raised = false;
+  return raised;
 }
 
 AddonData &DataOf(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
@@ -84,6 +125,7 @@ PromiseWorker::PromiseWorker(const Napi::Object &receiver)
       receiver_(Napi::Persistent(receiver)) {}
 
 void PromiseWorker::Execute() {
+  AbortGuardScope guard;
   try {
     Run();
   } catch (const CodedError &err) {
@@ -94,6 +136,7 @@ void PromiseWorker::Execute() {
   } catch (...) {
     SetError("unknown native error");
   }
+  if (TakeAbortRaised()) Poison();
 }
 
 void PromiseWorker::OnOK() {

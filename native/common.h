@@ -49,6 +49,20 @@ AddonData &DataOf(Napi::Env env);
 // True when value is an instance of the class held in `constructor`.
 bool IsInstance(const Napi::Value &value, const Napi::FunctionReference &constructor);
 
+// Turns ggml's fatal aborts (GGML_ABORT/GGML_ASSERT) raised inside an AbortGuardScope (every async
+// operation runs in one) into a CodedError on that thread, instead of ending the process; outside
+// one they still abort.
+void InstallAbortGuard();
+class AbortGuardScope {
+ public:
+  AbortGuardScope();
+  ~AbortGuardScope();
+  AbortGuardScope(const AbortGuardScope &) = delete;
+  AbortGuardScope &operator=(const AbortGuardScope &) = delete;
+};
+// True after an abort was turned into an error on this thread (the state it touched is suspect).
+bool TakeAbortRaised();
+
 // Base of every async operation: resolves a promise, turns CodedError into an Error with `code`.
 class PromiseWorker : public Napi::AsyncWorker {
  public:
@@ -63,6 +77,8 @@ class PromiseWorker : public Napi::AsyncWorker {
   virtual Napi::Value Result(Napi::Env env) { return env.Undefined(); }
   // Called on the main thread whether the work succeeded or failed.
   virtual void Settled() {}
+  // Called on the worker thread when llama.cpp aborted inside Run: mark what it touched unusable.
+  virtual void Poison() {}
 
  private:
   void Execute() final;

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "log.h"
+#include "rpc.h"
 
 namespace llama_napi {
 
@@ -207,6 +208,11 @@ TokenLogprobs ComputeLogprobs(const float *logits, int32_t n_vocab, int32_t chos
   return out;
 }
 
+void PoisonContext(ContextHandle &handle) {
+  handle.poisoned.store(true);
+  handle.model->poisoned.store(true);
+}
+
 class DecodeWorker : public PromiseWorker {
  public:
   struct SampleRequest {
@@ -247,6 +253,8 @@ class DecodeWorker : public PromiseWorker {
     for (auto &request : samples_) request.sampler->in_use--;
     owner_->OperationSettled();
   }
+
+  void Poison() override { PoisonContext(*handle_); }
 
   Napi::Value Result(Napi::Env env) override {
     if (samples_.empty()) return env.Undefined();
@@ -344,6 +352,8 @@ class StateWorker : public PromiseWorker {
 
   void Settled() override { owner_->OperationSettled(); }
 
+  void Poison() override { PoisonContext(*handle_); }
+
   Napi::Value Result(Napi::Env env) override {
     if (kind_ == Kind::Get) return Napi::Buffer<uint8_t>::Copy(env, data.data(), data.size());
     if (kind_ == Kind::LoadFile) {
@@ -374,6 +384,7 @@ ContextHandle::ContextHandle(std::shared_ptr<ModelHandle> model, llama_context *
 }
 
 ContextHandle::~ContextHandle() {
+  if (poisoned.load()) return;
   llama_batch_free(batch);
   llama_free(ctx);
 }
@@ -433,7 +444,8 @@ void Context::ReleaseForShutdown() {
   // The environment is going away: stop any decode and wait (bounded) for its thread to leave
   // llama.cpp before freeing the context under it.
   handle_->shutting_down.store(true);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  // A decode stuck on a dead RPC server never returns: do not wait for it.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(RpcFailed() ? 0 : 10);
   while (handle_->executing.load() && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
@@ -503,6 +515,10 @@ Napi::Value Context::Create(const Napi::CallbackInfo &info) {
 std::shared_ptr<ContextHandle> Context::IdleHandle(Napi::Env env) {
   if (!handle_ || dispose_requested_) {
     ThrowError(env, "DISPOSED", "the context has been disposed");
+    return nullptr;
+  }
+  if (handle_->poisoned.load()) {
+    ThrowError(env, "NATIVE_ERROR", "the context is unusable: llama.cpp failed during an earlier operation");
     return nullptr;
   }
   if (pending_ > 0) {

@@ -18,6 +18,9 @@ struct ContextHandle {
   std::atomic<std::atomic<bool> *> current_abort{nullptr};
   std::atomic<bool> shutting_down{false};
   std::atomic<bool> executing{false};
+  // Set when llama.cpp aborted inside an operation: the context is unusable and is leaked.
+  std::atomic<bool> poisoned{false};
+  std::string poison_reason;
 
   ContextHandle(std::shared_ptr<ModelHandle> model, llama_context *ctx);
   ~ContextHandle();

@@ -4,10 +4,17 @@
 #include <mutex>
 
 #include "log.h"
+#include "rpc.h"
 
 namespace llama_napi {
 
 namespace {
+
+// llama.cpp stops the process (GGML_ASSERT, then abort()) on some malformed files where it should
+// fail: a block count over 512, an unknown rope scaling type, duplicate tokens, tensor data that
+// cannot be mapped aligned, a vocabulary that adds a BOS token it does not have. Loads run in the
+// worker's AbortGuardScope and fail through llama_model_load's own catch; the tokenizer calls below
+// open their own scope on the main thread.
 
 struct LoadOptions {
   std::string path;
@@ -17,6 +24,8 @@ struct LoadOptions {
   bool vocab_only = false;
   bool check_tensors = false;
   int32_t main_gpu = 0;
+  std::vector<std::string> rpc_servers;
+  std::vector<float> tensor_split;
 };
 
 bool BoolOption(const Napi::Object &options, const char *key, bool fallback) {
@@ -85,7 +94,32 @@ class LoadWorker : public PromiseWorker {
                                          : (options_.use_mlock ? LLAMA_LOAD_MODE_MLOCK : LLAMA_LOAD_MODE_NONE);
     params.progress_callback = OnLoadProgress;
     params.progress_callback_user_data = &progress_;
-    model_ = llama_model_load_from_file(options_.path.c_str(), params);
+    // With RPC servers the device list is explicit: their devices, then the local GPUs.
+    std::vector<ggml_backend_dev_t> devices;
+    if (!options_.rpc_servers.empty()) {
+      devices = RpcDevices(options_.rpc_servers);
+      for (size_t i = 0; i < ggml_backend_dev_count(); i++) {
+        ggml_backend_dev_t device = ggml_backend_dev_get(i);
+        enum ggml_backend_dev_type type = ggml_backend_dev_type(device);
+        if (type == GGML_BACKEND_DEVICE_TYPE_GPU || type == GGML_BACKEND_DEVICE_TYPE_IGPU) devices.push_back(device);
+      }
+      devices.push_back(nullptr);
+      params.devices = devices.data();
+    }
+    std::vector<float> split(llama_max_devices(), 0.0f);
+    if (!options_.tensor_split.empty()) {
+      if (options_.tensor_split.size() > split.size()) {
+        throw CodedError("MODEL_LOAD_FAILED", "tensorSplit has more entries than llama.cpp supports devices");
+      }
+      std::copy(options_.tensor_split.begin(), options_.tensor_split.end(), split.begin());
+      params.tensor_split = split.data();
+    }
+    try {
+      model_ = llama_model_load_from_file(options_.path.c_str(), params);
+    } catch (const CodedError &err) {
+      if (err.code == "RPC_UNAVAILABLE") throw;
+      throw CodedError("MODEL_LOAD_FAILED", "failed to load model from " + options_.path + ": " + err.what());
+    }
     if (model_ == nullptr) {
       if (progress_.abort && progress_.abort->load()) throw CodedError("ABORTED", "model load aborted");
       std::string reason = capture.Summary();
@@ -184,6 +218,16 @@ Napi::Value Model::Load(const Napi::CallbackInfo &info) {
   load.use_mlock = BoolOption(options, "useMlock", false);
   load.vocab_only = BoolOption(options, "vocabOnly", false);
   load.check_tensors = BoolOption(options, "checkTensors", false);
+  Napi::Value rpc_servers = options.Get("rpcServers");
+  if (rpc_servers.IsArray()) {
+    Napi::Array list = rpc_servers.As<Napi::Array>();
+    for (uint32_t i = 0; i < list.Length(); i++) load.rpc_servers.push_back(list.Get(i).ToString().Utf8Value());
+  }
+  Napi::Value tensor_split = options.Get("tensorSplit");
+  if (tensor_split.IsArray()) {
+    Napi::Array list = tensor_split.As<Napi::Array>();
+    for (uint32_t i = 0; i < list.Length(); i++) load.tensor_split.push_back(list.Get(i).ToNumber().FloatValue());
+  }
   Napi::Value on_progress = info.Length() > 2 ? info[2] : env.Undefined();
   auto abort = info.Length() > 3 ? AbortFlag::From(info[3]) : nullptr;
   auto *worker = new LoadWorker(env, std::move(load), on_progress, std::move(abort));
@@ -203,7 +247,12 @@ std::shared_ptr<ModelHandle> Model::HandleOf(const Napi::Value &value) {
     ThrowTypeError(env, "expected a Model");
     return nullptr;
   }
-  return Unwrap(value.As<Napi::Object>())->Live(env);
+  auto handle = Unwrap(value.As<Napi::Object>())->Live(env);
+  if (handle && handle->poisoned.load()) {
+    ThrowError(env, "NATIVE_ERROR", "the model is unusable: llama.cpp failed while using it");
+    return nullptr;
+  }
+  return handle;
 }
 
 Napi::Value Model::Dispose(const Napi::CallbackInfo &info) {
@@ -286,12 +335,19 @@ Napi::Value Model::Tokenize(const Napi::CallbackInfo &info) {
   }
   int32_t capacity = static_cast<int32_t>(text.size()) + 8;
   std::vector<llama_token> tokens(static_cast<size_t>(capacity));
-  int32_t n = llama_tokenize(handle->vocab, text.data(), static_cast<int32_t>(text.size()), tokens.data(), capacity,
-                             add_special, parse_special);
-  if (n < 0 && n != INT32_MIN) {
-    tokens.resize(static_cast<size_t>(-n));
-    n = llama_tokenize(handle->vocab, text.data(), static_cast<int32_t>(text.size()), tokens.data(), -n, add_special,
-                       parse_special);
+  int32_t n = 0;
+  try {
+    AbortGuardScope scope;
+    n = llama_tokenize(handle->vocab, text.data(), static_cast<int32_t>(text.size()), tokens.data(), capacity,
+                       add_special, parse_special);
+    if (n < 0 && n != INT32_MIN) {
+      tokens.resize(static_cast<size_t>(-n));
+      n = llama_tokenize(handle->vocab, text.data(), static_cast<int32_t>(text.size()), tokens.data(), -n,
+                         add_special, parse_special);
+    }
+  } catch (const CodedError &err) {
+    ThrowError(env, "TOKENIZE_FAILED", std::string("tokenization failed: ") + err.what());
+    return env.Undefined();
   }
   if (n < 0) {
     ThrowError(env, "TOKENIZE_FAILED", "tokenization failed");
@@ -332,11 +388,18 @@ Napi::Value Model::Detokenize(const Napi::CallbackInfo &info) {
   bool unparse_special = info[2].ToBoolean();
   int32_t n_tokens = static_cast<int32_t>(tokens.ElementLength());
   std::vector<char> text(static_cast<size_t>(n_tokens) * 8 + 16);
-  int32_t n = llama_detokenize(handle->vocab, tokens.Data(), n_tokens, text.data(), static_cast<int32_t>(text.size()),
-                               remove_special, unparse_special);
-  if (n < 0) {
-    text.resize(static_cast<size_t>(-n));
-    n = llama_detokenize(handle->vocab, tokens.Data(), n_tokens, text.data(), -n, remove_special, unparse_special);
+  int32_t n = 0;
+  try {
+    AbortGuardScope scope;
+    n = llama_detokenize(handle->vocab, tokens.Data(), n_tokens, text.data(), static_cast<int32_t>(text.size()),
+                         remove_special, unparse_special);
+    if (n < 0) {
+      text.resize(static_cast<size_t>(-n));
+      n = llama_detokenize(handle->vocab, tokens.Data(), n_tokens, text.data(), -n, remove_special, unparse_special);
+    }
+  } catch (const CodedError &err) {
+    ThrowError(env, "TOKENIZE_FAILED", std::string("detokenization failed: ") + err.what());
+    return env.Undefined();
   }
   if (n < 0) {
     ThrowError(env, "TOKENIZE_FAILED", "detokenization failed");
@@ -359,13 +422,20 @@ Napi::Value Model::TokenBytes(const Napi::CallbackInfo &info) {
     return env.Undefined();
   }
   char buffer[256];
-  int32_t n = llama_token_to_piece(handle->vocab, token, buffer, sizeof(buffer), 0, info[1].ToBoolean());
   std::vector<char> large;
   const char *data = buffer;
-  if (n < 0) {
-    large.resize(static_cast<size_t>(-n));
-    n = llama_token_to_piece(handle->vocab, token, large.data(), -n, 0, info[1].ToBoolean());
-    data = large.data();
+  int32_t n = 0;
+  try {
+    AbortGuardScope scope;
+    n = llama_token_to_piece(handle->vocab, token, buffer, sizeof(buffer), 0, info[1].ToBoolean());
+    if (n < 0) {
+      large.resize(static_cast<size_t>(-n));
+      n = llama_token_to_piece(handle->vocab, token, large.data(), -n, 0, info[1].ToBoolean());
+      data = large.data();
+    }
+  } catch (const CodedError &err) {
+    ThrowError(env, "TOKENIZE_FAILED", std::string("token to text failed: ") + err.what());
+    return env.Undefined();
   }
   if (n < 0) n = 0;
   Napi::Uint8Array out = Napi::Uint8Array::New(env, static_cast<size_t>(n));

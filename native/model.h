@@ -10,8 +10,13 @@ namespace llama_napi {
 struct ModelHandle {
   llama_model *model = nullptr;
   const llama_vocab *vocab = nullptr;
+  // Set when llama.cpp aborted while using this model (for example an RPC server died): freeing it
+  // would call into the broken state again, so it is leaked instead.
+  std::atomic<bool> poisoned{false};
   explicit ModelHandle(llama_model *model) : model(model), vocab(llama_model_get_vocab(model)) {}
-  ~ModelHandle() { llama_model_free(model); }
+  ~ModelHandle() {
+    if (!poisoned.load()) llama_model_free(model);
+  }
   ModelHandle(const ModelHandle &) = delete;
   ModelHandle &operator=(const ModelHandle &) = delete;
 };
