@@ -173,6 +173,11 @@ async function checkModelFile(path: string, vocabOnly: boolean, useMmap: boolean
     }
     throw err;
   }
+  // The GGUF format allows arrays of arrays; ggml's reader does not.
+  const nested = header.kvs.find((kv) => kv.type === "array" && (kv.value as GgufArray).itemType === "array");
+  if (nested !== undefined) {
+    throw new LlamaError("INVALID_GGUF", `${path} is not a GGUF file llama.cpp can load: ${nested.key} is an array of arrays`);
+  }
   const hazard = llamaCppHazard(header, vocabOnly, useMmap);
   if (hazard !== null) throw new LlamaError("MODEL_LOAD_FAILED", `failed to load model from ${path}: ${hazard}`);
 }

@@ -14,7 +14,8 @@ namespace {
 // fail: a block count over 512, an unknown rope scaling type, duplicate tokens, tensor data that
 // cannot be mapped aligned, a vocabulary that adds a BOS token it does not have. Loads run in the
 // worker's AbortGuardScope and fail through llama_model_load's own catch; the tokenizer calls below
-// open their own scope on the main thread.
+// open their own scope on the main thread, and also catch what llama.cpp's tokenizer throws (a byte
+// token missing from the vocabulary is a std::out_of_range that would otherwise end the process).
 
 struct LoadOptions {
   std::string path;
@@ -345,7 +346,7 @@ Napi::Value Model::Tokenize(const Napi::CallbackInfo &info) {
       n = llama_tokenize(handle->vocab, text.data(), static_cast<int32_t>(text.size()), tokens.data(), -n,
                          add_special, parse_special);
     }
-  } catch (const CodedError &err) {
+  } catch (const std::exception &err) {
     ThrowError(env, "TOKENIZE_FAILED", std::string("tokenization failed: ") + err.what());
     return env.Undefined();
   }
@@ -397,7 +398,7 @@ Napi::Value Model::Detokenize(const Napi::CallbackInfo &info) {
       text.resize(static_cast<size_t>(-n));
       n = llama_detokenize(handle->vocab, tokens.Data(), n_tokens, text.data(), -n, remove_special, unparse_special);
     }
-  } catch (const CodedError &err) {
+  } catch (const std::exception &err) {
     ThrowError(env, "TOKENIZE_FAILED", std::string("detokenization failed: ") + err.what());
     return env.Undefined();
   }
@@ -433,7 +434,7 @@ Napi::Value Model::TokenBytes(const Napi::CallbackInfo &info) {
       n = llama_token_to_piece(handle->vocab, token, large.data(), -n, 0, info[1].ToBoolean());
       data = large.data();
     }
-  } catch (const CodedError &err) {
+  } catch (const std::exception &err) {
     ThrowError(env, "TOKENIZE_FAILED", std::string("token to text failed: ") + err.what());
     return env.Undefined();
   }
