@@ -26,7 +26,29 @@ export {
 } from "./context.js";
 export { LlamaSampler, type SamplerOptions, type MirostatOptions } from "./sampler.js";
 export { TokenDecoder } from "./token-decoder.js";
-export { quantize, QUANT_TYPES, IMATRIX_TYPES, type QuantType, type QuantizeOptions } from "./quantize.js";
+export {
+  quantize,
+  quantTypes,
+  parseQuantType,
+  QUANT_TYPES,
+  IMATRIX_TYPES,
+  type QuantType,
+  type QuantTypeInfo,
+  type QuantizeOptions,
+} from "./quantize.js";
+export { readImatrix, type ImportanceMatrix } from "./imatrix.js";
+export {
+  perplexity,
+  compareModels,
+  type PerplexityOptions,
+  type PerplexityResult,
+  type ModelComparison,
+  type Distribution,
+  type Estimate,
+} from "./perplexity.js";
+export { measureSpeed, type SpeedOptions, type SpeedResult, type SpeedProgress, type ThroughputTest, type TimeToFirstToken } from "./speed.js";
+export { bench, type BenchOptions, type BenchProgress, type BenchReport, type BenchModelResult, type BaseDivergence } from "./bench.js";
+export { toMarkdown, toCsv, toJson, toHtml, toChartSvg, renderReport } from "./report.js";
 export { generateTokens, type GenerateOptions } from "./generate.js";
 export {
   Llama,
