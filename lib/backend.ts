@@ -1,7 +1,7 @@
 // Process-wide facts and settings: llama.cpp's log, system info, build info, devices.
 import { availableParallelism } from "node:os";
 import { expectFunction } from "./validate.js";
-import { native, nativePath, type NativeBuildInfo, type NativeDevice } from "./native.js";
+import { native, nativeKind, nativePath, type NativeBuildInfo, type NativeDevice } from "./native.js";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type Logger = (level: LogLevel, text: string) => void;
@@ -32,11 +32,22 @@ export function systemInfo(): string {
 export interface BuildInfo extends NativeBuildInfo {
   /** The addon file in use. */
   binaryPath: string;
+  /** Which binary that is: a GPU prebuild (`cuda`), the portable CPU prebuild (`cpu`), this machine's build (`source`), or LLAMA_NAPI_BINARY's (`custom`). */
+  binaryKind: string;
+  /** The GPUs ggml found, by description. */
+  gpuDevices: string[];
 }
 
-/** What the addon was built from and with: llama.cpp commit, compiler, backends. */
+/**
+ * What the addon was built from and with and what it uses here: llama.cpp commit, compiler,
+ * backends compiled in, the CPU variant chosen for this CPU, the GPUs found, the binary's path.
+ */
 export function buildInfo(): BuildInfo {
-  return { ...native.buildInfo(), binaryPath: nativePath };
+  const gpuDevices = native
+    .devices()
+    .filter((device) => device.type === "gpu" || device.type === "igpu")
+    .map((device) => device.description);
+  return { ...native.buildInfo(), binaryPath: nativePath, binaryKind: nativeKind, gpuDevices };
 }
 
 /** The path of the loaded addon, for packages that build on it. */

@@ -1,8 +1,12 @@
 #!/usr/bin/env node
 // Builds the addon from source with cmake-js: fetches the pinned llama.cpp when needed, picks the
 // compiler (clang first: GCC 12 miscompiles ggml's AMX kernels), and passes build options through.
-//   node scripts/build.mjs [--cuda] [--metal] [--portable] [--debug] [--target NAME]
-// CMake's build folder (build/cmake) is kept between runs, so only what changed is rebuilt.
+//   node scripts/build.mjs [--portable | --cuda] [--metal] [--debug] [--target NAME] [--CDNAME=VALUE ...]
+// Each variant has its own CMake folder, kept between runs so that only what changed is rebuilt:
+//   (default)   build/cmake     static, tuned for this machine  -> build/Release/llama_napi.node
+//   --metal     build/metal     the same with Metal (macOS)     -> build/Release/llama_napi.node
+//   --portable  build/portable  shared libs + every CPU variant -> build/portable/bin (a prebuild's contents)
+//   --cuda      build/cuda      portable + the CUDA module      -> build/cuda/bin
 import { execFileSync, spawnSync } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -34,19 +38,34 @@ export function pickCompiler() {
   return null;
 }
 
+/** The variant the flags ask for: its CMake folder and whether it is portable. */
+export function variantOf(flags) {
+  if (flags.includes("--cuda")) return { name: "cuda", folder: "build/cuda", portable: true, cuda: true };
+  if (flags.includes("--portable")) return { name: "portable", folder: "build/portable", portable: true, cuda: false };
+  if (flags.includes("--metal")) return { name: "metal", folder: "build/metal", portable: false, cuda: false };
+  return { name: "default", folder: "build/cmake", portable: false, cuda: false };
+}
+
 function main() {
   fetchLlamaCpp();
+  const variant = variantOf(args);
   const cmakeJs = join(root, "node_modules", "cmake-js", "bin", "cmake-js");
   const command = valueOf("--target") ? ["build", "--target", valueOf("--target")] : ["build"];
-  const cmd = [cmakeJs, ...command, "--out", "build/cmake", "--config", has("--debug") ? "Debug" : "Release"];
+  const cmd = [cmakeJs, ...command, "--out", variant.folder, "--config", has("--debug") ? "Debug" : "Release"];
   const compiler = pickCompiler();
   if (compiler) cmd.push("--cc", compiler.cc, "--cxx", compiler.cxx);
   else console.warn("[build] no clang found: building with the default compiler");
-  if (onPath("ccache")) cmd.push("--CDCMAKE_C_COMPILER_LAUNCHER=ccache", "--CDCMAKE_CXX_COMPILER_LAUNCHER=ccache");
-  cmd.push(`--CDLLAMA_NAPI_CUDA=${has("--cuda") ? "ON" : "OFF"}`);
+  if (onPath("ccache")) {
+    cmd.push("--CDCMAKE_C_COMPILER_LAUNCHER=ccache", "--CDCMAKE_CXX_COMPILER_LAUNCHER=ccache");
+    if (variant.cuda) cmd.push("--CDCMAKE_CUDA_COMPILER_LAUNCHER=ccache");
+  }
+  cmd.push(`--CDLLAMA_NAPI_CUDA=${variant.cuda ? "ON" : "OFF"}`);
   cmd.push(`--CDLLAMA_NAPI_METAL=${has("--metal") ? "ON" : "OFF"}`);
-  cmd.push(`--CDLLAMA_NAPI_PORTABLE=${has("--portable") ? "ON" : "OFF"}`);
-  if (has("--cuda") && !process.env.CUDAARCHS) cmd.push("--CDCMAKE_CUDA_ARCHITECTURES=80;86;89;90");
+  cmd.push(`--CDLLAMA_NAPI_PORTABLE=${variant.portable ? "ON" : "OFF"}`);
+  // sm_80 code also runs on sm_86/sm_89 (Ampere, Ada); sm_90 is Hopper; its PTX JIT-compiles for newer GPUs.
+  if (variant.cuda && !process.env.CUDAARCHS) cmd.push("--CDCMAKE_CUDA_ARCHITECTURES=80;90");
+  // Any other CMake cache setting passes through as cmake-js takes it: --CDNAME=VALUE.
+  cmd.push(...args.filter((arg) => arg.startsWith("--CD")));
   console.log(`[build] cmake-js ${cmd.slice(1).join(" ")}`);
   const result = spawnSync(process.execPath, cmd, { cwd: root, stdio: "inherit" });
   process.exit(result.status ?? 1);
