@@ -1,0 +1,303 @@
+// An OpenAI-compatible HTTP server over one Llama, on node:http alone: completions and chat (whole
+// or as server-sent events), embeddings, the model list and a health check. Concurrent requests
+// share the Llama's sequences (continuous batching); the server adds authentication, body and
+// token limits, a bounded queue, and a graceful shutdown.
+import { createHash, timingSafeEqual } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { basename } from "node:path";
+import type { Llama } from "../llama.js";
+import {
+  ApiError,
+  badRequest,
+  chatRequest,
+  completionRequest,
+  embeddingRequest,
+  toApiError,
+  type RequestLimits,
+} from "./requests.js";
+
+export interface ServerOptions {
+  llama: Llama;
+  /** The model's id in /v1/models and in responses. Default: the file name without .gguf. */
+  modelName?: string;
+  /** Default "127.0.0.1": only this machine can connect. */
+  host?: string;
+  /** Default 8080; 0 picks a free port. */
+  port?: number;
+  /** When set, every request but /health needs `Authorization: Bearer <apiKey>`. */
+  apiKey?: string;
+  /** Largest request body. Default 1 MiB. */
+  maxBodyBytes?: number;
+  /** Most tokens one request may generate (larger max_tokens: 400). Default: the context size. */
+  maxTokensCap?: number;
+  /** Requests that may wait for a free sequence beyond those being generated (more: 429). Default 64. */
+  maxQueue?: number;
+}
+
+type Handler = (body: unknown, res: ServerResponse, signal: AbortSignal) => Promise<void>;
+
+interface Route {
+  method: "GET" | "POST";
+  /** Whether the request needs the API key. */
+  private: boolean;
+  /** Whether it runs the model, and so counts against the queue. */
+  generates: boolean;
+  handle: Handler;
+}
+
+const SSE_HEADERS = {
+  "Content-Type": "text/event-stream; charset=utf-8",
+  "Cache-Control": "no-cache",
+  Connection: "keep-alive",
+  "X-Accel-Buffering": "no",
+};
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent || res.destroyed) return;
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+function digest(text: string): Buffer {
+  return createHash("sha256").update(text).digest();
+}
+
+/** The request body as JSON, read up to `limit` bytes. */
+async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+  const tooLarge = () => new ApiError(413, `the request body exceeds ${limit} bytes`, "invalid_request_error", "request_too_large");
+  if (Number(req.headers["content-length"] ?? 0) > limit) throw tooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw tooLarge();
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString("utf8");
+  if (text.trim() === "") throw badRequest("the request body must be JSON", null, "invalid_json");
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw badRequest(`the request body is not valid JSON: ${(err as Error).message}`, null, "invalid_json");
+  }
+}
+
+export class OpenAIServer {
+  readonly llama: Llama;
+  readonly modelName: string;
+  readonly parallel: number;
+  readonly #server: Server;
+  readonly #apiKeyDigest: Buffer | null;
+  readonly #maxBodyBytes: number;
+  readonly #maxQueue: number;
+  readonly #limits: RequestLimits;
+  readonly #created = Math.floor(Date.now() / 1000);
+  readonly #routes: Map<string, Route>;
+  /** Every request being answered, with the controller that aborts its work. */
+  readonly #requests = new Set<AbortController>();
+  #generating = 0;
+  #closing: Promise<void> | null = null;
+  #idle: (() => void) | null = null;
+
+  private constructor(options: ServerOptions) {
+    this.llama = options.llama;
+    this.modelName = options.modelName ?? basename(options.llama.modelPath).replace(/\.gguf$/i, "");
+    this.parallel = options.llama.options.nParallel ?? 1;
+    this.#apiKeyDigest = options.apiKey === undefined ? null : digest(options.apiKey);
+    this.#maxBodyBytes = options.maxBodyBytes ?? 1 << 20;
+    this.#maxQueue = options.maxQueue ?? 64;
+    this.#limits = { maxTokensCap: options.maxTokensCap ?? options.llama.nCtx, nVocab: options.llama.nVocab };
+    this.#routes = new Map<string, Route>([
+      ["/completions", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#completion(b, res, s) }],
+      ["/chat/completions", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#chat(b, res, s) }],
+      ["/embeddings", { method: "POST", private: true, generates: true, handle: (b, res) => this.#embeddings(b, res) }],
+      ["/models", { method: "GET", private: true, generates: false, handle: async (_b, res) => sendJson(res, 200, { object: "list", data: [this.#model()] }) }],
+      ["/health", { method: "GET", private: false, generates: false, handle: async (_b, res) => this.#health(res) }],
+    ]);
+    this.#server = createServer((req, res) => void this.#handle(req, res));
+  }
+
+  /** Starts a server and resolves once it listens. */
+  static async listen(options: ServerOptions): Promise<OpenAIServer> {
+    const server = new OpenAIServer(options);
+    await new Promise<void>((resolve, reject) => {
+      server.#server.once("error", reject);
+      server.#server.listen(options.port ?? 8080, options.host ?? "127.0.0.1", () => {
+        server.#server.off("error", reject);
+        resolve();
+      });
+    });
+    return server;
+  }
+
+  get port(): number {
+    return (this.#server.address() as AddressInfo).port;
+  }
+
+  /** The base URL of the OpenAI API, e.g. http://127.0.0.1:8080/v1. */
+  get url(): string {
+    const { address, family } = this.#server.address() as AddressInfo;
+    return `http://${family === "IPv6" ? `[${address}]` : address}:${this.port}/v1`;
+  }
+
+  /** Requests running the model or waiting for it. */
+  get pending(): number {
+    return this.#generating;
+  }
+
+  #model() {
+    return { id: this.modelName, object: "model", created: this.#created, owned_by: "llama-napi" };
+  }
+
+  #health(res: ServerResponse): void {
+    const status = this.#closing ? "shutting down" : "ok";
+    sendJson(res, this.#closing ? 503 : 200, { status, parallel: this.parallel, active: this.llama.active, queued: this.llama.queued });
+  }
+
+  #authorized(req: IncomingMessage): boolean {
+    if (this.#apiKeyDigest === null) return true;
+    const match = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "");
+    return match !== null && timingSafeEqual(digest(match[1]!.trim()), this.#apiKeyDigest);
+  }
+
+  #route(req: IncomingMessage): Route {
+    const path = new URL(req.url ?? "/", "http://localhost").pathname.replace(/\/+$/, "").replace(/^\/v1(?=\/)/, "");
+    const modelPath = /^\/models\/(.+)$/.exec(path);
+    if (modelPath) {
+      const id = decodeURIComponent(modelPath[1]!);
+      return {
+        method: "GET",
+        private: true,
+        generates: false,
+        handle: async (_b, res) => {
+          if (id !== this.modelName) throw new ApiError(404, `the model ${JSON.stringify(id)} does not exist`, "invalid_request_error", "model_not_found", "model");
+          sendJson(res, 200, this.#model());
+        },
+      };
+    }
+    const route = this.#routes.get(path);
+    if (route === undefined) throw new ApiError(404, `no such endpoint: ${req.method} ${path}`, "not_found_error", "not_found");
+    if (req.method !== route.method) {
+      throw new ApiError(405, `${path} takes ${route.method}, not ${req.method}`, "invalid_request_error", "method_not_allowed", null, { Allow: route.method });
+    }
+    return route;
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const abort = new AbortController();
+    this.#requests.add(abort);
+    // A client that goes away mid-request frees its sequence at once.
+    res.once("close", () => {
+      if (!res.writableFinished) abort.abort(new Error("client disconnected"));
+    });
+    let release: (() => void) | null = null;
+    try {
+      if (this.#closing) throw new ApiError(503, "the server is shutting down", "unavailable_error", "shutting_down");
+      const route = this.#route(req);
+      if (route.private && !this.#authorized(req)) {
+        throw new ApiError(401, "invalid or missing API key: send Authorization: Bearer <key>", "authentication_error", "invalid_api_key", null, {
+          "WWW-Authenticate": "Bearer",
+        });
+      }
+      const body = route.method === "POST" ? await readJson(req, this.#maxBodyBytes) : undefined;
+      if (route.generates) release = this.#admit();
+      await route.handle(body, res, abort.signal);
+    } catch (err) {
+      const error = toApiError(err);
+      // The rest of an oversized body is not read: close the connection instead.
+      const close: Record<string, string> = error.status === 413 || this.#closing ? { Connection: "close" } : {};
+      sendJson(res, error.status, error.body, { ...error.headers, ...close });
+    } finally {
+      release?.();
+      this.#requests.delete(abort);
+      if (this.#requests.size === 0) this.#idle?.();
+    }
+  }
+
+  /** Counts a request that runs the model; 429 when the sequences are busy and the queue is full. */
+  #admit(): () => void {
+    if (this.#generating >= this.parallel + this.#maxQueue) {
+      throw new ApiError(429, `the server is busy: ${this.parallel} requests running and ${this.#maxQueue} queued`, "rate_limit_error", "queue_full");
+    }
+    this.#generating++;
+    let released = false;
+    return () => {
+      if (!released) this.#generating--;
+      released = true;
+    };
+  }
+
+  /** Streams chunks as server-sent events, ending with [DONE]; an error after the headers becomes an error event. */
+  async #stream(res: ServerResponse, chunks: AsyncIterable<{ model: string }>): Promise<void> {
+    res.writeHead(200, SSE_HEADERS);
+    // The client learns at once that its request was taken, even while it waits for a sequence.
+    res.flushHeaders();
+    try {
+      for await (const chunk of chunks) {
+        chunk.model = this.modelName;
+        res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+      }
+      res.write("data: [DONE]\n\n");
+    } catch (err) {
+      // Nobody to tell when the client is gone; otherwise (an error, or shutdown) say why the stream ends.
+      if (!res.destroyed) res.write(`data: ${JSON.stringify(toApiError(err).body)}\n\n`);
+    } finally {
+      res.end();
+    }
+  }
+
+  async #completion(body: unknown, res: ServerResponse, signal: AbortSignal): Promise<void> {
+    const { prompt, options, stream } = completionRequest(body, this.#limits);
+    if (stream) return this.#stream(res, this.llama.createCompletion(prompt, { ...options, stream: true, signal }));
+    const completion = await this.llama.createCompletion(prompt, { ...options, stream: false, signal });
+    sendJson(res, 200, { ...completion, model: this.modelName });
+  }
+
+  async #chat(body: unknown, res: ServerResponse, signal: AbortSignal): Promise<void> {
+    const { options, stream } = chatRequest(body, this.#limits);
+    if (stream) return this.#stream(res, this.llama.createChatCompletion({ ...options, stream: true, signal }));
+    const completion = await this.llama.createChatCompletion({ ...options, stream: false, signal });
+    sendJson(res, 200, { ...completion, model: this.modelName });
+  }
+
+  async #embeddings(body: unknown, res: ServerResponse): Promise<void> {
+    const { input, encoding } = embeddingRequest(body);
+    const list = await this.llama.createEmbedding(input);
+    const data = list.data.map((item) => ({
+      ...item,
+      embedding: encoding === "base64" ? Buffer.from(Float32Array.from(item.embedding).buffer).toString("base64") : item.embedding,
+    }));
+    sendJson(res, 200, { ...list, data, model: this.modelName });
+  }
+
+  /**
+   * Stops accepting connections, lets the requests in flight finish for up to `graceMs`, then aborts
+   * the rest (streams end with an error event, others get 503) and closes every connection.
+   */
+  close(graceMs = 10_000): Promise<void> {
+    this.#closing ??= (async () => {
+      const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+      this.#server.closeIdleConnections();
+      const idle = new Promise<void>((resolve) => {
+        this.#idle = resolve;
+        if (this.#requests.size === 0) resolve();
+      });
+      let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+      await Promise.race([idle, graceOver]);
+      clearTimeout(timer);
+      for (const request of this.#requests) request.abort(new Error("server shutting down"));
+      await idle;
+      this.#server.closeAllConnections();
+      await closed;
+    })();
+    return this.#closing;
+  }
+}
+
+/** Starts an OpenAI-compatible server for `options.llama`; see OpenAIServer. */
+export function startServer(options: ServerOptions): Promise<OpenAIServer> {
+  return OpenAIServer.listen(options);
+}
