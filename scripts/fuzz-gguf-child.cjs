@@ -59,8 +59,10 @@ async function use(model) {
     model.isEog(token);
   }
   if (model.info.nLayer === 0 || tokens.length === 0) return;
-  // Two threads: ggml's thread pool runs the graph, as in real use (an assertion there cannot be caught).
-  const context = await model.createContext({ nCtx: 64, nBatch: 64, nThreads: 2 });
+  // One thread: the graph runs on the calling thread, where an assertion becomes an error that the
+  // parent counts as a failure (on ggml's thread pool it would end the process). Two threads would
+  // also crawl on a busy machine: ggml's pool spins at barriers.
+  const context = await model.createContext({ nCtx: 64, nBatch: 64, nThreads: 1 });
   const sampler = model.createSampler({ temperature: 0 });
   try {
     const prompt = tokens.subarray(0, Math.min(tokens.length, 16));
