@@ -285,8 +285,17 @@ describe("the OpenAI API with --parallel 4", () => {
   });
 
   it("concurrent streams are decoded together and none is mixed with another's", async () => {
-    const prompts = ["Once upon a time", "Lily and Ben", "The dog", "One day, a bird"];
-    const expected = await Promise.all(prompts.map((p) => llama.createCompletion(p, { maxTokens: 40, temperature: 0, logitBias: { 2: -Infinity } })));
+    // Batches round differently from single sequences (by ~1e-4 in a logprob), so a greedy choice
+    // between near-equal tokens may flip. These prompts have none: their top two tokens are always
+    // more than 0.01 apart, so each stream must be exactly its prompt's own text.
+    const prompts = ["Once upon a time", "The sun was", "A cat", "Lily and Ben"];
+    const options = { maxTokens: 40, temperature: 0, logitBias: { 2: -Infinity }, logprobs: 2 };
+    const expected = [];
+    for (const prompt of prompts) expected.push(await llama.createCompletion(prompt, options));
+    for (const e of expected) {
+      const gaps = e.choices[0]!.logprobs!.top_logprobs.map((top) => Math.abs(Object.values(top!)[0]! - Object.values(top!)[1]!));
+      expect(Math.min(...gaps)).toBeGreaterThan(0.01);
+    }
     const batchesBefore = llama.stats.batches;
     const texts = await Promise.all(
       prompts.map(async (prompt) => {
@@ -357,6 +366,12 @@ describe("limits, disconnects and shutdown with --parallel 1", () => {
       expect(rejected.status).toBe(429);
       expect(JSON.parse(rejected.body).error).toMatchObject({ code: "queue_full" });
       expect(queued.body).toBe("");
+      // A waiting client that goes away gives its place in the queue back at once.
+      queued.res.destroy();
+      await queued.ended;
+      const admitted = await openStream(base, "/v1/completions", { ...long, max_tokens: 1 });
+      expect(admitted.res.statusCode).toBe(200);
+      admitted.res.destroy();
     } finally {
       running.res.destroy();
       queued.res.destroy();

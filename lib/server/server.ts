@@ -202,7 +202,11 @@ export class OpenAIServer {
         });
       }
       const body = route.method === "POST" ? await readJson(req, this.#maxBodyBytes) : undefined;
-      if (route.generates) release = this.#admit();
+      if (route.generates) {
+        release = this.#admit();
+        // A request abandoned while it waits leaves the queue now, not when a sequence frees up.
+        abort.signal.addEventListener("abort", release, { once: true });
+      }
       await route.handle(body, res, abort.signal);
     } catch (err) {
       const error = toApiError(err);
