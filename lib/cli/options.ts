@@ -1,0 +1,108 @@
+// Option groups shared by the commands that load a model or sample text, and their translation to
+// the Llama API. Type-only imports: nothing here loads the addon.
+import type { LlamaLoadOptions, SamplingOptions } from "../llama.js";
+import { Flags, UsageError, type OptionSpecs } from "./args.js";
+
+export const modelOption: OptionSpecs = {
+  model: { type: "string", short: "m", value: "FILE", help: "GGUF model file (required)" },
+};
+
+export const loadOptions: OptionSpecs = {
+  ...modelOption,
+  "ctx-size": { type: "string", short: "c", value: "N", help: "context size per sequence in tokens; 0: the model's (default 512)" },
+  threads: { type: "string", short: "t", value: "N", help: "generation threads (default: all cores up to 4, half above)" },
+  "threads-batch": { type: "string", value: "N", help: "prompt-processing threads (default: --threads)" },
+  "batch-size": { type: "string", short: "b", value: "N", help: "logical batch size (default 512)" },
+  "ubatch-size": { type: "string", value: "N", help: "physical batch size (default 512)" },
+  "gpu-layers": { type: "string", value: "N", help: "layers to offload to the GPU, -1: all (default 0)" },
+  "flash-attn": { type: "string", value: "on|off|auto", help: "flash attention (default auto)" },
+  "no-mmap": { type: "boolean", help: "read the model instead of mapping it" },
+  mlock: { type: "boolean", help: "lock the model in RAM" },
+  "chat-template": { type: "string", value: "NAME|TEMPLATE", help: "chat template: a built-in name (chatml, llama3, ...) or a template llama.cpp recognizes" },
+  verbose: { type: "boolean", help: "print llama.cpp's log to stderr" },
+};
+
+export const samplingOptions: OptionSpecs = {
+  "max-tokens": { type: "string", short: "n", value: "N", help: "tokens to generate; 0: until the end of generation (complete: 16, chat: 0)" },
+  temp: { type: "string", value: "T", help: "temperature; 0: greedy (complete: 0.8, chat: 0.2)" },
+  "top-p": { type: "string", value: "P", help: "nucleus sampling (default 0.95)" },
+  "top-k": { type: "string", value: "K", help: "keep the K most likely tokens; 0: all (default 40)" },
+  "min-p": { type: "string", value: "P", help: "drop tokens below P times the best one's probability (default 0.05)" },
+  typical: { type: "string", value: "P", help: "locally typical sampling; 1: off (default 1)" },
+  "repeat-penalty": { type: "string", value: "X", help: "penalty for repeated tokens; 1: off (default 1)" },
+  "repeat-last-n": { type: "string", value: "N", help: "tokens the penalties look back on; -1: the context (default 64)" },
+  "presence-penalty": { type: "string", value: "X", help: "OpenAI presence penalty, -2 to 2 (default 0)" },
+  "frequency-penalty": { type: "string", value: "X", help: "OpenAI frequency penalty, -2 to 2 (default 0)" },
+  mirostat: { type: "string", value: "0|1|2", help: "Mirostat sampling version; 0: off (default 0)" },
+  "mirostat-tau": { type: "string", value: "X", help: "Mirostat target entropy (default 5)" },
+  "mirostat-eta": { type: "string", value: "X", help: "Mirostat learning rate (default 0.1)" },
+  seed: { type: "string", short: "s", value: "N", help: "sampling seed (default: random)" },
+  stop: { type: "string", multiple: true, value: "TEXT", help: "stop before this text" },
+  "logit-bias": { type: "string", multiple: true, value: "ID=BIAS", help: "add BIAS to token ID's logit (-inf bans it)" },
+  grammar: { type: "string", value: "GBNF", help: "constrain the output with a GBNF grammar" },
+  "grammar-file": { type: "string", value: "FILE", help: "read the GBNF grammar from FILE" },
+};
+
+export function loadOptionsFrom(flags: Flags, extra: Partial<LlamaLoadOptions> = {}): LlamaLoadOptions {
+  const flash = flags.oneOf("flash-attn", ["on", "off", "auto"] as const);
+  return dropUndefined({
+    modelPath: flags.required("model"),
+    nCtx: flags.int("ctx-size", { min: 0, max: 1 << 24 }),
+    nThreads: flags.int("threads", { min: 1, max: 1024 }),
+    nThreadsBatch: flags.int("threads-batch", { min: 1, max: 1024 }),
+    nBatch: flags.int("batch-size", { min: 1, max: 1 << 20 }),
+    nUbatch: flags.int("ubatch-size", { min: 1, max: 1 << 20 }),
+    nGpuLayers: flags.int("gpu-layers", { min: -1 }),
+    flashAttn: flash === undefined ? undefined : flash === "auto" ? "auto" : flash === "on",
+    useMmap: flags.bool("no-mmap") ? false : undefined,
+    useMlock: flags.bool("mlock") || undefined,
+    chatTemplate: flags.string("chat-template"),
+    verbose: flags.bool("verbose") || undefined,
+    ...extra,
+  });
+}
+
+/** "ID=BIAS" (or llama.cpp's "ID+BIAS" / "ID-BIAS"); a bias of -inf bans the token. */
+function parseLogitBias(entries: string[]): Record<number, number> | undefined {
+  if (entries.length === 0) return undefined;
+  const bias: Record<number, number> = {};
+  for (const entry of entries) {
+    const match = /^\s*(\d+)\s*(?:=\s*|(?=[+-]))([+-]?(?:inf|infinity|\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)\s*$/i.exec(entry);
+    if (!match) throw new UsageError(`--logit-bias needs ID=BIAS, got ${JSON.stringify(entry)}`);
+    const text = match[2]!.toLowerCase().replace("infinity", "inf");
+    bias[Number(match[1])] = text.endsWith("inf") ? (text.startsWith("-") ? -Infinity : Infinity) : Number(text);
+  }
+  return bias;
+}
+
+export async function samplingOptionsFrom(flags: Flags, readText: (path: string) => Promise<string>): Promise<SamplingOptions> {
+  if (flags.has("grammar") && flags.has("grammar-file")) throw new UsageError("use either --grammar or --grammar-file");
+  const grammarFile = flags.string("grammar-file");
+  const mirostat = flags.int("mirostat", { min: 0, max: 2 });
+  const stop = flags.list("stop");
+  return dropUndefined({
+    maxTokens: flags.int("max-tokens", { min: 0 }),
+    temperature: flags.number("temp", { min: 0 }),
+    topP: flags.number("top-p", { min: 0, max: 1 }),
+    topK: flags.int("top-k", { min: 0 }),
+    minP: flags.number("min-p", { min: 0, max: 1 }),
+    typicalP: flags.number("typical", { min: 0, max: 1 }),
+    repeatPenalty: flags.number("repeat-penalty", { min: 0 }),
+    repeatLastN: flags.int("repeat-last-n", { min: -1 }),
+    presencePenalty: flags.number("presence-penalty", { min: -2, max: 2 }),
+    frequencyPenalty: flags.number("frequency-penalty", { min: -2, max: 2 }),
+    mirostat:
+      mirostat === undefined || mirostat === 0
+        ? undefined
+        : { mode: mirostat as 1 | 2, tau: flags.number("mirostat-tau", { min: 0 }), eta: flags.number("mirostat-eta", { min: 0 }) },
+    seed: flags.int("seed", { min: 0, max: 0xfffffffe }),
+    stop: stop.length > 0 ? stop : undefined,
+    logitBias: parseLogitBias(flags.list("logit-bias")),
+    grammar: grammarFile !== undefined ? await readText(grammarFile) : flags.string("grammar"),
+  });
+}
+
+/** The object without its undefined entries, so that the API applies its own defaults. */
+export function dropUndefined<T extends object>(object: T): T {
+  return Object.fromEntries(Object.entries(object).filter(([, v]) => v !== undefined)) as T;
+}
