@@ -2,7 +2,7 @@ import type { LlamaContext } from "./context.js";
 import { LlamaError } from "./errors.js";
 import type { NativeBatch } from "./native.js";
 import type { LlamaSampler } from "./sampler.js";
-import { checkOptions, integer, boolean, signal, toTokenArray } from "./validate.js";
+import { checkOptions, expectHandle, integer, boolean, signal, toTokenArray } from "./validate.js";
 
 export interface GenerateOptions {
   /** Stop after this many tokens. Default: until end of generation or a full context. */
@@ -37,6 +37,8 @@ export async function* generateTokens(
   prompt: Int32Array | readonly number[],
   options: GenerateOptions = {},
 ): AsyncGenerator<number, void, undefined> {
+  expectHandle("context", context, "LlamaContext", "nCtxSeq");
+  expectHandle("sampler", sampler, "LlamaSampler", "seed");
   const tokens = toTokenArray("prompt", prompt);
   if (tokens.length === 0) throw new RangeError("prompt must hold at least one token");
   const o = checkOptions<GenerateOptions>("options", options, {

@@ -283,9 +283,13 @@ export class LlamaModel {
 
   /** A decoder that turns generated tokens into text without splitting UTF-8 characters. */
   createTokenDecoder(options: { special?: boolean } = {}): TokenDecoder {
-    const special = options.special ?? false;
+    const special = checkOptions<{ special?: boolean }>("options", options, { special: boolean }).special ?? false;
     const handle = this.native;
-    return new TokenDecoder((token) => handle.tokenBytes(token, special));
+    const lastToken = this.info.nVocab - 1;
+    return new TokenDecoder((token) => {
+      expectInteger("token", token, { min: 0, max: lastToken });
+      return callNative(() => handle.tokenBytes(token, special));
+    });
   }
 
   /** The vocabulary entry of a token (as stored, e.g. "▁the"). */

@@ -3,7 +3,7 @@ import type { LlamaContext } from "./context.js";
 import { LlamaError } from "./errors.js";
 import type { LlamaModel } from "./model.js";
 import { native, type NativeSampler, type NativeSamplerOptions } from "./native.js";
-import { checkOptions, expectInteger, expectNumber, expectObject, integer, number, string } from "./validate.js";
+import { checkOptions, expectHandle, expectInteger, expectNumber, expectObject, integer, number, string } from "./validate.js";
 
 export interface MirostatOptions {
   /** 1 or 2. */
@@ -42,6 +42,9 @@ export interface SamplerOptions {
   grammarRoot?: string;
 }
 
+// topK and repeatLastN reach llama.cpp as int32.
+const INT32_MAX = 0x7fffffff;
+
 function randomSeed(): number {
   return Math.floor(Math.random() * 0xfffffffe);
 }
@@ -54,17 +57,18 @@ export class LlamaSampler {
   #native: NativeSampler | null;
 
   constructor(model: LlamaModel, options: SamplerOptions = {}) {
+    expectHandle("model", model, "LlamaModel", "nVocab");
     this.model = model;
     const o = checkOptions<SamplerOptions>("options", options, {
       temperature: number({ min: 0 }),
-      topK: integer({ min: 0 }),
+      topK: integer({ min: 0, max: INT32_MAX }),
       topP: number({ min: 0, max: 1 }),
       minP: number({ min: 0, max: 1 }),
       typicalP: number({ min: 0, max: 1 }),
       repeatPenalty: number({ min: 0 }),
       frequencyPenalty: number({ min: -2, max: 2 }),
       presencePenalty: number({ min: -2, max: 2 }),
-      repeatLastN: integer({ min: -1 }),
+      repeatLastN: integer({ min: -1, max: INT32_MAX }),
       mirostat: (name, value) => {
         const m = expectObject(name, value);
         if (m.mode !== 1 && m.mode !== 2) throw new RangeError(`${name}.mode must be 1 or 2, got ${String(m.mode)}`);
@@ -101,11 +105,15 @@ export class LlamaSampler {
       nativeOptions.grammarRoot = o.grammarRoot ?? "root";
     }
     if (o.logitBias !== undefined) {
-      const entries = o.logitBias instanceof Map ? [...o.logitBias] : Object.entries(o.logitBias);
+      // A Map's keys must be numbers; an object's keys are strings, read as numbers where they are.
+      const entries: Array<[unknown, unknown]> =
+        o.logitBias instanceof Map
+          ? [...o.logitBias]
+          : Object.entries(o.logitBias).map(([key, bias]) => [key.trim() !== "" && Number.isFinite(Number(key)) ? Number(key) : key, bias]);
       nativeOptions.logitBiasTokens = new Int32Array(entries.length);
       nativeOptions.logitBiasValues = new Float32Array(entries.length);
       entries.forEach(([token, bias], i) => {
-        const id = expectInteger(`options.logitBias token`, Number(token), { min: 0, max: model.nVocab - 1 });
+        const id = expectInteger(`options.logitBias token`, token, { min: 0, max: model.nVocab - 1 });
         if (typeof bias !== "number" || Number.isNaN(bias)) throw new TypeError(`options.logitBias[${id}] must be a number`);
         nativeOptions.logitBiasTokens![i] = id;
         nativeOptions.logitBiasValues![i] = bias;
@@ -126,6 +134,7 @@ export class LlamaSampler {
 
   /** Samples a token from the logits of a batch index of the context's last decode, and accepts it. */
   sample(context: LlamaContext, index: number): number {
+    expectHandle("context", context, "LlamaContext", "nCtxSeq");
     expectInteger("index", index, { min: 0 });
     return callNative(() => this.native.sample(context.native, index));
   }

@@ -1,3 +1,5 @@
+import { expectFunction } from "./validate.js";
+
 /**
  * Turns a stream of token ids into text without ever splitting a UTF-8 sequence: bytes of a
  * character spread over several tokens are held back until the character is complete.
@@ -7,7 +9,7 @@ export class TokenDecoder {
   readonly #bytesOf: (token: number) => Uint8Array;
 
   constructor(bytesOf: (token: number) => Uint8Array) {
-    this.#bytesOf = bytesOf;
+    this.#bytesOf = expectFunction("bytesOf", bytesOf);
   }
 
   /** The text completed by this token (possibly "" while a character is incomplete). */

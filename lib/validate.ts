@@ -64,6 +64,16 @@ export function expectSignal(name: string, value: unknown): AbortSignal {
   return value;
 }
 
+/**
+ * One of the library's classes (LlamaModel, LlamaContext, LlamaSampler), recognised by a member
+ * only its instances have: an instanceof check would make the modules import each other.
+ */
+export function expectHandle(name: string, value: unknown, className: string, member: string): void {
+  if (typeof value !== "object" || value === null || !(member in value)) {
+    throw new TypeError(`${name} must be a ${className}, got ${describe(value)}`);
+  }
+}
+
 /** Checks each option that is present; `checks` maps option names to their checker. */
 export function checkOptions<T extends object>(
   what: string,
