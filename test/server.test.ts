@@ -1,6 +1,7 @@
 // The OpenAI-compatible server on a loopback port, driven by the official `openai` package and by
 // raw HTTP for what a well-behaved client never sends.
 import { request as httpRequest, type IncomingMessage } from "node:http";
+import { connect } from "node:net";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Llama } from "../lib/index.js";
@@ -395,6 +396,14 @@ describe("limits, disconnects and shutdown with --parallel 1", () => {
     const second = await startServer({ llama, port: 0 });
     const cut = await openStream(second.url.replace(/\/v1$/, ""), "/v1/completions", long);
     await cut.firstEvent;
+    // And a client that never finishes sending its body does not hold the shutdown up.
+    const stalled = connect(second.port, "127.0.0.1");
+    await new Promise((resolve) => stalled.once("connect", resolve));
+    stalled.on("error", () => {});
+    // The server answers "100 Continue" as it hands the request to its handler.
+    stalled.write("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n");
+    await new Promise((resolve) => stalled.once("data", resolve));
+    stalled.write("{");
     const started = Date.now();
     await second.close(100);
     await cut.ended;

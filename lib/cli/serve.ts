@@ -59,6 +59,9 @@ export async function serveCommand(flags: Flags, io: CliIo): Promise<number> {
   try {
     const openai = await startServer({ ...server, llama });
     io.stderr.write(`llama-napi: serving ${openai.modelName} at ${openai.url} (${parallel} parallel, context ${llama.nCtx} each)\n`);
+    if (apiKey === undefined && !["127.0.0.1", "::1", "localhost"].includes(server.host)) {
+      io.stderr.write(`llama-napi: warning: no --api-key, and ${server.host} may be reachable from other machines\n`);
+    }
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
       process.once("SIGINT", resolve);
       process.once("SIGTERM", resolve);

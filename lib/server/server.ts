@@ -64,10 +64,11 @@ function digest(text: string): Buffer {
   return createHash("sha256").update(text).digest();
 }
 
-/** The request body as JSON, read up to `limit` bytes. */
-async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+/** The request body as JSON, read up to `limit` bytes; `signal` drops a client still sending at shutdown. */
+async function readJson(req: IncomingMessage, limit: number, signal: AbortSignal): Promise<unknown> {
   const tooLarge = () => new ApiError(413, `the request body exceeds ${limit} bytes`, "invalid_request_error", "request_too_large");
   if (Number(req.headers["content-length"] ?? 0) > limit) throw tooLarge();
+  signal.addEventListener("abort", () => req.destroy(), { once: true });
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -201,7 +202,7 @@ export class OpenAIServer {
           "WWW-Authenticate": "Bearer",
         });
       }
-      const body = route.method === "POST" ? await readJson(req, this.#maxBodyBytes) : undefined;
+      const body = route.method === "POST" ? await readJson(req, this.#maxBodyBytes, abort.signal) : undefined;
       if (route.generates) {
         release = this.#admit();
         // A request abandoned while it waits leaves the queue now, not when a sequence frees up.
