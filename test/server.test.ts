@@ -281,6 +281,7 @@ describe("the OpenAI API with --parallel 4", () => {
     const wrongMethod = await raw(base, "GET", "/v1/completions", { headers: auth });
     expect(wrongMethod.status).toBe(405);
     expect(wrongMethod.headers.allow).toBe("POST");
+    expect((await raw(base, "DELETE", "/v1/models/stories260K", { headers: auth })).status).toBe(405);
     // The server still answers after all that.
     expect((await raw(base, "GET", "/health")).status).toBe(200);
   });

@@ -163,22 +163,25 @@ export class OpenAIServer {
     return match !== null && timingSafeEqual(digest(match[1]!.trim()), this.#apiKeyDigest);
   }
 
+  /** GET /v1/models/{id}: the model, if `id` names it. */
+  #modelRoute(encodedId: string): Route {
+    return {
+      method: "GET",
+      private: true,
+      generates: false,
+      handle: async (_b, res) => {
+        if (encodedId !== encodeURIComponent(this.modelName)) {
+          throw new ApiError(404, `the model ${JSON.stringify(encodedId)} does not exist`, "invalid_request_error", "model_not_found", "model");
+        }
+        sendJson(res, 200, this.#model());
+      },
+    };
+  }
+
   #route(req: IncomingMessage): Route {
     const path = new URL(req.url ?? "/", "http://localhost").pathname.replace(/\/+$/, "").replace(/^\/v1(?=\/)/, "");
-    const modelPath = /^\/models\/(.+)$/.exec(path);
-    if (modelPath) {
-      const id = decodeURIComponent(modelPath[1]!);
-      return {
-        method: "GET",
-        private: true,
-        generates: false,
-        handle: async (_b, res) => {
-          if (id !== this.modelName) throw new ApiError(404, `the model ${JSON.stringify(id)} does not exist`, "invalid_request_error", "model_not_found", "model");
-          sendJson(res, 200, this.#model());
-        },
-      };
-    }
-    const route = this.#routes.get(path);
+    const modelId = /^\/models\/(.+)$/.exec(path);
+    const route = modelId ? this.#modelRoute(modelId[1]!) : this.#routes.get(path);
     if (route === undefined) throw new ApiError(404, `no such endpoint: ${req.method} ${path}`, "not_found_error", "not_found");
     if (req.method !== route.method) {
       throw new ApiError(405, `${path} takes ${route.method}, not ${req.method}`, "invalid_request_error", "method_not_allowed", null, { Allow: route.method });
