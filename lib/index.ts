@@ -63,3 +63,4 @@ export {
 export type * from "./completion-types.js";
 export { jsonSchemaGrammar, jsonObjectGrammar } from "./json-grammar.js";
 export { startRpcServer, type RpcServerOptions, type RpcServer } from "./rpc.js";
+export { startServer, OpenAIServer, type ServerOptions } from "./server/index.js";

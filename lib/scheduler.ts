@@ -93,6 +93,17 @@ export class Scheduler {
       );
     }
     this.#queue.push(job);
+    // A job aborted while it waits leaves the queue at once rather than when a sequence frees up.
+    job.signal?.addEventListener(
+      "abort",
+      () => {
+        const at = this.#queue.indexOf(job);
+        if (at < 0) return;
+        this.#queue.splice(at, 1);
+        job.onError(new LlamaError("ABORTED", "generation aborted", { cause: job.signal?.reason }));
+      },
+      { once: true },
+    );
     if (!this.#running) {
       this.#running = true;
       void this.#run();

@@ -402,3 +402,22 @@ describe("concurrency", () => {
     await expect(llm.createCompletion("x")).rejects.toMatchObject({ code: "DISPOSED" });
   });
 });
+
+describe("queue", () => {
+  it("a request aborted while queued leaves the queue at once", async () => {
+    const llm = await Llama.load({ modelPath: STORIES(), nCtx: 256, nThreads: 2 });
+    try {
+      const first = llm.createCompletion("Once upon a time", { maxTokens: 64, temperature: 0 });
+      const controller = new AbortController();
+      const second = llm.createCompletion("Lily", { maxTokens: 8, signal: controller.signal });
+      expect(llm.queued).toBe(1);
+      controller.abort();
+      await expect(second).rejects.toMatchObject({ code: "ABORTED" });
+      expect(llm.queued).toBe(0);
+      expect(llm.active).toBe(1);
+      await first;
+    } finally {
+      await llm.dispose();
+    }
+  });
+});
