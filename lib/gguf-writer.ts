@@ -201,6 +201,7 @@ function encodeValue(sink: ByteSink, type: GgufValueType, value: GgufValue, wher
         throw new TypeError(`${where}: array needs { itemType, items: [...] }, got ${describe(value)}`);
       }
       checkType(value.itemType, `${where} itemType`);
+      if (value.skippedItems !== undefined) throw new TypeError(`${where}: the array was read without its items (arrayItemLimit)`);
       sink.i32(GGUF_VALUE_TYPES.indexOf(value.itemType));
       sink.u64Number(value.items.length);
       // Fast path for the large string arrays of tokenizers.

@@ -102,6 +102,11 @@ export type GgufValueType = (typeof GGUF_VALUE_TYPES)[number];
 export interface GgufArray {
   itemType: GgufValueType;
   items: GgufValue[];
+  /**
+   * Set instead of `items` when the array was longer than `arrayItemLimit`: how many elements it
+   * holds. Such an array was checked but not kept, and cannot be written back.
+   */
+  skippedItems?: number;
 }
 
 /** Integers up to 32 bits and floats are numbers, 64-bit integers are bigints. */
@@ -165,6 +170,12 @@ export const DEFAULT_GGUF_READ_LIMITS: Readonly<GgufReadLimits> = Object.freeze(
 
 export interface ReadGgufHeaderOptions {
   limits?: Partial<GgufReadLimits>;
+  /**
+   * Arrays with more elements than this are read through and checked like the rest, but come back
+   * with no items (see GgufArray.skippedItems): a structural check of a model without decoding
+   * its vocabulary. Default: keep every item.
+   */
+  arrayItemLimit?: number;
 }
 
 const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian uint32
@@ -173,6 +184,8 @@ const GGML_MAX_DIMS = 4;
 const GGML_MAX_NAME = 64;
 const GGUF_MAX_KEY_BYTES = 65535; // the GGUF spec's key length limit
 const INT64_MAX = (1n << 63n) - 1n;
+// Reads start small (most headers of small files fit) and double up to the largest chunk.
+const FIRST_READ_BYTES = 64 << 10;
 const READ_CHUNK_BYTES = 1 << 20;
 
 const FIXED_VALUE_BYTES: Partial<Record<GgufValueType, number>> = {
@@ -206,7 +219,8 @@ function invalid(message: string): LlamaError {
  * stay synchronous and a syscall happens once per window, not once per value.
  */
 class WindowReader {
-  private window: Buffer = Buffer.allocUnsafe(READ_CHUNK_BYTES);
+  private window: Buffer = Buffer.allocUnsafe(FIRST_READ_BYTES);
+  private chunkBytes = FIRST_READ_BYTES;
   private windowStart = 0; // file offset of window[0]
   private windowEnd = 0; // bytes of window holding file data
   private cursor = 0; // read position inside window
@@ -238,7 +252,8 @@ class WindowReader {
     }
     // Slide the unread bytes to the front, then read ahead one chunk (or `n` bytes, if more).
     this.windowStart += this.cursor;
-    const target = Math.min(Math.max(n, READ_CHUNK_BYTES), this.fileSize - this.windowStart);
+    const target = Math.min(Math.max(n, this.chunkBytes), this.fileSize - this.windowStart);
+    this.chunkBytes = Math.min(this.chunkBytes * 2, READ_CHUNK_BYTES);
     const source = this.window;
     if (target > this.window.length) this.window = Buffer.allocUnsafe(target);
     source.copy(this.window, 0, this.cursor, this.windowEnd);
@@ -261,6 +276,17 @@ class WindowReader {
 
   skip(n: number): void {
     this.cursor += n;
+  }
+
+  /** Moves `n` bytes ahead, past the window if need be; the caller checked they are in the file. */
+  skipAhead(n: number): void {
+    if (n <= this.available) {
+      this.cursor += n;
+      return;
+    }
+    this.windowStart = this.offset + n;
+    this.windowEnd = 0;
+    this.cursor = 0;
   }
 
   /**
@@ -341,6 +367,7 @@ class HeaderParser {
   constructor(
     private readonly reader: WindowReader,
     private readonly limits: GgufReadLimits,
+    private readonly arrayItemLimit: number,
   ) {
     this.metadataValuesLeft = limits.maxMetadataValues;
   }
@@ -428,6 +455,14 @@ class HeaderParser {
 
   private async readString(what: () => string, maxBytes: number): Promise<string> {
     const r = this.reader;
+    const length = await this.readStringLength(what, maxBytes);
+    if (r.available < length) await r.fill(length, what);
+    return r.utf8(length);
+  }
+
+  /** Reads and checks a string's length prefix; the string's bytes follow. */
+  private async readStringLength(what: () => string, maxBytes: number): Promise<number> {
+    const r = this.reader;
     if (r.available < 8) await r.fill(8, () => `the length of ${what()}`);
     const at = r.offset;
     const length = r.u64Length();
@@ -440,8 +475,7 @@ class HeaderParser {
         `length ${length} of ${what()} at byte ${at} runs past the end of the file (${r.remainingInFile} bytes remain)`,
       );
     }
-    if (r.available < length) await r.fill(length, what);
-    return r.utf8(length);
+    return length;
   }
 
   private async readValueType(what: () => string): Promise<GgufValueType> {
@@ -514,9 +548,27 @@ class HeaderParser {
     }
     this.metadataValuesLeft -= count;
 
-    const items: GgufValue[] = new Array(count);
     const element = (i: number) => () => `${what()}[${i}]`;
     const fixedBytes = FIXED_VALUE_BYTES[itemType];
+    if (count > this.arrayItemLimit && itemType !== "array") {
+      // Checked as closely as a kept array (fixed-size elements fit: the count check above).
+      if (fixedBytes !== undefined) r.skipAhead(count * fixedBytes);
+      else {
+        const maxBytes = this.limits.maxStringBytes;
+        for (let i = 0; i < count; i++) {
+          // Fast path for a length inside the window; readStringLength handles refills and errors.
+          const length = r.available >= 8 ? r.peekU64Length() : -1;
+          if (length >= 0 && length <= maxBytes && length <= r.remainingInFile - 8) {
+            r.skip(8);
+            r.skipAhead(length);
+            continue;
+          }
+          r.skipAhead(await this.readStringLength(element(i), maxBytes));
+        }
+      }
+      return { itemType, items: [], skippedItems: count };
+    }
+    const items: GgufValue[] = new Array(count);
     if (fixedBytes !== undefined) {
       for (let i = 0; i < count; i++) {
         if (r.available < fixedBytes) await r.fill(fixedBytes, element(i));
@@ -706,7 +758,7 @@ export async function readGgufHeader(path: string | URL, options: ReadGgufHeader
   try {
     const stats = await file.stat();
     if (!stats.isFile()) throw invalid(`${String(path)} is not a regular file`);
-    const parser = new HeaderParser(new WindowReader(file, stats.size), limits);
+    const parser = new HeaderParser(new WindowReader(file, stats.size), limits, options.arrayItemLimit ?? Infinity);
     return await parser.parse();
   } finally {
     await file.close();

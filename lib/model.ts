@@ -79,9 +79,12 @@ function largestCount(header: GgufHeader, key: string): number {
 }
 
 /**
- * What in a well-formed GGUF would make llama.cpp abort the process rather than fail the load:
- * the hyperparameter checks of llama_model_base::load_hparams, the vocabulary's duplicate-token
- * assertion, and ggml's alignment assertion for mapped tensor data. Null when none applies.
+ * What in a well-formed GGUF makes llama.cpp abort the process instead of failing, or null.
+ * Weights ggml cannot compute with and a negative epsilon pass the load and abort the first decode
+ * on ggml's worker threads, where nothing can catch it. The assertions of
+ * llama_model_base::load_hparams and ggml's alignment assertion for mapped tensor data fire while
+ * loading, where the addon's abort guard would also fail the load; here they get a plain message.
+ * (Duplicate tokens are left to that guard: llama.cpp compares tokens only up to a NUL byte.)
  */
 function llamaCppHazard(header: GgufHeader, vocabOnly: boolean, useMmap: boolean): string | null {
   const tokenizer = valueOf(header, "tokenizer.ggml.model", "string");
@@ -90,17 +93,6 @@ function llamaCppHazard(header: GgufHeader, vocabOnly: boolean, useMmap: boolean
     const size = valueOf(header, `${String(arch)}.vocab_size`, "uint32");
     if (typeof size === "number" && size > MAX_PLACEHOLDER_TOKENS) {
       return `${String(arch)}.vocab_size ${size} exceeds ${MAX_PLACEHOLDER_TOKENS} tokens`;
-    }
-  } else {
-    const tokens = valueOf(header, "tokenizer.ggml.tokens", "array") as GgufArray | undefined;
-    if (tokens?.itemType === "string") {
-      // llama.cpp renames empty tokens "[EMPTY_<id>]" before it indexes them.
-      const seen = new Set<string>();
-      for (let i = 0; i < tokens.items.length; i++) {
-        const text = (tokens.items[i] as string) || `[EMPTY_${i}]`;
-        if (seen.has(text)) return `token ${i} ${JSON.stringify(text.slice(0, 40))} appears twice in tokenizer.ggml.tokens`;
-        seen.add(text);
-      }
     }
   }
   if (vocabOnly || typeof arch !== "string" || arch === "clip") return null;
@@ -166,7 +158,8 @@ async function checkModelFile(path: string, vocabOnly: boolean, useMmap: boolean
   }
   let header: GgufHeader;
   try {
-    header = await readGgufHeader(path);
+    // The longest arrays read here are per-layer ones: the vocabulary is checked, not decoded.
+    header = await readGgufHeader(path, { arrayItemLimit: LLAMA_MAX_LAYERS });
   } catch (err) {
     if (err instanceof LlamaError && err.code === "INVALID_GGUF") {
       throw new LlamaError("INVALID_GGUF", `${path} is not a GGUF file llama.cpp can load: ${err.message}`, { cause: err });
