@@ -1,0 +1,135 @@
+// The published package as a user gets it: `npm pack`, then install the tarball into an empty
+// project outside the repository with install scripts disabled and no compiler, make or cmake on
+// PATH, so that only the prebuild in the tarball can work. Needs `npm run build:prebuild` first.
+import { execFileSync, spawnSync } from "node:child_process";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { modelPath, repoRoot } from "./helpers.js";
+
+const platformDir = `${process.platform}-${process.arch}`;
+const prebuildAddon = join(repoRoot, "prebuilds", platformDir, "node.napi.glibc.node");
+const buildTools = ["cc", "c++", "gcc", "g++", "clang", "clang++", "clang-19", "clang++-19", "make", "cmake", "ninja", "nvcc"];
+
+let work: string;
+let project: string;
+let packedFiles: string[];
+/** PATH for the consumer: a folder holding only `node` and `npm`. */
+let env: NodeJS.ProcessEnv;
+
+function runNode(args: string[]): { stdout: string; stderr: string } {
+  const result = spawnSync("node", args, { cwd: project, env, encoding: "utf8", timeout: 120_000 });
+  if (result.status !== 0) throw new Error(`node ${args[0]} failed (${result.status ?? result.signal}):\n${result.stderr}`);
+  return { stdout: result.stdout, stderr: result.stderr };
+}
+
+const completion = `
+  const { Llama, buildInfo } = llamaNapi;
+  const llm = await Llama.load({ modelPath: ${JSON.stringify(modelPath("stories260K.gguf"))}, nCtx: 128, nThreads: 2 });
+  const res = await llm.createCompletion("Once upon a time", { maxTokens: 4, temperature: 0 });
+  await llm.dispose();
+  console.log(JSON.stringify({ text: res.choices[0].text, info: buildInfo() }));`;
+const viaRequire = `const llamaNapi = require("llama-napi"); (async () => { ${completion} })();`;
+const viaImport = `const llamaNapi = await import("llama-napi"); ${completion}`;
+
+describe("the packed tarball, installed without compilers or install scripts", () => {
+  beforeAll(() => {
+    if (!existsSync(prebuildAddon)) throw new Error(`no prebuild at ${prebuildAddon}: run \`npm run build:prebuild\` first`);
+    work = mkdtempSync(join(tmpdir(), "llama-napi-pack-"));
+    const packed = JSON.parse(
+      execFileSync("npm", ["pack", "--json", "--pack-destination", work], { cwd: repoRoot, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }),
+    ) as Array<{ filename: string; files: Array<{ path: string }> }>;
+    packedFiles = packed[0]!.files.map((file) => file.path);
+
+    const tools = join(work, "bin");
+    mkdirSync(tools);
+    symlinkSync(process.execPath, join(tools, "node"));
+    const npmCli = realpathSync(execFileSync("sh", ["-c", "command -v npm"], { encoding: "utf8" }).trim());
+    symlinkSync(npmCli, join(tools, "npm"));
+    env = { PATH: tools, HOME: process.env.HOME, TMPDIR: tmpdir() };
+
+    project = join(work, "consumer");
+    mkdirSync(project);
+    writeFileSync(join(project, "package.json"), JSON.stringify({ name: "consumer", version: "1.0.0", private: true }));
+    const install = spawnSync(
+      "npm",
+      ["install", join(work, packed[0]!.filename), "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline"],
+      { cwd: project, env, encoding: "utf8" },
+    );
+    if (install.status !== 0) throw new Error(`npm install failed:\n${install.stderr}`);
+  });
+
+  afterAll(() => {
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it("has no compiler, make or cmake on its PATH", () => {
+    const reachable = buildTools.filter((tool) => env.PATH!.split(delimiter).some((dir) => existsSync(join(dir, tool))));
+    expect(reachable).toEqual([]);
+  });
+
+  it("carries the portable prebuild, every CPU variant, and no build folder", () => {
+    expect(packedFiles).toContain(`prebuilds/${platformDir}/node.napi.glibc.node`);
+    expect(packedFiles.filter((path) => /libggml-cpu-[\w.]+\.so$/.test(path)).length).toBeGreaterThan(1);
+    expect(packedFiles.filter((path) => path.startsWith("build/"))).toEqual([]);
+    expect(existsSync(join(project, "node_modules", "llama-napi", "build"))).toBe(false);
+  });
+
+  it.each([
+    ["require", ["-e", viaRequire]],
+    ["import", ["--input-type=module", "-e", viaImport]],
+  ])("%s runs a greedy completion on the prebuild", (_via, args) => {
+    const { stdout, stderr } = runNode(args);
+    const { text, info } = JSON.parse(stdout.trim()) as { text: string; info: Record<string, unknown> };
+    expect(text).toBe(", there was a");
+    expect(stderr).not.toContain("[llama-napi]");
+    expect(info).toMatchObject({
+      binaryKind: "cpu",
+      binaryPath: join(realpathSync(project), "node_modules", "llama-napi", "prebuilds", platformDir, "node.napi.glibc.node"),
+      portable: true,
+    });
+  });
+
+  it("runs the CPU variant that uses this CPU's widest vector units", () => {
+    const info = (JSON.parse(runNode(["-e", viaRequire]).stdout.trim()) as { info: { cpuVariant: string; cpuFeatures: string[] } }).info;
+    const flags = new Set(/^flags\s*:(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))![1]!.trim().split(/\s+/));
+    expect(info.cpuVariant).not.toBe("x64");
+    if (flags.has("avx2")) expect(info.cpuFeatures).toContain("AVX2");
+    if (flags.has("avx512f")) expect(info.cpuFeatures).toContain("AVX512");
+    if (flags.has("amx_int8")) expect(info.cpuFeatures).toContain("AMX_INT8");
+  });
+
+  it("falls back from a GPU prebuild that finds no GPU to the CPU one, with one log line", () => {
+    // A stand-in GPU variant: the CPU prebuild under prebuilds/<platform>/cuda has no CUDA module,
+    // so its probe finds no GPU on any machine.
+    const installed = join(project, "node_modules", "llama-napi", "prebuilds", platformDir);
+    mkdirSync(join(installed, "cuda"));
+    for (const file of readdirSync(installed)) {
+      if (file !== "cuda") copyFileSync(join(installed, file), join(installed, "cuda", file));
+    }
+    try {
+      const { stdout, stderr } = runNode(["-e", viaRequire]);
+      const { text, info } = JSON.parse(stdout.trim()) as { text: string; info: Record<string, unknown> };
+      expect(text).toBe(", there was a");
+      expect(info).toMatchObject({ binaryKind: "cpu", gpuDevices: [] });
+      const logLines = stderr.split("\n").filter((line) => line.includes("[llama-napi]"));
+      expect(logLines).toEqual([
+        `[llama-napi] the cuda prebuild is not usable here (no GPU device found); using prebuilds/${platformDir}/node.napi.glibc.node`,
+      ]);
+    } finally {
+      rmSync(join(installed, "cuda"), { recursive: true, force: true });
+    }
+  });
+});
