@@ -66,6 +66,7 @@ function columns(report: BenchReport): Column[] {
     list.push(
       { header: "mean KLD", align: "right", cell: (m) => (m.divergence ? formatSmall(m.divergence.klDivergence.value) : m.isBase ? "base" : "") },
       { header: "KLD p99", align: "right", cell: (m) => (m.divergence ? formatSmall(m.divergence.klDivergence.distribution.p99) : "") },
+      { header: "mean Δp", align: "right", cell: (m) => (m.divergence ? percent(m.divergence.deltaP.value, 3) : "") },
       { header: "RMS Δp", align: "right", cell: (m) => (m.divergence ? percent(m.divergence.deltaP.rms.value, 3) : "") },
       { header: "same top", align: "right", cell: (m) => (m.divergence ? percent(m.divergence.sameTop.value) : "") },
     );

@@ -277,6 +277,14 @@ describe("commands", () => {
     expect(good.stderr()).toMatch(/quantize Q8_0: 100%\n/);
     expect(good.stderr()).not.toMatch(/\r/);
 
+    // A terminal: one bar, redrawn in place.
+    const tty = captureIo();
+    Object.assign(tty.io.stderr, { isTTY: true, columns: 80 });
+    expect(await quantizeCommand([stories, join(dir, "cli-q4.gguf"), "Q4_0", "--threads", "2"], tty.io)).toBe(0);
+    expect(tty.stderr()).toMatch(/^\r\x1b\[2Kquantize Q4_0 \[\.+\] 0%/);
+    expect(tty.stderr()).toMatch(/\r\x1b\[2Kquantize Q4_0 \[#+\] 100%\n$/);
+    expect(tty.stderr().split("\n")).toHaveLength(2);
+
     const bad = captureIo();
     expect(await quantizeCommand([stories, join(dir, "cli-bad.gguf"), "Q3_X"], bad.io)).toBe(2);
     expect(bad.stderr()).toMatch(/TYPE must be one of .*Q4_K_M/);
@@ -296,7 +304,7 @@ describe("commands", () => {
 
     const table = run.stdout();
     const header = table.split("\n")[0]!.split("|").map((cell) => cell.trim()).filter(Boolean);
-    expect(header).toEqual(["model", "type", "size", "BPW", "params", "pp64 t/s", "tg8 t/s", "TTFT ms", "peak mem", "PPL", "mean KLD", "KLD p99", "RMS Δp", "same top"]);
+    expect(header).toEqual(["model", "type", "size", "BPW", "params", "pp64 t/s", "tg8 t/s", "TTFT ms", "peak mem", "PPL", "mean KLD", "KLD p99", "mean Δp", "RMS Δp", "same top"]);
     expect(table).toMatch(/stories260K-Q4_0\.gguf \| Q4_0/);
     expect(existsSync(join(quantDir, "stories260K-Q8_0.gguf"))).toBe(true);
 
