@@ -49,6 +49,7 @@ let stories: string;
 let storiesQ8: string;
 let storiesQ4: string;
 let wide: string;
+const quantizeProgress: Record<"Q8_0" | "Q4_0", number[]> = { Q8_0: [], Q4_0: [] };
 
 function captureIo(): { io: { stdout: PassThrough; stderr: PassThrough }; stdout: () => string; stderr: () => string } {
   const stdout = new PassThrough();
@@ -80,6 +81,10 @@ beforeAll(async () => {
   storiesQ4 = join(dir, "stories260K-Q4_0.gguf");
   wide = join(dir, "wide-f16.gguf");
   await synthesizeModel({ shape: WIDE_TINY, vocabPath: stories, outPath: wide, type: "f16", seed: 3 });
+  // The quantizations every group uses; the first test checks them.
+  for (const [type, path] of [["Q8_0", storiesQ8], ["Q4_0", storiesQ4]] as const) {
+    await quantize(stories, path, { type, threads: 2, onProgress: (f) => quantizeProgress[type].push(f) });
+  }
 });
 
 afterAll(() => {
@@ -89,8 +94,7 @@ afterAll(() => {
 describe("quantize", () => {
   it("quantizes stories260K to Q8_0 and Q4_0, reporting progress up to 1", async () => {
     for (const [type, path] of [["Q8_0", storiesQ8], ["Q4_0", storiesQ4]] as const) {
-      const progress: number[] = [];
-      await quantize(stories, path, { type, threads: 2, onProgress: (f) => progress.push(f) });
+      const progress = quantizeProgress[type];
       const header = await readGgufHeader(path);
       expect(header.metadata["general.file_type"]).toBe(QUANT_TYPES[type]);
       expect(header.tensors.find((t) => t.name === "blk.0.attn_q.weight")?.typeName).toBe(type);
@@ -233,12 +237,13 @@ describe("perplexity and model comparison", () => {
       const expected = golden.divergence[type];
       const result = await compareModels(stories, path, text, quality);
       expect(result.klDivergence.value, type).toBeGreaterThan(0);
-      // llama-perplexity keeps the base's log-probabilities in 16 bits: about 1 % apart.
-      expect(result.klDivergence.value / expected.meanKld).toBeCloseTo(1, 1);
-      expect(result.klDivergence.distribution.median / expected.medianKld).toBeCloseTo(1, 1);
+      // llama-perplexity keeps the base's log-probabilities in 16 bits and prints 6 decimals: 1 % is ample.
+      expect(Math.abs(result.klDivergence.value / expected.meanKld - 1)).toBeLessThan(0.01);
+      expect(Math.abs(result.klDivergence.distribution.median / expected.medianKld - 1)).toBeLessThan(0.01);
+      expect(Math.abs(result.klDivergence.distribution.p99 / expected.p99Kld - 1)).toBeLessThan(0.01);
       expect(result.candidate.perplexity.toPrecision(4)).toBe(expected.perplexity.toPrecision(4));
-      expect(result.sameTop.value).toBeCloseTo(expected.sameTop, 2);
-      expect(result.deltaP.rms.value).toBeCloseTo(expected.rmsDeltaP, 3);
+      expect(result.sameTop.value).toBeCloseTo(expected.sameTop, 4);
+      expect(result.deltaP.rms.value).toBeCloseTo(expected.rmsDeltaP, 4);
     }
   });
 
