@@ -67,9 +67,11 @@ for (const entry of readdirSync(variantFolder)) {
   run("strip", ["--strip-unneeded", join(outDir, target)]);
   files.push(target);
 }
-if (!files.includes(addonName())) {
-  console.error(`[prebuild] no llama_napi.node in ${variantFolder}: the build did not finish`);
-  process.exit(1);
+for (const required of [addonName(), ...(cuda ? ["libggml-cuda.so"] : [])]) {
+  if (!files.includes(required)) {
+    console.error(`[prebuild] ${required} missing from ${variantFolder}: the build did not finish`);
+    process.exit(1);
+  }
 }
 
 // Load it from its new home in a fresh process: proves the names, the RPATH and the module search.
