@@ -250,15 +250,13 @@ interface ChartSpec {
   logY?: boolean;
 }
 
-/** About five round tick values covering [min, max]. */
-function linearTicks(min: number, max: number): number[] {
-  const span = max - min || Math.abs(max) || 1;
-  const rough = span / 5;
+/** About five round tick values from 0 up to at least `max`. */
+function linearTicks(max: number): number[] {
+  const rough = (max || 1) / 5;
   const magnitude = 10 ** Math.floor(Math.log10(rough));
   const step = [1, 2, 5, 10].map((f) => f * magnitude).find((s) => s >= rough)!;
-  const ticks: number[] = [];
-  for (let t = Math.floor(min / step) * step; t <= max + step * 1e-9; t += step) ticks.push(Number(t.toPrecision(12)));
-  return ticks;
+  const count = Math.ceil(max / step - 1e-9);
+  return Array.from({ length: count + 1 }, (_, i) => Number((i * step).toPrecision(12)));
 }
 
 const CHART_WIDTH = 460;
@@ -269,8 +267,7 @@ const MARGIN = { left: 64, right: 24, top: 36, bottom: 48 };
 function scatterChart(spec: ChartSpec): string {
   const plotWidth = CHART_WIDTH - MARGIN.left - MARGIN.right;
   const plotHeight = CHART_HEIGHT - MARGIN.top - MARGIN.bottom;
-  const xs = spec.points.map((p) => p.x);
-  const xTicks = linearTicks(0, Math.max(...xs) * 1.08);
+  const xTicks = linearTicks(Math.max(...spec.points.map((p) => p.x)) * 1.08);
   const xMax = xTicks[xTicks.length - 1]!;
   let yTicks: number[];
   let yScale: (y: number) => number;
@@ -281,7 +278,7 @@ function scatterChart(spec: ChartSpec): string {
     yTicks = Array.from({ length: high - low + 1 }, (_, i) => 10 ** (low + i));
     yScale = (y) => MARGIN.top + plotHeight * (1 - (Math.log10(y) - low) / (high - low || 1));
   } else {
-    yTicks = linearTicks(0, Math.max(...spec.points.map((p) => p.y)) * 1.1);
+    yTicks = linearTicks(Math.max(...spec.points.map((p) => p.y)) * 1.1);
     const yMax = yTicks[yTicks.length - 1]!;
     yScale = (y) => MARGIN.top + plotHeight * (1 - y / yMax);
   }
@@ -306,20 +303,25 @@ function scatterChart(spec: ChartSpec): string {
     `<text x="${MARGIN.left + plotWidth / 2}" y="${CHART_HEIGHT - 10}" text-anchor="middle" font-size="12">${escapeXml(spec.xLabel)}</text>`,
     `<text transform="translate(16 ${MARGIN.top + plotHeight / 2}) rotate(-90)" text-anchor="middle" font-size="12">${escapeXml(spec.yLabel)}</text>`,
   );
-  const sorted = [...spec.points].sort((a, b) => a.x - b.x);
-  parts.push(`<polyline fill="none" stroke="#9bb7d4" stroke-width="1.5" points="${sorted.map((p) => `${xScale(p.x).toFixed(1)},${yScale(p.y).toFixed(1)}`).join(" ")}"/>`);
-  for (const p of sorted) {
-    const x = xScale(p.x).toFixed(1);
-    const y = yScale(p.y).toFixed(1);
-    parts.push(`<circle cx="${x}" cy="${y}" r="4.5" fill="#1f5f9e"/>`);
-    parts.push(`<text x="${x}" y="${Number(y) - 9}" text-anchor="middle" font-size="11">${escapeXml(p.label)}</text>`);
+  // Labels go above their point, or below when that would overlap a label already placed.
+  const placed: Array<{ x: number; y: number }> = [];
+  for (const p of [...spec.points].sort((a, b) => a.x - b.x)) {
+    const x = xScale(p.x);
+    const y = yScale(p.y);
+    const above = { x, y: y - 9 };
+    const clash = placed.some((q) => Math.abs(q.x - above.x) < 44 && Math.abs(q.y - above.y) < 13);
+    const label = clash ? { x, y: y + 18 } : above;
+    placed.push(label);
+    parts.push(`<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="4.5" fill="#1f5f9e"/>`);
+    parts.push(`<text x="${label.x.toFixed(1)}" y="${label.y.toFixed(1)}" text-anchor="middle" font-size="11">${escapeXml(p.label)}</text>`);
   }
   return parts.join("");
 }
 
 function chartSpecs(report: BenchReport): ChartSpec[] {
-  const size = (m: BenchModelResult) => m.fileSize / GIB;
-  const xLabel = "file size (GiB)";
+  const unit = Math.max(...report.models.map((m) => m.fileSize)) >= GIB ? { bytes: GIB, name: "GiB" } : { bytes: MIB, name: "MiB" };
+  const size = (m: BenchModelResult) => m.fileSize / unit.bytes;
+  const xLabel = `file size (${unit.name})`;
   const specs: ChartSpec[] = [
     {
       title: `Generation speed (tg${report.settings.nGen})`,
