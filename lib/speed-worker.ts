@@ -17,4 +17,8 @@ process.once("message", (job: SpeedWorkerJob) => {
     )
     .finally(() => process.exit(0));
 });
+// The parent decides when to stop (Ctrl-C reaches the whole process group); without a parent there
+// is no one to report to.
+process.on("SIGINT", () => undefined);
+process.once("disconnect", () => process.exit(1));
 void send({ type: "ready" });

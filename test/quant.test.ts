@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bench } from "../lib/bench.js";
 import { benchCommand, quantizeCommand, synthCommand } from "../lib/cli/quant.js";
 import { GgmlType, readGgufHeader, type GgufKv } from "../lib/gguf.js";
 import { writeGguf } from "../lib/gguf-writer.js";
@@ -336,6 +337,24 @@ describe("commands", () => {
     expect(html).not.toMatch(/<script|<link|src=/);
     expect(readFileSync(outputs[1]!, "utf8")).toContain("| stories260K-Q8_0.gguf | Q8_0 |");
     expect(readFileSync(outputs[4]!, "utf8")).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+  });
+
+  it("bench: an abort stops the measuring child", async () => {
+    const controller = new AbortController();
+    let step = "";
+    const attempt = bench({
+      models: [stories],
+      threads: 2,
+      signal: controller.signal,
+      onProgress: (event) => {
+        if (event.phase === "speed" && event.progress.step === "pp") {
+          step = event.progress.step;
+          controller.abort();
+        }
+      },
+    });
+    await expect(attempt).rejects.toMatchObject({ code: "ABORTED" });
+    expect(step).toBe("pp");
   });
 
   it("synth: writes a model of the shape asked for; bad usage is exit code 2", async () => {
