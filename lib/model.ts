@@ -89,6 +89,9 @@ function largestCount(header: GgufHeader, key: string): number {
 function llamaCppHazard(header: GgufHeader, vocabOnly: boolean, useMmap: boolean): string | null {
   const tokenizer = valueOf(header, "tokenizer.ggml.model", "string");
   const arch = valueOf(header, "general.architecture", "string");
+  // Not an abort but a leak: llama.cpp throws on it before it owns the tensor table it allocated.
+  const archEntry = header.kvs.find((kv) => kv.key === "general.architecture");
+  if (archEntry !== undefined && archEntry.type !== "string") return `general.architecture is ${archEntry.type}, not a string`;
   if (typeof tokenizer === "string" && PLACEHOLDER_VOCABS.has(tokenizer)) {
     const size = valueOf(header, `${String(arch)}.vocab_size`, "uint32");
     if (typeof size === "number" && size > MAX_PLACEHOLDER_TOKENS) {
