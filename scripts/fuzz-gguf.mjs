@@ -10,7 +10,8 @@
 //                              [--target api|raw] [--corpus all|models|stories260K]
 //                              [--crash-dir test/.fuzz-crashes] [--json]
 //   node scripts/fuzz-gguf.mjs --seed 1 --only 1234        re-run one case of a run
-//   node scripts/fuzz-gguf.mjs --replay file.gguf [--vocab-only]
+//   node scripts/fuzz-gguf.mjs --replay file.gguf [--vocab-only] [--no-mmap]
+//   node scripts/fuzz-gguf.mjs --dry-run --cases 100     only generate: prints a digest of the bytes
 //
 // --target raw hands the files to llama.cpp without llama-napi's checks, to find what llama.cpp
 // itself cannot take; --target api (the default) must show no crash and no hang.
