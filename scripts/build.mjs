@@ -67,7 +67,9 @@ function main() {
   // Any other CMake cache setting passes through as cmake-js takes it: --CDNAME=VALUE.
   cmd.push(...args.filter((arg) => arg.startsWith("--CD")));
   console.log(`[build] cmake-js ${cmd.slice(1).join(" ")}`);
-  const result = spawnSync(process.execPath, cmd, { cwd: root, stdio: "inherit" });
+  // Paths under the checkout reach ccache relative to it, so that another clone (CI's) hits the cache.
+  const env = { ...process.env, CCACHE_BASEDIR: process.env.CCACHE_BASEDIR ?? root };
+  const result = spawnSync(process.execPath, cmd, { cwd: root, stdio: "inherit", env });
   process.exit(result.status ?? 1);
 }
 
