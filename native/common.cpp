@@ -139,10 +139,23 @@ void PromiseWorker::Execute() {
   if (TakeAbortRaised()) Poison();
 }
 
+namespace {
+// While an environment is torn down (a worker thread terminated, the process exiting), node still
+// completes queued async work but refuses to run JavaScript, and node-addon-api turns each refused
+// call into a fatal error. A property read is refused the same way, without side effects.
+bool CanRunJavaScript(napi_env env) {
+  napi_value global;
+  napi_value value;
+  return napi_get_global(env, &global) == napi_ok && napi_get_named_property(env, global, "undefined", &value) == napi_ok;
+}
+}  // namespace
+
 void PromiseWorker::OnOK() {
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
   Settled();
+  // Nobody is left to see the promise; the worker's destructor frees what Result would hand over.
+  if (!CanRunJavaScript(env)) return;
   Napi::Value value = Result(env);
   if (env.IsExceptionPending()) {
     deferred_.Reject(env.GetAndClearPendingException().Value());
@@ -155,6 +168,7 @@ void PromiseWorker::OnError(const Napi::Error &error) {
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
   Settled();
+  if (!CanRunJavaScript(env)) return;
   deferred_.Reject(MakeError(env, code_, error.Message()).Value());
 }
 
