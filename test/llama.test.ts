@@ -18,7 +18,7 @@ async function drain<T>(iterable: AsyncIterable<T>): Promise<T[]> {
 describe("createCompletion on stories260K", () => {
   let llm: Llama;
   beforeAll(async () => {
-    llm = await Llama.load({ modelPath: STORIES(), nCtx: 256, nThreads: 2, verbose: false });
+    llm = await Llama.load({ modelPath: STORIES(), nCtx: 256, nThreads: 1, verbose: false });
   });
   afterAll(() => llm.dispose());
 
@@ -202,7 +202,7 @@ describe("createCompletion on stories260K", () => {
 
 describe("UTF-8 in streams (Llama 2 vocabulary: emoji and CJK arrive as byte tokens)", () => {
   it("no chunk holds a broken UTF-8 sequence", async () => {
-    const llm = await Llama.load({ modelPath: modelPath("llama-2-tiny-random.gguf"), nCtx: 256, nThreads: 2 });
+    const llm = await Llama.load({ modelPath: modelPath("llama-2-tiny-random.gguf"), nCtx: 256, nThreads: 1 });
     try {
       const target = " 日本語 🦙🦙 ok";
       const grammar = `root ::= ${JSON.stringify(target)}`;
@@ -225,7 +225,7 @@ describe("UTF-8 in streams (Llama 2 vocabulary: emoji and CJK arrive as byte tok
 
 describe("chat", () => {
   it("formats with the model's GGUF template (Qwen2's ChatML) and streams chat.completion.chunk", async () => {
-    const llm = await Llama.load({ modelPath: await tinyModel("qwen2"), nCtx: 256, nThreads: 2 });
+    const llm = await Llama.load({ modelPath: await tinyModel("qwen2"), nCtx: 256, nThreads: 1 });
     try {
       const messages = [
         { role: "system", content: "You are terse." },
@@ -257,7 +257,7 @@ describe("chat", () => {
   });
 
   it("formats Llama 3 chats, Phi-3 chats, and an explicit template overrides the model's", async () => {
-    const llama3 = await Llama.load({ modelPath: await tinyModel("llama-bpe"), nCtx: 256, nThreads: 2, chatTemplate: "llama3" });
+    const llama3 = await Llama.load({ modelPath: await tinyModel("llama-bpe"), nCtx: 256, nThreads: 1, chatTemplate: "llama3" });
     try {
       const { prompt, stops } = llama3.formatChat([{ role: "user", content: "Hi" }]);
       expect(prompt).toBe("<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
@@ -267,13 +267,13 @@ describe("chat", () => {
     } finally {
       await llama3.dispose();
     }
-    const phi3 = await Llama.load({ modelPath: await tinyModel("phi-3"), nCtx: 256, nThreads: 2 });
+    const phi3 = await Llama.load({ modelPath: await tinyModel("phi-3"), nCtx: 256, nThreads: 1 });
     try {
       expect(phi3.formatChat([{ role: "user", content: "Hi" }]).prompt).toBe("<|user|>\nHi<|end|>\n<|assistant|>\n");
     } finally {
       await phi3.dispose();
     }
-    const overridden = await Llama.load({ modelPath: await tinyModel("qwen2"), nCtx: 256, nThreads: 2, chatTemplate: "llama2" });
+    const overridden = await Llama.load({ modelPath: await tinyModel("qwen2"), nCtx: 256, nThreads: 1, chatTemplate: "llama2" });
     try {
       expect(overridden.formatChat([{ role: "user", content: "Hi" }]).prompt).toContain("[INST]");
     } finally {
@@ -283,7 +283,7 @@ describe("chat", () => {
 
   it("falls back to ChatML with one log line for a model without a template", async () => {
     const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
-    const llm = await Llama.load({ modelPath: STORIES(), nCtx: 256, nThreads: 2 });
+    const llm = await Llama.load({ modelPath: STORIES(), nCtx: 256, nThreads: 1 });
     try {
       const messages = [{ role: "user", content: "Tell me a story" }];
       expect(llm.formatChat(messages).prompt).toBe("<|im_start|>user\nTell me a story<|im_end|>\n<|im_start|>assistant\n");
@@ -298,7 +298,7 @@ describe("chat", () => {
   });
 
   it("responseFormat json_object and a JSON schema give output that parses", async () => {
-    const llm = await Llama.load({ modelPath: STORIES(), nCtx: 512, nThreads: 2 });
+    const llm = await Llama.load({ modelPath: STORIES(), nCtx: 512, nThreads: 1 });
     const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
     try {
       const messages = [{ role: "user", content: "Describe a cat as JSON" }];
@@ -334,7 +334,7 @@ describe("chat", () => {
 
 describe("embeddings", () => {
   it("createEmbedding returns OpenAI's list with usage; embed() plain and normalized vectors", async () => {
-    const llm = await Llama.load({ modelPath: STORIES(), nCtx: 128, nThreads: 2, embedding: true });
+    const llm = await Llama.load({ modelPath: STORIES(), nCtx: 128, nThreads: 1, embedding: true });
     try {
       const list = await llm.createEmbedding(["a happy dog", "a sad cat"]);
       expect(list.object).toBe("list");
@@ -358,12 +358,12 @@ describe("concurrency", () => {
   const prompts = ["Once upon a time", "Lily and Tom", "The little dog", "One day, a girl"];
 
   it("with nParallel 4, four requests run as sequences of one context, decoded together, uncorrupted", async () => {
-    const sequential = await Llama.load({ modelPath: STORIES(), nCtx: 256, nThreads: 2 });
+    const sequential = await Llama.load({ modelPath: STORIES(), nCtx: 256, nThreads: 1 });
     const expected: string[] = [];
     for (const p of prompts) expected.push((await sequential.createCompletion(p, { maxTokens: 32, temperature: 0 })).choices[0]!.text);
     await sequential.dispose();
 
-    const llm = await Llama.load({ modelPath: STORIES(), nCtx: 256, nThreads: 2, nParallel: 4 });
+    const llm = await Llama.load({ modelPath: STORIES(), nCtx: 256, nThreads: 1, nParallel: 4 });
     try {
       const results = await Promise.all(prompts.map((p) => llm.createCompletion(p, { maxTokens: 32, temperature: 0 })));
       expect(results.map((r) => r.choices[0]!.text)).toEqual(expected);
@@ -380,7 +380,7 @@ describe("concurrency", () => {
   });
 
   it("with nParallel 1, concurrent requests queue and finish in order", async () => {
-    const llm = await Llama.load({ modelPath: STORIES(), nCtx: 256, nThreads: 2 });
+    const llm = await Llama.load({ modelPath: STORIES(), nCtx: 256, nThreads: 1 });
     try {
       const order: number[] = [];
       const runs = prompts.map((p, i) => llm.createCompletion(p, { maxTokens: 16, temperature: 0 }).then((r) => (order.push(i), r)));
@@ -394,7 +394,7 @@ describe("concurrency", () => {
   });
 
   it("dispose waits for work in flight; later calls are DISPOSED", async () => {
-    const llm = await Llama.load({ modelPath: STORIES(), nCtx: 256, nThreads: 2 });
+    const llm = await Llama.load({ modelPath: STORIES(), nCtx: 256, nThreads: 1 });
     const running = llm.createCompletion("Once upon a time", { maxTokens: 100, temperature: 0 });
     const disposing = llm.dispose();
     await Promise.allSettled([running]);
@@ -405,7 +405,7 @@ describe("concurrency", () => {
 
 describe("queue", () => {
   it("a request aborted while queued leaves the queue at once", async () => {
-    const llm = await Llama.load({ modelPath: STORIES(), nCtx: 256, nThreads: 2 });
+    const llm = await Llama.load({ modelPath: STORIES(), nCtx: 256, nThreads: 1 });
     try {
       const first = llm.createCompletion("Once upon a time", { maxTokens: 64, temperature: 0 });
       const controller = new AbortController();
