@@ -287,8 +287,10 @@ describe("commands", () => {
     const tty = captureIo();
     Object.assign(tty.io.stderr, { isTTY: true, columns: 80 });
     expect(await quantizeCommand([stories, join(dir, "cli-q4.gguf"), "Q4_0", "--threads", "2"], tty.io)).toBe(0);
-    expect(tty.stderr()).toMatch(/^\r\x1b\[2Kquantize Q4_0 \[\.+\] 0%/);
-    expect(tty.stderr()).toMatch(/\r\x1b\[2Kquantize Q4_0 \[#+\] 100%\n$/);
+    const redraws = tty.stderr().split("\r\x1b[2K");
+    expect(redraws[0]).toBe("");
+    expect(redraws[1]).toMatch(/^quantize Q4_0 \[\.+\] 0%$/);
+    expect(redraws.at(-1)).toMatch(/^quantize Q4_0 \[#+\] 100%\n$/);
     expect(tty.stderr().split("\n")).toHaveLength(2);
 
     const bad = captureIo();
