@@ -1,13 +1,12 @@
 #include "common.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <mutex>
 #include <thread>
 
 #include "rpc.h"
-
-#include <algorithm>
-#include <cstdio>
-#include <mutex>
 
 namespace llama_napi {
 
@@ -35,7 +34,7 @@ void ReleaseAllOf(napi_env env) {
     }
   }
   std::sort(owned.begin(), owned.end(),
-                   [](Releasable *a, Releasable *b) { return a->ShutdownRank() < b->ShutdownRank(); });
+            [](Releasable *a, Releasable *b) { return a->ShutdownRank() < b->ShutdownRank(); });
   for (Releasable *handle : owned) handle->ReleaseForShutdown();
 }
 
@@ -95,8 +94,9 @@ void ThrowTypeError(Napi::Env env, const std::string &message) {
 }
 
 Napi::Function AbortFlag::Define(Napi::Env env) {
-  Napi::Function function = DefineClass(
-      env, "AbortFlag", {InstanceMethod<&AbortFlag::Abort>("abort"), InstanceMethod<&AbortFlag::IsAborted>("isAborted")});
+  Napi::Function function =
+      DefineClass(env, "AbortFlag",
+                  {InstanceMethod<&AbortFlag::Abort>("abort"), InstanceMethod<&AbortFlag::IsAborted>("isAborted")});
   DataOf(env).abort_flag = Napi::Persistent(function);
   return function;
 }
@@ -146,7 +146,8 @@ namespace {
 bool CanRunJavaScript(napi_env env) {
   napi_value global;
   napi_value value;
-  return napi_get_global(env, &global) == napi_ok && napi_get_named_property(env, global, "undefined", &value) == napi_ok;
+  return napi_get_global(env, &global) == napi_ok &&
+         napi_get_named_property(env, global, "undefined", &value) == napi_ok;
 }
 }  // namespace
 

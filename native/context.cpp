@@ -123,8 +123,8 @@ bool ReadBatch(Napi::Env env, const Napi::Value &value, const ContextHandle &han
     return false;
   }
   if (n > static_cast<size_t>(handle.batch_capacity)) {
-    Napi::RangeError::New(env, "batch of " + std::to_string(n) + " tokens exceeds nBatch (" +
-                                   std::to_string(handle.batch_capacity) + ")")
+    Napi::RangeError::New(
+        env, "batch of " + std::to_string(n) + " tokens exceeds nBatch (" + std::to_string(handle.batch_capacity) + ")")
         .ThrowAsJavaScriptException();
     return false;
   }
@@ -138,8 +138,8 @@ bool ReadBatch(Napi::Env env, const Napi::Value &value, const ContextHandle &han
       return false;
     }
     if (batch.seq_ids[i] < 0 || batch.seq_ids[i] >= n_seq_max) {
-      Napi::RangeError::New(env, "batch.seqIds[" + std::to_string(i) + "] must be in 0.." +
-                                     std::to_string(n_seq_max - 1))
+      Napi::RangeError::New(env,
+                            "batch.seqIds[" + std::to_string(i) + "] must be in 0.." + std::to_string(n_seq_max - 1))
           .ThrowAsJavaScriptException();
       return false;
     }
@@ -495,7 +495,8 @@ Napi::Value Context::Create(const Napi::CallbackInfo &info) {
   int32_t flash = params.flash_attn_type;
   int_option("flashAttn", flash);
   params.flash_attn_type = static_cast<llama_flash_attn_type>(flash);
-  for (auto [key, target] : {std::pair<const char *, ggml_type *>{"typeK", &params.type_k}, {"typeV", &params.type_v}}) {
+  for (auto [key, target] :
+       {std::pair<const char *, ggml_type *>{"typeK", &params.type_k}, {"typeV", &params.type_v}}) {
     Napi::Value value = options.Get(key);
     if (!value.IsString()) continue;
     ggml_type type = KvTypeByName(value.As<Napi::String>().Utf8Value());

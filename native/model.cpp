@@ -124,8 +124,8 @@ class LoadWorker : public PromiseWorker {
     if (model_ == nullptr) {
       if (progress_.abort && progress_.abort->load()) throw CodedError("ABORTED", "model load aborted");
       std::string reason = capture.Summary();
-      throw CodedError("MODEL_LOAD_FAILED", "failed to load model from " + options_.path +
-                                                (reason.empty() ? "" : ": " + reason));
+      throw CodedError("MODEL_LOAD_FAILED",
+                       "failed to load model from " + options_.path + (reason.empty() ? "" : ": " + reason));
     }
   }
 
@@ -136,7 +136,8 @@ class LoadWorker : public PromiseWorker {
   Napi::Value Result(Napi::Env env) override {
     auto *handle = new std::shared_ptr<ModelHandle>(std::make_shared<ModelHandle>(model_));
     model_ = nullptr;
-    Napi::External<std::shared_ptr<ModelHandle>> external = Napi::External<std::shared_ptr<ModelHandle>>::New(env, handle);
+    Napi::External<std::shared_ptr<ModelHandle>> external =
+        Napi::External<std::shared_ptr<ModelHandle>>::New(env, handle);
     Napi::Value result = DataOf(env).model.New({external});
     // The constructor took a copy; an exception there leaves this one as the only owner.
     delete handle;
@@ -165,20 +166,19 @@ std::string MetaString(int32_t (*read)(const llama_model *, int32_t, char *, siz
 }  // namespace
 
 Napi::Function Model::Define(Napi::Env env) {
-  Napi::Function function =
-      DefineClass(env, "Model",
-                  {
-                      InstanceMethod<&Model::Dispose>("dispose"),
-                      InstanceMethod<&Model::Info>("info"),
-                      InstanceMethod<&Model::Metadata>("metadata"),
-                      InstanceMethod<&Model::Tokenize>("tokenize"),
-                      InstanceMethod<&Model::Detokenize>("detokenize"),
-                      InstanceMethod<&Model::TokenBytes>("tokenBytes"),
-                      InstanceMethod<&Model::TokenText>("tokenText"),
-                      InstanceMethod<&Model::TokenAttributes>("tokenAttributes"),
-                      InstanceMethod<&Model::IsEog>("isEog"),
-                      InstanceMethod<&Model::ChatTemplate>("chatTemplate"),
-                  });
+  Napi::Function function = DefineClass(env, "Model",
+                                        {
+                                            InstanceMethod<&Model::Dispose>("dispose"),
+                                            InstanceMethod<&Model::Info>("info"),
+                                            InstanceMethod<&Model::Metadata>("metadata"),
+                                            InstanceMethod<&Model::Tokenize>("tokenize"),
+                                            InstanceMethod<&Model::Detokenize>("detokenize"),
+                                            InstanceMethod<&Model::TokenBytes>("tokenBytes"),
+                                            InstanceMethod<&Model::TokenText>("tokenText"),
+                                            InstanceMethod<&Model::TokenAttributes>("tokenAttributes"),
+                                            InstanceMethod<&Model::IsEog>("isEog"),
+                                            InstanceMethod<&Model::ChatTemplate>("chatTemplate"),
+                                        });
   DataOf(env).model = Napi::Persistent(function);
   return function;
 }
@@ -343,8 +343,8 @@ Napi::Value Model::Tokenize(const Napi::CallbackInfo &info) {
                        add_special, parse_special);
     if (n < 0 && n != INT32_MIN) {
       tokens.resize(static_cast<size_t>(-n));
-      n = llama_tokenize(handle->vocab, text.data(), static_cast<int32_t>(text.size()), tokens.data(), -n,
-                         add_special, parse_special);
+      n = llama_tokenize(handle->vocab, text.data(), static_cast<int32_t>(text.size()), tokens.data(), -n, add_special,
+                         parse_special);
     }
   } catch (const std::exception &err) {
     ThrowError(env, "TOKENIZE_FAILED", std::string("tokenization failed: ") + err.what());

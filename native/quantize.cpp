@@ -94,7 +94,8 @@ class QuantizeWorker : public PromiseWorker {
     if (job_.AbortRequested()) throw CodedError("ABORTED", "quantization aborted");
     std::vector<llama_model_imatrix_data> imatrix;
     if (!imatrix_.empty()) {
-      for (const ImatrixEntry &entry : imatrix_) imatrix.push_back({entry.name.c_str(), entry.values.data(), entry.values.size()});
+      for (const ImatrixEntry &entry : imatrix_)
+        imatrix.push_back({entry.name.c_str(), entry.values.data(), entry.values.size()});
       imatrix.push_back({nullptr, nullptr, 0});
       params_.imatrix = imatrix.data();
     }
@@ -148,12 +149,14 @@ bool ReadImatrix(Napi::Env env, const Napi::Value &value, std::vector<ImatrixEnt
   for (uint32_t i = 0; i < name_array.Length(); i++) {
     Napi::Value name = name_array.Get(i);
     Napi::Value data = value_array.Get(i);
-    if (!name.IsString() || !data.IsTypedArray() || data.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    if (!name.IsString() || !data.IsTypedArray() ||
+        data.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
       ThrowTypeError(env, "quantize: each imatrix entry needs a name and a Float32Array");
       return false;
     }
     Napi::Float32Array floats = data.As<Napi::Float32Array>();
-    out.push_back({name.As<Napi::String>().Utf8Value(), std::vector<float>(floats.Data(), floats.Data() + floats.ElementLength())});
+    out.push_back({name.As<Napi::String>().Utf8Value(),
+                   std::vector<float>(floats.Data(), floats.Data() + floats.ElementLength())});
   }
   return true;
 }
@@ -220,7 +223,8 @@ Napi::Value Quantize(const Napi::CallbackInfo &info) {
   Napi::Value only_copy = options.Get("onlyCopy");
   if (only_copy.IsBoolean()) params.only_copy = only_copy.As<Napi::Boolean>();
   Napi::Value output_type = options.Get("outputTensorType");
-  if (output_type.IsNumber()) params.output_tensor_type = static_cast<ggml_type>(output_type.As<Napi::Number>().Int32Value());
+  if (output_type.IsNumber())
+    params.output_tensor_type = static_cast<ggml_type>(output_type.As<Napi::Number>().Int32Value());
   Napi::Value embedding_type = options.Get("tokenEmbeddingType");
   if (embedding_type.IsNumber()) {
     params.token_embedding_type = static_cast<ggml_type>(embedding_type.As<Napi::Number>().Int32Value());
@@ -234,7 +238,8 @@ Napi::Value Quantize(const Napi::CallbackInfo &info) {
   auto *worker = new QuantizeWorker(env, info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::String>().Utf8Value(),
                                     params, std::move(imatrix), std::move(overrides));
   if (info.Length() > 3 && info[3].IsFunction()) {
-    worker->Job().progress = Napi::ThreadSafeFunction::New(env, info[3].As<Napi::Function>(), "llama-napi-quantize", 0, 1);
+    worker->Job().progress =
+        Napi::ThreadSafeFunction::New(env, info[3].As<Napi::Function>(), "llama-napi-quantize", 0, 1);
     worker->Job().has_progress = true;
   }
   if (info.Length() > 4) worker->Job().abort = AbortFlag::From(info[4]);

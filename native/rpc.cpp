@@ -64,8 +64,8 @@ std::vector<ggml_backend_dev_t> RpcDevices(const std::vector<std::string> &endpo
       std::string reason = capture.Summary();
       if (reason.find("version mismatch") != std::string::npos) {
         throw CodedError("RPC_UNAVAILABLE", "rpc-server " + endpoint + " speaks another RPC protocol (" + reason +
-                                                "); this build speaks " + std::to_string(RPC_PROTO_MAJOR_VERSION) + "." +
-                                                std::to_string(RPC_PROTO_MINOR_VERSION) +
+                                                "); this build speaks " + std::to_string(RPC_PROTO_MAJOR_VERSION) +
+                                                "." + std::to_string(RPC_PROTO_MINOR_VERSION) +
                                                 ": run the rpc-server of the same llama-napi version");
       }
       throw CodedError("RPC_UNAVAILABLE", "cannot reach rpc-server " + endpoint + ": " + err.what());

@@ -43,14 +43,14 @@ llama_sampler *BuildChain(const SamplerOptions &o, const llama_vocab *vocab, std
   llama_sampler *chain = llama_sampler_chain_init(params);
   int32_t n_vocab = llama_vocab_n_tokens(vocab);
   if (!o.logit_bias.empty()) {
-    llama_sampler_chain_add(chain, llama_sampler_init_logit_bias(n_vocab, static_cast<int32_t>(o.logit_bias.size()),
-                                                                 o.logit_bias.data()));
+    llama_sampler_chain_add(
+        chain, llama_sampler_init_logit_bias(n_vocab, static_cast<int32_t>(o.logit_bias.size()), o.logit_bias.data()));
   }
   if (o.repeat_penalty != 1.0 || o.frequency_penalty != 0.0 || o.presence_penalty != 0.0) {
-    llama_sampler_chain_add(chain, llama_sampler_init_penalties(n_vocab, o.penalty_last_n,
-                                                                static_cast<float>(o.repeat_penalty),
-                                                                static_cast<float>(o.frequency_penalty),
-                                                                static_cast<float>(o.presence_penalty)));
+    llama_sampler_chain_add(
+        chain,
+        llama_sampler_init_penalties(n_vocab, o.penalty_last_n, static_cast<float>(o.repeat_penalty),
+                                     static_cast<float>(o.frequency_penalty), static_cast<float>(o.presence_penalty)));
   }
   if (!o.grammar.empty()) {
     LogCapture capture;
@@ -241,7 +241,8 @@ Napi::Value Sampler::Describe(const Napi::CallbackInfo &info) {
   }
   int n = llama_sampler_chain_n(handle_->chain);
   Napi::Array out = Napi::Array::New(env, static_cast<size_t>(n));
-  for (int i = 0; i < n; i++) out[static_cast<uint32_t>(i)] = llama_sampler_name(llama_sampler_chain_get(handle_->chain, i));
+  for (int i = 0; i < n; i++)
+    out[static_cast<uint32_t>(i)] = llama_sampler_name(llama_sampler_chain_get(handle_->chain, i));
   return out;
 }
 

@@ -278,6 +278,7 @@ async function main() {
     } else {
       const { failures, stricterExamples, laxerExamples, abortExamples, ...rest } = summary;
       console.log(JSON.stringify(rest, null, 2));
+      if (failures.length > 0) console.log("failures (each reproducible with --replay):", JSON.stringify(failures, null, 2));
       if (stricterExamples.length > 0) console.log("reader stricter than llama.cpp, e.g.:", JSON.stringify(stricterExamples, null, 2));
       if (laxerExamples.length > 0) console.log("reader laxer than ggml's GGUF parser, e.g.:", JSON.stringify(laxerExamples, null, 2));
       if (abortExamples.length > 0) console.log("ggml aborts caught while loading, e.g.:", JSON.stringify(abortExamples, null, 2));
