@@ -260,19 +260,20 @@ describe("worker threads", () => {
 
 describe("leaks", () => {
   it("load/dispose cycles and short completions keep RSS flat (scripts/soak.mjs, short run)", async () => {
-    // Limits far above the measured noise (hundreds of bytes per cycle) and far below a leaked
-    // model (its mapped file, about 1 MiB) or a leaked context (its KV cache and buffers).
+    // Limits above the allocator's noise in a short run (up to about 4 KiB per completion seen
+    // here; long runs show well under 1 KiB) and below the smallest leak that matters: a sampler
+    // is about 13 KiB, a context 1.5 MiB (a new one every 100 completions), a model its mapped file.
     const result = await new Promise<ChildResult>((done) => {
       const child = execFile(
         process.execPath,
-        [join(repoRoot, "scripts", "soak.mjs"), "--loads", "300", "--completions", "2000", "--max-load-slope", "65536", "--max-completion-slope", "2048", "--json"],
+        [join(repoRoot, "scripts", "soak.mjs"), "--loads", "300", "--completions", "3000", "--max-load-slope", "65536", "--max-completion-slope", "8192", "--json"],
         { cwd: repoRoot },
         (_error, stdout, stderr) => done({ code: child.exitCode, signal: child.signalCode, stdout, stderr }),
       );
     });
     const summary = JSON.parse(result.stdout.trim().split("\n").at(-1)!) as { failures: string[]; completions: { tokensGenerated: number } };
     expect(summary.failures).toEqual([]);
-    expect(summary.completions.tokensGenerated).toBe(2000 * 8);
+    expect(summary.completions.tokensGenerated).toBe(3000 * 8);
     expectQuietExit(result);
   });
 });
