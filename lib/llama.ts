@@ -516,14 +516,17 @@ export class Llama {
     });
   }
 
-  async #completion(prompt: string | readonly number[] | Int32Array, options: CompletionOptions): Promise<Completion> {
+  /** What a completion, streamed or not, starts from: checked options, prompt tokens, sampler. */
+  #prepareCompletion(prompt: string | readonly number[] | Int32Array, options: CompletionOptions) {
     const o = this.#checkCompletion(prompt, options);
-    const id = `cmpl-${randomUUID()}`;
-    const created = unixSeconds();
     const maxTokens = o.maxTokens === undefined ? 16 : o.maxTokens;
     const tokens = this.#completionPrompt(prompt, o, maxTokens);
     const logprobs = o.logprobs === undefined || o.logprobs === null ? undefined : o.logprobs;
-    const sampler = this.#sampler(o, 0.8);
+    return { o, id: `cmpl-${randomUUID()}`, created: unixSeconds(), tokens, logprobs, sampler: this.#sampler(o, 0.8) };
+  }
+
+  async #completion(prompt: string | readonly number[] | Int32Array, options: CompletionOptions): Promise<Completion> {
+    const { o, id, created, tokens, logprobs, sampler } = this.#prepareCompletion(prompt, options);
     try {
       const result = await this.#generate(
         { prompt: tokens, sampling: o, defaults: { temperature: 0.8, maxTokens: 16 }, logprobs, signal: o.signal },
@@ -572,13 +575,7 @@ export class Llama {
   }
 
   #streamCompletion(prompt: string | readonly number[] | Int32Array, options: CompletionOptions): AsyncIterableIterator<CompletionChunk> {
-    const o = this.#checkCompletion(prompt, options);
-    const id = `cmpl-${randomUUID()}`;
-    const created = unixSeconds();
-    const maxTokens = o.maxTokens === undefined ? 16 : o.maxTokens;
-    const tokens = this.#completionPrompt(prompt, o, maxTokens);
-    const logprobs = o.logprobs === undefined || o.logprobs === null ? undefined : o.logprobs;
-    const sampler = this.#sampler(o, 0.8);
+    const { o, id, created, tokens, logprobs, sampler } = this.#prepareCompletion(prompt, options);
     const stop = new AbortController();
     const signals = o.signal ? AbortSignal.any([o.signal, stop.signal]) : stop.signal;
     const channel = new Channel<CompletionChunk>(() => stop.abort());
@@ -716,14 +713,17 @@ export class Llama {
     return (async () => this.#chat(options))();
   }
 
-  async #chat(options: ChatCompletionOptions): Promise<ChatCompletion> {
+  /** What a chat completion, streamed or not, starts from: checked options, prompt tokens, sampler. */
+  #prepareChat(options: ChatCompletionOptions) {
     const o = this.#checkChat(options);
-    const id = `chatcmpl-${randomUUID()}`;
-    const created = unixSeconds();
     const { tokens, stops } = this.#chatPrompt(o);
-    const grammar = this.#chatGrammar(o.responseFormat);
+    const sampler = this.#sampler(o, 0.2, this.#chatGrammar(o.responseFormat));
     const logprobs = o.logprobs ? (o.topLogprobs ?? 0) : undefined;
-    const sampler = this.#sampler(o, 0.2, grammar);
+    return { o, id: `chatcmpl-${randomUUID()}`, created: unixSeconds(), tokens, stops, logprobs, sampler };
+  }
+
+  async #chat(options: ChatCompletionOptions): Promise<ChatCompletion> {
+    const { o, id, created, tokens, stops, logprobs, sampler } = this.#prepareChat(options);
     try {
       const result = await this.#generate(
         { prompt: tokens, sampling: o, defaults: { temperature: 0.2, maxTokens: null }, extraStops: stops, logprobs, signal: o.signal },
@@ -750,13 +750,7 @@ export class Llama {
   }
 
   #streamChat(options: ChatCompletionOptions): AsyncIterableIterator<ChatCompletionChunk> {
-    const o = this.#checkChat(options);
-    const id = `chatcmpl-${randomUUID()}`;
-    const created = unixSeconds();
-    const { tokens, stops } = this.#chatPrompt(o);
-    const grammar = this.#chatGrammar(o.responseFormat);
-    const logprobs = o.logprobs ? (o.topLogprobs ?? 0) : undefined;
-    const sampler = this.#sampler(o, 0.2, grammar);
+    const { o, id, created, tokens, stops, logprobs, sampler } = this.#prepareChat(options);
     const stop = new AbortController();
     const signals = o.signal ? AbortSignal.any([o.signal, stop.signal]) : stop.signal;
     const channel = new Channel<ChatCompletionChunk>(() => stop.abort());
