@@ -169,7 +169,7 @@ async function fuzz(options) {
             if (result.load.outcome === "ok") summary.loaded++;
             if (result.load.outcome !== "ok" && CAUGHT_ABORT.test(result.load.message)) {
               summary.loadAbortsCaught++;
-              if (summary.abortExamples.length < 20) summary.abortExamples.push({ case: testCase.index, note: testCase.note, load: result.load.message });
+              if (summary.abortExamples.length < 100) summary.abortExamples.push({ case: testCase.index, note: testCase.note, load: result.load.message });
             }
             if (result.use?.outcome === "ok") summary.used++;
             // Where llama.cpp saw the file itself (raw), compare its verdict with the reader's.
