@@ -296,8 +296,8 @@ export class LlamaContext {
   /** Removes positions [p0, p1) of a sequence (-1: every sequence; p1 -1: to the end). */
   removeTokens(seqId: number, p0 = 0, p1 = -1): boolean {
     expectInteger("seqId", seqId, { min: -1, max: this.info.nSeqMax - 1 });
-    expectInteger("p0", p0, { min: -1 });
-    expectInteger("p1", p1, { min: -1 });
+    expectInteger("p0", p0, { min: -1, max: 0x7fffffff });
+    expectInteger("p1", p1, { min: -1, max: 0x7fffffff });
     return callNative(() => this.native.seqRemove(seqId, p0, p1));
   }
 
@@ -305,8 +305,8 @@ export class LlamaContext {
   copySequence(src: number, dst: number, p0 = 0, p1 = -1): void {
     expectInteger("src", src, { min: 0, max: this.info.nSeqMax - 1 });
     expectInteger("dst", dst, { min: 0, max: this.info.nSeqMax - 1 });
-    expectInteger("p0", p0, { min: -1 });
-    expectInteger("p1", p1, { min: -1 });
+    expectInteger("p0", p0, { min: -1, max: 0x7fffffff });
+    expectInteger("p1", p1, { min: -1, max: 0x7fffffff });
     callNative(() => this.native.seqCopy(src, dst, p0, p1));
   }
 
@@ -319,9 +319,9 @@ export class LlamaContext {
   /** Adds `delta` to the positions [p0, p1) of a sequence (for context shifting). */
   shiftPositions(seqId: number, p0: number, p1: number, delta: number): void {
     expectInteger("seqId", seqId, { min: 0, max: this.info.nSeqMax - 1 });
-    expectInteger("p0", p0, { min: -1 });
-    expectInteger("p1", p1, { min: -1 });
-    expectInteger("delta", delta);
+    expectInteger("p0", p0, { min: -1, max: 0x7fffffff });
+    expectInteger("p1", p1, { min: -1, max: 0x7fffffff });
+    expectInteger("delta", delta, { min: -0x7fffffff, max: 0x7fffffff });
     callNative(() => this.native.seqShift(seqId, p0, p1, delta));
   }
 
