@@ -6,12 +6,30 @@
 #include <cstring>
 #include <thread>
 
+#include "ggml-cpu.h"
 #include "log.h"
 #include "rpc.h"
 
 namespace llama_napi {
 
 namespace {
+
+struct ThreadpoolFunctions {
+  decltype(&ggml_threadpool_new) create = nullptr;
+  decltype(&ggml_threadpool_free) free = nullptr;
+};
+
+// From the CPU backend's registry entry: in the portable build the CPU backend is a module.
+ThreadpoolFunctions CpuThreadpoolFunctions() {
+  ThreadpoolFunctions functions;
+  ggml_backend_reg_t cpu = ggml_backend_reg_by_name("CPU");
+  if (cpu == nullptr) return functions;
+  functions.create =
+      reinterpret_cast<decltype(&ggml_threadpool_new)>(ggml_backend_reg_get_proc_address(cpu, "ggml_threadpool_new"));
+  functions.free =
+      reinterpret_cast<decltype(&ggml_threadpool_free)>(ggml_backend_reg_get_proc_address(cpu, "ggml_threadpool_free"));
+  return functions;
+}
 
 bool AbortRequested(void *data) {
   auto *handle = static_cast<ContextHandle *>(data);
@@ -381,12 +399,33 @@ ContextHandle::ContextHandle(std::shared_ptr<ModelHandle> model, llama_context *
   batch_capacity = static_cast<int32_t>(llama_n_batch(ctx));
   batch = llama_batch_init(batch_capacity, 0, 1);
   llama_set_abort_callback(ctx, AbortRequested, this);
+  UseThreads(llama_n_threads(ctx), llama_n_threads_batch(ctx));
 }
 
 ContextHandle::~ContextHandle() {
   if (poisoned.load()) return;
   llama_batch_free(batch);
   llama_free(ctx);
+  if (threadpool != nullptr) CpuThreadpoolFunctions().free(threadpool);
+}
+
+void ContextHandle::UseThreads(int32_t n_threads, int32_t n_threads_batch) {
+  llama_set_n_threads(ctx, n_threads, n_threads_batch);
+  int32_t needed = std::max(n_threads, n_threads_batch);
+  if (threadpool != nullptr && threadpool_size >= needed) return;
+  ThreadpoolFunctions functions = CpuThreadpoolFunctions();
+  // Without the CPU backend's functions ggml falls back to threads per graph: slower, still right.
+  if (functions.create == nullptr || functions.free == nullptr) return;
+  ggml_threadpool_params params = ggml_threadpool_params_default(needed);
+  // Idle workers sleep instead of spinning: as fast here (llama-bench --poll 0 vs 50), and they
+  // leave the cores to other contexts and to the rest of the process between decodes.
+  params.poll = 0;
+  ggml_threadpool_t fresh = functions.create(&params);
+  if (fresh == nullptr) return;
+  llama_attach_threadpool(ctx, fresh, nullptr);
+  if (threadpool != nullptr) functions.free(threadpool);
+  threadpool = fresh;
+  threadpool_size = needed;
 }
 
 Napi::Function Context::Define(Napi::Env env) {
@@ -870,7 +909,7 @@ Napi::Value Context::SetThreads(const Napi::CallbackInfo &info) {
     Napi::RangeError::New(env, "setThreads: thread counts must be >= 1").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  llama_set_n_threads(handle->ctx, n_threads, n_threads_batch);
+  handle->UseThreads(n_threads, n_threads_batch);
   return env.Undefined();
 }
 

@@ -22,7 +22,14 @@ struct ContextHandle {
   std::atomic<bool> poisoned{false};
   std::string poison_reason;
 
+  // ggml's worker threads for this context, kept between decodes as llama.cpp's own tools keep
+  // them; without a pool ggml starts and joins threads for every graph, a third of generation speed.
+  ggml_threadpool_t threadpool = nullptr;
+  int32_t threadpool_size = 0;
+
   ContextHandle(std::shared_ptr<ModelHandle> model, llama_context *ctx);
+  // Sets the thread counts, growing the pool when it is too small. Only while no work is in flight.
+  void UseThreads(int32_t n_threads, int32_t n_threads_batch);
   ~ContextHandle();
   ContextHandle(const ContextHandle &) = delete;
   ContextHandle &operator=(const ContextHandle &) = delete;
