@@ -2,11 +2,8 @@
 
 #include <mutex>
 
-#include "log.h"
-
-#ifdef GGML_USE_RPC
 #include "ggml-rpc.h"
-#endif
+#include "log.h"
 
 namespace llama_napi {
 
@@ -16,11 +13,25 @@ std::mutex failure_mutex;
 std::atomic<uint32_t> failure_count{0};
 std::string last_failure;
 
-#ifdef GGML_USE_RPC
+using AddServerFn = ggml_backend_reg_t (*)(const char *endpoint);
+using StartServerFn = void (*)(const char *endpoint, const char *cache_dir, size_t n_threads, size_t n_devices,
+                               ggml_backend_dev_t *devices);
+
+// ggml's RPC entry points, looked up through the backend registry: in a source build the RPC backend
+// is linked in, in the portable prebuild it is the libggml-rpc module beside the addon. nullptr when
+// the build has no RPC backend.
+template <typename Fn>
+Fn RpcFunction(const char *name) {
+  ggml_backend_reg_t reg = ggml_backend_reg_by_name("RPC");
+  return reg == nullptr ? nullptr : reinterpret_cast<Fn>(ggml_backend_reg_get_proc_address(reg, name));
+}
+
+const char *const kNoRpcBackend = "this build of llama-napi has no RPC backend";
+
 class ServerWorker : public PromiseWorker {
  public:
-  ServerWorker(Napi::Env env, std::string endpoint, int32_t n_threads)
-      : PromiseWorker(env), endpoint_(std::move(endpoint)), n_threads_(n_threads) {}
+  ServerWorker(Napi::Env env, StartServerFn start_server, std::string endpoint, int32_t n_threads)
+      : PromiseWorker(env), start_server_(start_server), endpoint_(std::move(endpoint)), n_threads_(n_threads) {}
 
  protected:
   void Run() override {
@@ -28,17 +39,17 @@ class ServerWorker : public PromiseWorker {
     if (cpu == nullptr) throw CodedError("RPC_UNAVAILABLE", "no CPU device to serve");
     LogCapture capture;
     // Serves clients one after another; returns only when the socket cannot be set up.
-    ggml_backend_rpc_start_server(endpoint_.c_str(), nullptr, static_cast<size_t>(n_threads_), 1, &cpu);
+    start_server_(endpoint_.c_str(), nullptr, static_cast<size_t>(n_threads_), 1, &cpu);
     std::string reason = capture.Summary();
     throw CodedError("RPC_UNAVAILABLE", "rpc-server could not listen on " + endpoint_ +
                                             (reason.empty() ? " (address in use or not local?)" : ": " + reason));
   }
 
  private:
+  StartServerFn start_server_;
   std::string endpoint_;
   int32_t n_threads_;
 };
-#endif
 
 }  // namespace
 
@@ -52,14 +63,16 @@ bool RpcFailed() { return failure_count.load() > 0; }
 
 std::vector<ggml_backend_dev_t> RpcDevices(const std::vector<std::string> &endpoints) {
   std::vector<ggml_backend_dev_t> devices;
-#ifdef GGML_USE_RPC
+  if (endpoints.empty()) return devices;
+  auto add_server = RpcFunction<AddServerFn>("ggml_backend_rpc_add_server");
+  if (add_server == nullptr) throw CodedError("UNSUPPORTED", kNoRpcBackend);
   for (const std::string &endpoint : endpoints) {
     // Connects and shakes hands on this (guarded) thread: a server that is down or speaks another
     // protocol version becomes an RPC_UNAVAILABLE error here.
     LogCapture capture;
     ggml_backend_reg_t reg = nullptr;
     try {
-      reg = ggml_backend_rpc_add_server(endpoint.c_str());
+      reg = add_server(endpoint.c_str());
     } catch (const CodedError &err) {
       std::string reason = capture.Summary();
       if (reason.find("version mismatch") != std::string::npos) {
@@ -73,9 +86,6 @@ std::vector<ggml_backend_dev_t> RpcDevices(const std::vector<std::string> &endpo
     if (reg == nullptr) throw CodedError("RPC_UNAVAILABLE", "rpc-server " + endpoint + " offers no devices");
     for (size_t i = 0; i < ggml_backend_reg_dev_count(reg); i++) devices.push_back(ggml_backend_reg_dev_get(reg, i));
   }
-#else
-  if (!endpoints.empty()) throw CodedError("UNSUPPORTED", "this build of llama-napi has no RPC backend");
-#endif
   return devices;
 }
 
@@ -94,15 +104,16 @@ Napi::Value StartRpcServer(const Napi::CallbackInfo &info) {
     ThrowTypeError(env, "startRpcServer(endpoint: string, nThreads: number)");
     return env.Undefined();
   }
-#ifdef GGML_USE_RPC
-  auto *worker = new ServerWorker(env, info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::Number>().Int32Value());
+  auto start_server = RpcFunction<StartServerFn>("ggml_backend_rpc_start_server");
+  if (start_server == nullptr) {
+    ThrowError(env, "UNSUPPORTED", kNoRpcBackend);
+    return env.Undefined();
+  }
+  auto *worker = new ServerWorker(env, start_server, info[0].As<Napi::String>().Utf8Value(),
+                                  info[1].As<Napi::Number>().Int32Value());
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;
-#else
-  ThrowError(env, "UNSUPPORTED", "this build of llama-napi has no RPC backend");
-  return env.Undefined();
-#endif
 }
 
 }  // namespace llama_napi

@@ -1,5 +1,6 @@
 // Shared test fixtures. Tests that need the shared test models fail loudly when they are missing.
 import { existsSync } from "node:fs";
+import { connect, createServer, type AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
 
 export const repoRoot = resolve(__dirname, "..");
@@ -26,3 +27,28 @@ export function llamaCppDir(): string {
 
 /** Resolves after `ms` milliseconds. */
 export const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
+
+/** A TCP port on loopback that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((done) => server.close(done));
+  return port;
+}
+
+/** Resolves once something accepts connections on 127.0.0.1:`port` (an rpc-server starting up). */
+export async function listening(port: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const ok = await new Promise<boolean>((done) => {
+      const socket = connect(port, "127.0.0.1", () => {
+        socket.destroy();
+        done(true);
+      });
+      socket.on("error", () => done(false));
+    });
+    if (ok) return;
+    await sleep(50);
+  }
+  throw new Error(`nothing listens on 127.0.0.1:${port}`);
+}

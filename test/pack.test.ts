@@ -1,7 +1,7 @@
 // The published package as a user gets it: `npm pack`, then install the tarball into an empty
 // project outside the repository with install scripts disabled and no compiler, make or cmake on
 // PATH, so that only the prebuild in the tarball can work. Needs `npm run build:prebuild` first.
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import {
   copyFileSync,
   existsSync,
@@ -17,7 +17,7 @@ import {
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { modelPath, repoRoot } from "./helpers.js";
+import { freePort, listening, modelPath, repoRoot } from "./helpers.js";
 
 const platformDir = `${process.platform}-${process.arch}`;
 const prebuildAddon = join(repoRoot, "prebuilds", platformDir, "node.napi.glibc.node");
@@ -109,6 +109,27 @@ describe("the packed tarball, installed without compilers or install scripts", (
     if (flags.has("avx2")) expect(info.cpuFeatures).toContain("AVX2");
     if (flags.has("avx512f")) expect(info.cpuFeatures).toContain("AVX512");
     if (flags.has("amx_int8")) expect(info.cpuFeatures).toContain("AMX_INT8");
+  });
+
+  it("serves and uses ggml's RPC backend from the prebuild (llama-napi rpc-server, rpcServers)", async () => {
+    const port = await freePort();
+    const cli = join(project, "node_modules", "llama-napi", "bin", "llama-napi.js");
+    const server = spawn("node", [cli, "rpc-server", "--port", String(port), "--threads", "1"], { cwd: project, env, stdio: "ignore" });
+    try {
+      await listening(port);
+      const split = `const { Llama, buildInfo } = require("llama-napi"); (async () => {
+        const llm = await Llama.load({ modelPath: ${JSON.stringify(modelPath("stories260K.gguf"))}, nCtx: 128, nThreads: 2,
+          rpcServers: ["127.0.0.1:${port}"], nGpuLayers: 99 });
+        const res = await llm.createCompletion("Once upon a time", { maxTokens: 4, temperature: 0 });
+        await llm.dispose();
+        console.log(JSON.stringify({ text: res.choices[0].text, info: buildInfo() }));
+      })();`;
+      const { text, info } = JSON.parse(runNode(["-e", split]).stdout.trim()) as { text: string; info: Record<string, unknown> };
+      expect(info).toMatchObject({ supportsRpc: true });
+      expect(text).toBe(", there was a");
+    } finally {
+      server.kill("SIGKILL");
+    }
   });
 
   it("falls back from a GPU prebuild that finds no GPU to the CPU one, with one log line", () => {

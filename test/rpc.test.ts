@@ -2,34 +2,11 @@
 // and the local CPU gives exactly the local greedy output; a server that is down, goes away
 // mid-generation or speaks another protocol version gives RPC_UNAVAILABLE, never a hang or crash.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { createServer, connect, type AddressInfo } from "node:net";
+import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Llama, LlamaError } from "../lib/index.js";
-import { modelPath, repoRoot, sleep } from "./helpers.js";
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((done) => server.close(done));
-  return port;
-}
-
-async function listening(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise<boolean>((done) => {
-      const socket = connect(port, "127.0.0.1", () => {
-        socket.destroy();
-        done(true);
-      });
-      socket.on("error", () => done(false));
-    });
-    if (ok) return;
-    await sleep(50);
-  }
-  throw new Error(`rpc-server on port ${port} did not start`);
-}
+import { freePort, listening, modelPath, repoRoot } from "./helpers.js";
 
 interface Worker {
   port: number;
