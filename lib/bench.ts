@@ -12,7 +12,7 @@ import { LlamaError } from "./errors.js";
 import { readGgufHeader } from "./gguf.js";
 import { compareModels, perplexity, type ModelComparison, type PerplexityResult } from "./perplexity.js";
 import { parseQuantType, quantize, quantTypeName, type QuantType } from "./quantize.js";
-import { measureSpeed, type SpeedProgress, type SpeedResult } from "./speed.js";
+import { measureSpeed, speedOptionChecks, type SpeedProgress, type SpeedResult } from "./speed.js";
 import { checkOptions, expectString, func, integer, signal, string } from "./validate.js";
 
 export interface BenchOptions {
@@ -126,12 +126,7 @@ export async function bench(options: BenchOptions): Promise<BenchReport> {
     text: string,
     nCtx: integer({ min: 8 }),
     nChunks: integer({ min: 1 }),
-    nPrompt: integer({ min: 1 }),
-    nGen: integer({ min: 1 }),
-    repetitions: integer({ min: 1, max: 1000 }),
-    nBatch: integer({ min: 1 }),
-    nUbatch: integer({ min: 1 }),
-    threads: integer({ min: 1, max: 1024 }),
+    ...speedOptionChecks,
     onProgress: func,
     signal,
   });

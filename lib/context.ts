@@ -6,7 +6,7 @@ import type { NativeAbortFlag, NativeBatch, NativeContext, NativeContextInfo, Na
 import { native } from "./native.js";
 import { watchRpc } from "./rpc.js";
 import type { LlamaSampler } from "./sampler.js";
-import { boolean, checkOptions, expectInteger, expectObject, integer, oneOf, string, toTokenArray } from "./validate.js";
+import { boolean, checkOptions, expectHandle, expectInteger, expectObject, integer, oneOf, string, toTokenArray } from "./validate.js";
 
 export type PoolingType = "unspecified" | "none" | "mean" | "cls" | "last" | "rank";
 export type FlashAttention = "auto" | "on" | "off";
@@ -249,6 +249,7 @@ export class LlamaContext {
     if (!Array.isArray(samples) || samples.length === 0) throw new TypeError("samples must be a non-empty array");
     const samplers = samples.map((s, i) => {
       expectObject(`samples[${i}]`, s);
+      expectHandle(`samples[${i}].sampler`, s.sampler, "LlamaSampler", "seed");
       return s.sampler.native;
     });
     const indices = Int32Array.from(samples, (s, i) => expectInteger(`samples[${i}].index`, s.index, { min: 0 }));

@@ -5,10 +5,29 @@
 import { basename } from "node:path";
 import type { BenchModelResult, BenchReport } from "./bench.js";
 import type { ThroughputTest } from "./speed.js";
+import { expectNumber, expectObject, expectString } from "./validate.js";
 
 const KIB = 1024;
 const MIB = KIB * 1024;
 const GIB = MIB * 1024;
+
+/** A bench() report, checked where the renderers rely on it, so a wrong one is a TypeError naming the field. */
+function expectReport(value: unknown): BenchReport {
+  const report = expectObject("report", value);
+  expectObject("report.settings", report.settings);
+  expectObject("report.system", report.system);
+  if (!Array.isArray(report.models)) throw new TypeError("report.models must be an array of bench() results");
+  report.models.forEach((model: unknown, i) => {
+    const name = `report.models[${i}]`;
+    const m = expectObject(name, model);
+    expectString(`${name}.path`, m.path);
+    expectString(`${name}.type`, m.type);
+    for (const field of ["fileSize", "modelSize", "nParams", "bitsPerWeight"]) expectNumber(`${name}.${field}`, m[field]);
+    expectObject(`${name}.pp`, m.pp);
+    expectObject(`${name}.tg`, m.tg);
+  });
+  return value as BenchReport;
+}
 
 /** llama-bench's size column: MiB or GiB with two decimals. */
 export function formatBytes(bytes: number): string {
@@ -76,6 +95,7 @@ function columns(report: BenchReport): Column[] {
 
 /** The report as a markdown table, in llama-bench's style, with the settings below it. */
 export function toMarkdown(report: BenchReport): string {
+  expectReport(report);
   const cols = columns(report);
   const rows = report.models.map((m) => cols.map((c) => c.cell(m)));
   const widths = cols.map((c, i) => Math.max(c.header.length, ...rows.map((r) => r[i]!.length)));
@@ -190,6 +210,7 @@ function csvRows(report: BenchReport): CsvRow[] {
 
 /** CSV as llama-bench writes it (one row per model and test, every value quoted), quality columns added. */
 export function toCsv(report: BenchReport): string {
+  expectReport(report);
   const quote = (value: string | number | boolean | undefined) => `"${value === undefined ? "" : String(value).replace(/"/g, '""')}"`;
   const lines = [CSV_FIELDS.join(","), ...csvRows(report).map((row) => CSV_FIELDS.map((f) => quote(row[f])).join(","))];
   return lines.join("\n") + "\n";
@@ -197,6 +218,7 @@ export function toCsv(report: BenchReport): string {
 
 /** JSON: one object per model, llama-bench's fields for the model and for each test in `tests`. */
 export function toJson(report: BenchReport): string {
+  expectReport(report);
   const models = report.models.map((m) => ({
     model_filename: m.path,
     model_type: m.description,
@@ -358,6 +380,7 @@ function chartSpecs(report: BenchReport): ChartSpec[] {
 
 /** The charts side by side in one standalone SVG document (for a README picture). */
 export function toChartSvg(report: BenchReport): string {
+  expectReport(report);
   const specs = chartSpecs(report);
   const width = CHART_WIDTH * specs.length;
   const groups = specs.map((spec, i) => `<g transform="translate(${i * CHART_WIDTH} 0)">${scatterChart(spec)}</g>`);
@@ -369,6 +392,7 @@ export function toChartSvg(report: BenchReport): string {
 
 /** A self-contained HTML page: the table, the charts (inline SVG) and the settings. */
 export function toHtml(report: BenchReport): string {
+  expectReport(report);
   const cols = columns(report);
   const head = cols.map((c) => `<th class="${c.align}">${escapeXml(c.header)}</th>`).join("");
   const body = report.models
@@ -427,7 +451,7 @@ export function formatFor(path: string): "html" | "md" | "csv" | "json" | "svg" 
 
 /** The report in the format its file name asks for. */
 export function renderReport(report: BenchReport, path: string): string {
-  switch (formatFor(path)) {
+  switch (formatFor(expectString("path", path))) {
     case "html":
       return toHtml(report);
     case "md":

@@ -17,6 +17,7 @@ import type { LlamaContext } from "./context.js";
 import { LlamaError, type LlamaErrorCode } from "./errors.js";
 import { LlamaModel } from "./model.js";
 import type { NativeBatch } from "./native.js";
+import { checkOptions, expectString, func, integer, signal } from "./validate.js";
 
 export interface SpeedOptions {
   /** Prompt tokens of the pp test and the TTFT prompt (llama-bench -p). Default 512. */
@@ -31,6 +32,16 @@ export interface SpeedOptions {
   nBatch?: number;
   nUbatch?: number;
 }
+
+/** Checks for every SpeedOptions field, by name; bench() checks its own options with them too. */
+export const speedOptionChecks: { [K in keyof SpeedOptions]-?: (name: string, value: unknown) => unknown } = {
+  nPrompt: integer({ min: 1, max: 1 << 20 }),
+  nGen: integer({ min: 1, max: 1 << 20 }),
+  repetitions: integer({ min: 1, max: 1000 }),
+  threads: integer({ min: 1, max: 1024 }),
+  nBatch: integer({ min: 1, max: 1 << 20 }),
+  nUbatch: integer({ min: 1, max: 1 << 20 }),
+};
 
 /** One llama-bench test: its sizes and timings, by llama-bench's field names. */
 export interface ThroughputTest {
@@ -292,6 +303,12 @@ export function measureSpeed(
   options: SpeedOptions = {},
   hooks: { onProgress?: (progress: SpeedProgress) => void; signal?: AbortSignal } = {},
 ): Promise<SpeedResult> {
+  expectString("path", path);
+  const checked = checkOptions<SpeedOptions>("options", options, speedOptionChecks);
+  // Only the known fields travel to the child: anything else could not be serialized.
+  const fields = Object.keys(speedOptionChecks) as Array<keyof SpeedOptions>;
+  const job: SpeedWorkerJob = { path, options: Object.fromEntries(fields.filter((key) => checked[key] !== undefined).map((key) => [key, checked[key]])) };
+  hooks = checkOptions<{ onProgress?: (progress: SpeedProgress) => void; signal?: AbortSignal }>("hooks", hooks, { onProgress: func, signal });
   if (hooks.signal?.aborted) return Promise.reject(new LlamaError("ABORTED", "speed measurement aborted", { cause: hooks.signal.reason }));
   const { modulePath, args } = workerCommand();
   const child = fork(modulePath, args, { stdio: ["ignore", "ignore", "pipe", "ipc"], serialization: "advanced" });
@@ -307,7 +324,7 @@ export function measureSpeed(
     };
     hooks.signal?.addEventListener("abort", onAbort, { once: true });
     child.on("message", (message: SpeedWorkerMessage) => {
-      if (message.type === "ready") child.send({ path, options } satisfies SpeedWorkerJob);
+      if (message.type === "ready") child.send(job);
       else if (message.type === "progress") hooks.onProgress?.(message.progress);
       else if (message.type === "result") outcome ??= { result: message.result };
       else {

@@ -9,7 +9,13 @@ import {
   LlamaSampler,
   TokenDecoder,
   generateTokens,
+  measureSpeed,
   quantize,
+  renderReport,
+  toCsv,
+  toHtml,
+  toJson,
+  toMarkdown,
   setLogger,
   type LlamaContext,
 } from "../lib/index.js";
@@ -158,6 +164,7 @@ describe("wrong arguments are TypeError or RangeError naming the argument", () =
     { name: "seqId", kind: { min: -1, max: 0 }, call: (v: unknown) => context.removeTokens(u(v)) },
     { name: "src", kind: { min: 0, max: 0 }, call: (v: unknown) => context.copySequence(u(v), 0) },
     { name: "nThreads", kind: { min: 1, max: 1024 }, call: (v: unknown) => context.setThreads(u(v)) },
+    { name: "samples[0].sampler", kind: "handle" as Kind, call: (v: unknown) => context.decodeAndSample({ tokens: [1] }, [{ sampler: u(v), index: 0 }]) },
     { name: "samples[0].index", kind: { min: 0 }, call: (v: unknown) => context.decodeAndSample({ tokens: [1] }, [{ sampler, index: u(v) }]) },
     { name: "options.logprobs", kind: { min: 0, max: 1000 }, call: (v: unknown) => context.decodeAndSample({ tokens: [1] }, [{ sampler, index: 0 }], { logprobs: u(v) }) },
     { name: "path", kind: "string" as Kind, call: (v: unknown) => context.saveStateFile(u(v), [1]) },
@@ -197,11 +204,29 @@ describe("wrong arguments are TypeError or RangeError naming the argument", () =
     { name: "logger", kind: "function" as Kind, call: (v: unknown) => setLogger(u(v ?? 1)) },
   ];
 
+  // Each refused before a child process starts: a symbol would not even survive the trip to it.
+  const quantLabCases = () => [
+    { name: "path", kind: "string" as Kind, call: (v: unknown) => measureSpeed(u(v)) },
+    { name: "options", kind: "object" as Kind, call: (v: unknown) => measureSpeed(stories(), u(v)) },
+    ...(["nPrompt", "nGen", "nBatch", "nUbatch"] as const).map((key) => ({
+      name: `options.${key}`,
+      kind: { min: 1, max: 1 << 20 } as Kind,
+      call: (v: unknown) => measureSpeed(stories(), { [key]: v }),
+    })),
+    { name: "options.repetitions", kind: { min: 1, max: 1000 }, call: (v: unknown) => measureSpeed(stories(), { repetitions: u(v) }) },
+    { name: "options.threads", kind: { min: 1, max: 1024 }, call: (v: unknown) => measureSpeed(stories(), { threads: u(v) }) },
+    { name: "hooks.onProgress", kind: "function" as Kind, call: (v: unknown) => measureSpeed(stories(), {}, { onProgress: u(v) }) },
+    ...[toMarkdown, toCsv, toJson, toHtml].map((render) => ({ name: "report", kind: "object" as Kind, call: (v: unknown) => render(u(v)) })),
+    { name: "report.models", kind: "object" as Kind, call: (v: unknown) => toMarkdown(u({ settings: {}, system: {}, models: v === null ? null : [v] })) },
+    { name: "path", kind: "string" as Kind, call: (v: unknown) => renderReport(u({ settings: {}, system: {}, models: [] }), u(v)) },
+  ];
+
   for (const [group, list] of [
     ["LlamaModel and TokenDecoder", modelCases],
     ["LlamaContext", contextCases],
     ["LlamaSampler", samplerCases],
     ["generateTokens, quantize, setLogger", functionCases],
+    ["measureSpeed and the report renderers", quantLabCases],
   ] as const) {
     it(`${group}`, async () => {
       for (const [name, label, value, type, c] of cases(list())) {
