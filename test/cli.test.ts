@@ -281,7 +281,7 @@ describe("the llama-napi launcher (bin/llama-napi.js over dist/)", () => {
     const pkg = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8"));
     expect(pkg.bin).toEqual({ "llama-napi": "bin/llama-napi.js" });
     expect(exec(["--version"]).stdout).toBe(`${pkg.version}\n`);
-    for (const command of ["complete", "chat", "embed", "tokenize", "inspect", "serve", "rpc-server"]) {
+    for (const command of ["complete", "chat", "embed", "tokenize", "inspect", "serve", "rpc-server", "quantize", "bench", "synth"]) {
       const help = exec([command, "--help"]);
       expect(help.code, command).toBe(0);
       expect(help.stdout, command).toMatch(/usage/i);

@@ -65,7 +65,16 @@ class Progress {
 }
 
 /** Runs a command body with SIGINT turned into an abort, and errors into messages and exit codes. */
-async function runCommand(io: CommandIo, usage: string, body: (signal: AbortSignal, progress: Progress) => Promise<void>): Promise<number> {
+async function runCommand(
+  io: CommandIo,
+  usage: string,
+  argv: string[],
+  body: (signal: AbortSignal, progress: Progress) => Promise<void>,
+): Promise<number> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    io.stdout.write(`${usage}\n`);
+    return 0;
+  }
   const controller = new AbortController();
   const onInterrupt = () => controller.abort(new Error("interrupted"));
   process.once("SIGINT", onInterrupt);
@@ -124,7 +133,7 @@ function typeList(): string {
 
 /** `llama-napi quantize IN OUT TYPE`: llama.cpp's quantizer with a progress bar. */
 export function quantizeCommand(argv: string[], io: CommandIo = defaultIo()): Promise<number> {
-  return runCommand(io, QUANTIZE_USAGE, async (signal, progress) => {
+  return runCommand(io, QUANTIZE_USAGE, argv, async (signal, progress) => {
     const { values, positionals } = parse(argv, {
       threads: { type: "string" },
       imatrix: { type: "string" },
@@ -189,7 +198,7 @@ function describeProgress(event: BenchProgress): { label: string; fraction: numb
 
 /** `llama-napi bench`: quantize what is missing, measure everything, print the table, write reports. */
 export function benchCommand(argv: string[], io: CommandIo = defaultIo()): Promise<number> {
-  return runCommand(io, BENCH_USAGE, async (signal, progress) => {
+  return runCommand(io, BENCH_USAGE, argv, async (signal, progress) => {
     const { values, positionals } = parse(argv, {
       base: { type: "string" },
       types: { type: "string" },
@@ -244,7 +253,7 @@ const SYNTH_USAGE = `usage: llama-napi synth --shape SHAPE --vocab VOCAB.gguf OU
 
 /** `llama-napi synth`: a random-weight model of a real shape, for speed and memory measurements. */
 export function synthCommand(argv: string[], io: CommandIo = defaultIo()): Promise<number> {
-  return runCommand(io, SYNTH_USAGE, async () => {
+  return runCommand(io, SYNTH_USAGE, argv, async () => {
     const { values, positionals } = parse(argv, {
       shape: { type: "string" },
       vocab: { type: "string" },
