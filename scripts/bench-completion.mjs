@@ -1,10 +1,15 @@
 #!/usr/bin/env node
 // Benchmark (not a test): streaming createCompletion against llama.cpp's llama-bench (same build,
 // same model) and node-llama-cpp 3.21.1 (same llama.cpp release), on a generated 1B-shaped Q4_0
-// model with 2 threads; and 4 parallel sequences against one. Prints ratios measured in one run.
-//   node scripts/bench-completion.mjs [--reps 3] [--threads 2]
-// Needs: npm run build && node scripts/build-ts.mjs; it builds llama-bench and installs
-// node-llama-cpp into .bench/nlc (git-ignored) on first use.
+// model with 2 threads; and 4 parallel sequences against one, next to llama.cpp's own
+// llama-batched-bench. Prints ratios measured in one run.
+//   node scripts/bench-completion.mjs [--rounds 5] [--threads 2]
+// As llama-bench measures: pp is a 512-token prompt's time to its first token, tg is 128 tokens
+// generated from an (almost) empty cache, greedy, end of text banned.
+// A shared machine's speed drifts by 2x within minutes, so the engines take turns: each round runs
+// every engine once, in a fresh process, and a ratio is the median of the rounds' ratios.
+// Needs: npm run build && node scripts/build-ts.mjs; it builds llama-bench and llama-batched-bench
+// and installs node-llama-cpp into .bench/nlc (git-ignored) on first use.
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -17,13 +22,24 @@ const option = (name, fallback) => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : fallback;
 };
-const reps = Number(option("--reps", "3"));
+const rounds = Number(option("--rounds", "5"));
 const threads = Number(option("--threads", "2"));
 const PP = 512;
 const TG = 128;
 
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const stddev = (xs) => Math.sqrt(mean(xs.map((x) => (x - mean(xs)) ** 2)));
+const median = (xs) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+
+function llamaCppTool(name) {
+  const bin = join(root, "build/cmake/bin", name);
+  if (!existsSync(bin)) execFileSync("cmake", ["--build", join(root, "build/cmake"), "--target", name], { stdio: "inherit" });
+  return bin;
+}
 
 async function ensureModel() {
   const q4 = join(benchDir, "llama3-1b-q4_0.gguf");
@@ -41,17 +57,27 @@ async function ensureModel() {
   return q4;
 }
 
+/** One llama-bench repetition of pp and tg. */
 function llamaBench(model) {
-  const bin = join(root, "build/cmake/bin/llama-bench");
-  if (!existsSync(bin)) execFileSync("cmake", ["--build", join(root, "build/cmake"), "--target", "llama-bench"], { stdio: "inherit" });
-  const out = execFileSync(bin, ["-m", model, "-t", String(threads), "-p", String(PP), "-n", String(TG), "-r", String(reps), "-o", "json"], {
+  const out = execFileSync(llamaCppTool("llama-bench"), ["-m", model, "-t", String(threads), "-p", String(PP), "-n", String(TG), "-r", "1", "-o", "json"], {
     encoding: "utf8",
     stdio: ["ignore", "pipe", "ignore"],
   });
   const rows = JSON.parse(out);
   const pp = rows.find((r) => r.n_prompt === PP && r.n_gen === 0);
   const tg = rows.find((r) => r.n_gen === TG && r.n_prompt === 0);
-  return { pp: pp.avg_ts, ppSd: pp.stddev_ts, tg: tg.avg_ts, tgSd: tg.stddev_ts };
+  return { pp: pp.avg_ts, tg: tg.avg_ts };
+}
+
+/** llama.cpp's own continuous batching: aggregate generation of 4 sequences against 1. */
+function llamaBatchedBench(model) {
+  const out = execFileSync(
+    llamaCppTool("llama-batched-bench"),
+    ["-m", model, "-t", String(threads), "-c", "2048", "-b", "512", "-ub", "512", "-npp", "16", "-ntg", String(TG), "-npl", "1,4", "--output-format", "jsonl"],
+    { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] },
+  );
+  const rows = out.split("\n").filter((line) => line.startsWith("{")).map((line) => JSON.parse(line));
+  return { single: rows.find((r) => r.pl === 1).speed_tg, aggregate: rows.find((r) => r.pl === 4).speed_tg };
 }
 
 // Each engine runs in its own process: `node bench-completion.mjs --child ours|nlc|parallel MODEL`.
@@ -75,32 +101,23 @@ async function childOurs(model, parallel) {
     }
     return { start, first, last, count };
   };
-  await run(prompt.slice(0, 32), 8); // warm-up
+  // Warm-up on another text: the prompt must not find any of itself in the KV cache.
+  await run(llm.tokenize("A warm-up line about something else entirely."), 8);
   if (!parallel) {
-    const pp = [];
-    const tg = [];
-    for (let r = 0; r < reps; r++) {
-      const t = await run(prompt, TG);
-      pp.push(PP / ((t.first - t.start) / 1000));
-      tg.push((t.count - 1) / ((t.last - t.first) / 1000));
-    }
-    return { pp: mean(pp), ppSd: stddev(pp), tg: mean(tg), tgSd: stddev(tg) };
+    // As llama-bench: pp is the whole prompt up to its first token, tg generates from an empty cache.
+    const p = await run(prompt, 1);
+    const t = await run(prompt.slice(0, 2), TG + 1);
+    return { pp: PP / ((p.first - p.start) / 1000), tg: (t.count - 1) / ((t.last - t.first) / 1000) };
   }
   // Generation throughput: 1 stream vs 4 concurrent streams, short prompts.
   const short = (i) => prompt.slice(i * 16, i * 16 + 16);
-  const single = [];
-  const aggregate = [];
-  for (let r = 0; r < reps; r++) {
-    const one = await run(short(0), TG);
-    single.push((one.count - 1) / ((one.last - one.first) / 1000));
-    const four = await Promise.all([0, 1, 2, 3].map((i) => run(short(i + 1), TG)));
-    const begin = Math.max(...four.map((t) => t.first));
-    const end = Math.min(...four.map((t) => t.last));
-    // Tokens each stream produced while all four were generating.
-    const tokens = four.reduce((n, t) => n + ((t.count - 1) * (end - begin)) / (t.last - t.first), 0);
-    aggregate.push(tokens / ((end - begin) / 1000));
-  }
-  return { single: mean(single), aggregate: mean(aggregate) };
+  const one = await run(short(0), TG);
+  const four = await Promise.all([0, 1, 2, 3].map((i) => run(short(i + 1), TG)));
+  const begin = Math.max(...four.map((t) => t.first));
+  const end = Math.min(...four.map((t) => t.last));
+  // Tokens each stream produced while all four were generating.
+  const tokens = four.reduce((n, t) => n + ((t.count - 1) * (end - begin)) / (t.last - t.first), 0);
+  return { single: (one.count - 1) / ((one.last - one.first) / 1000), aggregate: tokens / ((end - begin) / 1000) };
 }
 
 async function childNodeLlamaCpp(model) {
@@ -112,8 +129,8 @@ async function childNodeLlamaCpp(model) {
   const sequence = context.getSequence();
   const completion = new LlamaCompletion({ contextSequence: sequence });
   const prompt = loaded.tokenize("The history of the city begins in the early years of the settlement. ".repeat(60)).slice(0, PP - 1);
-  const text = loaded.detokenize(prompt);
-  const run = async (maxTokens) => {
+  const promptText = loaded.detokenize(prompt);
+  const run = async (text, maxTokens) => {
     await sequence.clearHistory();
     const start = performance.now();
     let first = 0;
@@ -131,19 +148,14 @@ async function childNodeLlamaCpp(model) {
     });
     return { start, first, last, count };
   };
-  await run(8);
-  const pp = [];
-  const tg = [];
-  for (let r = 0; r < reps; r++) {
-    const t = await run(TG);
-    pp.push(PP / ((t.first - t.start) / 1000));
-    tg.push((t.count - 1) / ((t.last - t.first) / 1000));
-  }
-  return { pp: mean(pp), ppSd: stddev(pp), tg: mean(tg), tgSd: stddev(tg) };
+  await run("A warm-up line about something else entirely.", 8);
+  const p = await run(promptText, 1);
+  const t = await run(loaded.detokenize(prompt.slice(0, 1)), TG + 1);
+  return { pp: PP / ((p.first - p.start) / 1000), tg: (t.count - 1) / ((t.last - t.first) / 1000) };
 }
 
 function inChild(kind, model) {
-  const result = spawnSync(process.execPath, [fileURLToPath(import.meta.url), "--child", kind, model, "--reps", String(reps), "--threads", String(threads)], {
+  const result = spawnSync(process.execPath, [fileURLToPath(import.meta.url), "--child", kind, model, "--threads", String(threads)], {
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"],
     maxBuffer: 1 << 24,
@@ -165,21 +177,50 @@ async function main() {
     writeFileSync(join(benchDir, "nlc/package.json"), '{"name":"nlc-bench","private":true,"type":"module"}\n');
     execFileSync("npm", ["install", "--no-audit", "--no-fund", "node-llama-cpp@3.21.1"], { cwd: join(benchDir, "nlc"), stdio: "inherit" });
   }
-  console.error(`[bench] model ${model}, ${threads} threads, pp${PP} tg${TG}, ${reps} repetitions`);
-  const reference = llamaBench(model);
-  const ours = inChild("ours", model);
-  const nlc = inChild("nlc", model);
-  const parallel = inChild("parallel", model);
-  const fmt = (x, sd) => `${x.toFixed(1)} ± ${sd.toFixed(1)}`;
+  console.error(`[bench] model ${model}, ${threads} threads, pp${PP} tg${TG}, ${rounds} rounds`);
+  const engines = {
+    reference: () => llamaBench(model),
+    ours: () => inChild("ours", model),
+    nlc: () => inChild("nlc", model),
+    parallel: () => inChild("parallel", model),
+    batched: () => llamaBatchedBench(model),
+  };
+  const runs = Object.fromEntries(Object.keys(engines).map((name) => [name, []]));
+  for (let round = 0; round < rounds; round++) {
+    // A different engine goes first each round, so none always meets the same moment of drift.
+    const names = Object.keys(engines);
+    for (let i = 0; i < names.length; i++) {
+      const name = names[(i + round) % names.length];
+      runs[name].push(engines[name]());
+    }
+    const r = (name, key) => runs[name][round][key].toFixed(1);
+    console.error(
+      `[bench] round ${round + 1}/${rounds}: pp ${r("reference", "pp")} / ${r("ours", "pp")} / ${r("nlc", "pp")}, ` +
+        `tg ${r("reference", "tg")} / ${r("ours", "tg")} / ${r("nlc", "tg")} (llama-bench / llama-napi / node-llama-cpp)`,
+    );
+  }
+  const fmt = (name, key) => {
+    const xs = runs[name].map((x) => x[key]);
+    return `${mean(xs).toFixed(1)} ± ${stddev(xs).toFixed(1)}`;
+  };
+  /** The median over rounds of a / b, with the lowest and highest. */
+  const ratio = (a, keyA, b, keyB = keyA) => {
+    const xs = runs[a].map((x, i) => x[keyA] / runs[b][i][keyB]);
+    return `${median(xs).toFixed(3)}x (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
+  };
   console.log(`| engine | pp${PP} t/s | tg${TG} t/s |`);
   console.log("|---|---|---|");
-  console.log(`| llama-bench (same build) | ${fmt(reference.pp, reference.ppSd)} | ${fmt(reference.tg, reference.tgSd)} |`);
-  console.log(`| llama-napi streaming createCompletion | ${fmt(ours.pp, ours.ppSd)} | ${fmt(ours.tg, ours.tgSd)} |`);
-  console.log(`| node-llama-cpp 3.21.1 LlamaCompletion | ${fmt(nlc.pp, nlc.ppSd)} | ${fmt(nlc.tg, nlc.tgSd)} |`);
+  console.log(`| llama-bench (same build) | ${fmt("reference", "pp")} | ${fmt("reference", "tg")} |`);
+  console.log(`| llama-napi streaming createCompletion | ${fmt("ours", "pp")} | ${fmt("ours", "tg")} |`);
+  console.log(`| node-llama-cpp 3.21.1 LlamaCompletion | ${fmt("nlc", "pp")} | ${fmt("nlc", "tg")} |`);
   console.log("");
-  console.log(`llama-napi / llama-bench:    pp ${(ours.pp / reference.pp).toFixed(3)}x   tg ${(ours.tg / reference.tg).toFixed(3)}x   (targets: pp >= 0.98x, tg >= 0.97x)`);
-  console.log(`llama-napi / node-llama-cpp: pp ${(ours.pp / nlc.pp).toFixed(3)}x   tg ${(ours.tg / nlc.tg).toFixed(3)}x`);
-  console.log(`4 parallel sequences / 1:    ${(parallel.aggregate / parallel.single).toFixed(2)}x aggregate generation (${parallel.aggregate.toFixed(1)} vs ${parallel.single.toFixed(1)} t/s; target >= 2.5x)`);
+  console.log(`Ratios, median of ${rounds} rounds (lowest–highest):`);
+  console.log(`llama-napi / llama-bench:    pp ${ratio("ours", "pp", "reference")}   tg ${ratio("ours", "tg", "reference")}   (targets: pp >= 0.98x, tg >= 0.97x)`);
+  console.log(`llama-napi / node-llama-cpp: pp ${ratio("ours", "pp", "nlc")}   tg ${ratio("ours", "tg", "nlc")}`);
+  console.log(
+    `4 parallel sequences / 1:    llama-napi ${ratio("parallel", "aggregate", "parallel", "single")} (${fmt("parallel", "aggregate")} vs ${fmt("parallel", "single")} t/s; target >= 2.5x), ` +
+      `llama-batched-bench ${ratio("batched", "aggregate", "batched", "single")} (${fmt("batched", "aggregate")} vs ${fmt("batched", "single")} t/s)`,
+  );
 }
 
 main().catch((err) => {
