@@ -7,7 +7,7 @@
 // restarted at the next case.
 //
 //   node scripts/fuzz-gguf.mjs [--cases 10000] [--seed 1] [--jobs 1] [--timeout 20000]
-//                              [--target api|raw] [--corpus all|models|stories260K]
+//                              [--target api|raw] [--corpus all|models|stories260K|generated-vocabs]
 //                              [--crash-dir test/.fuzz-crashes] [--json]
 //   node scripts/fuzz-gguf.mjs --seed 1 --only 1234        re-run one case of a run
 //   node scripts/fuzz-gguf.mjs --replay file.gguf [--vocab-only] [--no-mmap]

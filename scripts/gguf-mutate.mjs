@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { SEED_DIR, vocabSeeds } from "./vocab-seeds.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -616,21 +617,27 @@ function corpusFiles(which) {
   if (which === "stories260K") return [stories];
   const tiny = { path: join(models, "llama-2-tiny-random.gguf"), weight: 2, vocabOnly: false };
   if (which === "models") return [stories, tiny];
+  // Tokenizer-only files that no model on disk has, generated in memory by scripts/vocab-seeds.mjs:
+  // UGM (T5, with a precompiled_charsmap), RWKV and PLaMo-2 vocabularies. (The path is where
+  // `node scripts/vocab-seeds.mjs` writes them out; it need not exist.)
+  const generated = vocabSeeds().map((seed) => ({ path: join(SEED_DIR, `ggml-vocab-${seed.name}.gguf`), bytes: seed.bytes, weight: 0.3, vocabOnly: true }));
+  if (which === "generated-vocabs") return generated;
   // Tokenizer-only files: SPM, BPE (several pre-tokenizers) and WPM vocabularies.
   // (Each loads in 40-180 ms; the 250k-token ones take seconds and are left out.)
   const vocabNames = ["llama-spm", "bert-bge", "phi-3", "gpt-2", "deepseek-coder", "refact", "baichuan"];
   const vocabFiles = vocabNames.map((name) => ({ path: join(vocabs, `ggml-vocab-${name}.gguf`), weight: 0.3, vocabOnly: true }));
-  return [stories, tiny, ...vocabFiles];
+  return [stories, tiny, ...vocabFiles, ...generated];
 }
 
 /**
- * The seed files, mapped: "stories260K", "models" (both test models) or "all" (with tokenizer-only
- * files of several vocabulary types). `typeInfo` is lib/gguf.ts's ggmlTypeInfo.
+ * The seed files, mapped: "stories260K", "models" (both test models), "generated-vocabs" (the
+ * UGM, RWKV and PLaMo-2 vocabularies of scripts/vocab-seeds.mjs) or "all" (with tokenizer-only
+ * files of every vocabulary type). `typeInfo` is lib/gguf.ts's ggmlTypeInfo.
  */
 export function loadCorpus(which, typeInfo) {
-  return corpusFiles(which).map((entry) => {
-    if (!existsSync(entry.path)) throw new Error(`fuzz seed file missing: ${entry.path}`);
-    const buf = readFileSync(entry.path);
+  return corpusFiles(which).map(({ bytes, ...entry }) => {
+    if (bytes === undefined && !existsSync(entry.path)) throw new Error(`fuzz seed file missing: ${entry.path}`);
+    const buf = bytes ?? readFileSync(entry.path);
     return { ...entry, name: basename(entry.path, ".gguf"), layout: mapGguf(buf, typeInfo) };
   });
 }
