@@ -3,7 +3,7 @@ import { withAbort, callNative } from "./abort.js";
 import { LlamaContext, type ContextOptions } from "./context.js";
 import { LlamaError } from "./errors.js";
 import { readGgufHeader, type GgufArray, type GgufHeader, type GgufValue, type GgufValueType } from "./gguf.js";
-import { native, type NativeModel, type NativeModelInfo } from "./native.js";
+import { native, type NativeLoadOptions, type NativeModel, type NativeModelInfo } from "./native.js";
 import { LlamaSampler, type SamplerOptions } from "./sampler.js";
 import { TokenDecoder } from "./token-decoder.js";
 import { checkEndpoints, watchRpc } from "./rpc.js";
@@ -152,7 +152,7 @@ function llamaCppHazard(header: GgufHeader, vocabOnly: boolean, useMmap: boolean
  * Reads and checks the GGUF header before llama.cpp sees the file: a malformed header is
  * INVALID_GGUF, and a well-formed file that llama.cpp would abort the process on is MODEL_LOAD_FAILED.
  */
-async function checkModelFile(path: string, vocabOnly: boolean, useMmap: boolean): Promise<void> {
+async function checkModelFile(path: string, vocabOnly: boolean, useMmap: boolean): Promise<GgufHeader> {
   try {
     if (!(await stat(path)).isFile()) throw new LlamaError("MODEL_NOT_FOUND", `${path} is not a file`);
   } catch (err) {
@@ -176,6 +176,7 @@ async function checkModelFile(path: string, vocabOnly: boolean, useMmap: boolean
   }
   const hazard = llamaCppHazard(header, vocabOnly, useMmap);
   if (hazard !== null) throw new LlamaError("MODEL_LOAD_FAILED", `failed to load model from ${path}: ${hazard}`);
+  return header;
 }
 
 /** A GGUF model loaded by llama.cpp: its vocabulary, metadata, and the factory of contexts and samplers. */
@@ -213,8 +214,10 @@ export class LlamaModel {
       },
     });
     if (o.signal?.aborted) throw new LlamaError("ABORTED", "model load aborted", { cause: o.signal.reason });
-    await checkModelFile(path, o.vocabOnly ?? false, o.useMmap ?? true);
-    const { onProgress, signal: abortSignal, ...loadOptions } = o;
+    const header = await checkModelFile(path, o.vocabOnly ?? false, o.useMmap ?? true);
+    const { onProgress, signal: abortSignal, ...modelOptions } = o;
+    // The vocabulary itself is read natively, byte for byte, and only where llama.cpp can hang on it.
+    const loadOptions: NativeLoadOptions = { ...modelOptions, checkRwkvVocabulary: valueOf(header, "tokenizer.ggml.model", "string") === "rwkv" };
     // Progress arrives from the loading thread through the event loop, possibly after the load
     // settled: late reports are dropped and a successful load always ends on 1.
     let settled = false;

@@ -60,6 +60,8 @@ export interface NativeLoadOptions {
   useMlock?: boolean;
   vocabOnly?: boolean;
   checkTensors?: boolean;
+  /** Check an RWKV vocabulary for a byte llama.cpp's tokenizer would loop forever on. */
+  checkRwkvVocabulary?: boolean;
   rpcServers?: string[];
   tensorSplit?: number[];
 }

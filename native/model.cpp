@@ -1,8 +1,11 @@
 #include "model.h"
 
+#include <algorithm>
+#include <bitset>
 #include <cmath>
 #include <mutex>
 
+#include "gguf.h"
 #include "log.h"
 #include "rpc.h"
 
@@ -24,6 +27,7 @@ struct LoadOptions {
   bool use_mlock = false;
   bool vocab_only = false;
   bool check_tensors = false;
+  bool check_rwkv_vocabulary = false;
   int32_t main_gpu = 0;
   std::vector<std::string> rpc_servers;
   std::vector<float> tensor_split;
@@ -67,6 +71,68 @@ bool OnLoadProgress(float progress, void *user_data) {
   return !(state->abort && state->abort->load());
 }
 
+// The bytes an RWKV token stands for: its text with llama.cpp's escapes (\t \n \r \xHH \<c>) undone,
+// byte for byte as llama_unescape_rwkv_token does it, malformed escapes included.
+std::vector<uint8_t> UnescapeRwkvToken(const std::string &escaped) {
+  std::vector<uint8_t> out;
+  bool escaping = false;
+  uint8_t hex_remaining = 0;
+  uint8_t hex_acc = 0;
+  for (const char c : escaped) {
+    if (hex_remaining != 0) {
+      uint8_t value = (c >= 'a') ? (c - 'a' + 10) : (c - '0');
+      hex_acc = (hex_acc << 4) + value;
+      if (--hex_remaining == 0) {
+        out.push_back(hex_acc);
+        hex_acc = 0;
+      }
+    } else if (escaping) {
+      if (c == 'x') {
+        hex_remaining = 2;
+      } else {
+        out.push_back(c == 't' ? '\t' : c == 'n' ? '\n' : c == 'r' ? '\r' : static_cast<uint8_t>(c));
+      }
+      escaping = false;
+    } else if (c == '\\') {
+      escaping = true;
+    } else {
+      out.push_back(static_cast<uint8_t>(c));
+    }
+  }
+  return out;
+}
+
+// llama.cpp's RWKV tokenizer loops forever, at load (it tokenizes "\n") and on any text, when a byte
+// begins some token but has no token of its own: refuse such a vocabulary before llama.cpp sees it.
+void CheckRwkvVocabulary(const std::string &path) {
+  gguf_init_params params{/*no_alloc=*/true, /*ctx=*/nullptr};
+  std::unique_ptr<gguf_context, decltype(&gguf_free)> gguf(gguf_init_from_file(path.c_str(), params), gguf_free);
+  if (!gguf) return;  // llama.cpp's own loader reports what is wrong with the file
+  int64_t tokens = gguf_find_key(gguf.get(), "tokenizer.ggml.tokens");
+  if (tokens < 0 || gguf_get_kv_type(gguf.get(), tokens) != GGUF_TYPE_ARRAY ||
+      gguf_get_arr_type(gguf.get(), tokens) != GGUF_TYPE_STRING) {
+    return;
+  }
+  std::bitset<256> starts_a_token;
+  std::bitset<256> is_a_token;
+  for (size_t i = 0; i < gguf_get_arr_n(gguf.get(), tokens); i++) {
+    std::vector<uint8_t> bytes = UnescapeRwkvToken(gguf_get_arr_str(gguf.get(), tokens, i));
+    if (bytes.empty()) continue;
+    starts_a_token.set(bytes[0]);
+    if (bytes.size() == 1) is_a_token.set(bytes[0]);
+  }
+  for (int byte = 0; byte < 256; byte++) {
+    if (starts_a_token[byte] && !is_a_token[byte]) {
+      char hex[8];
+      std::snprintf(hex, sizeof(hex), "0x%02x", byte);
+      throw CodedError("MODEL_LOAD_FAILED", "failed to load model from " + path + ": RWKV vocabulary where byte " +
+                                                hex +
+                                                " begins tokens but has no token of its own (llama.cpp's tokenizer "
+                                                "would loop forever on it)");
+    }
+  }
+}
+
 class LoadWorker : public PromiseWorker {
  public:
   LoadWorker(Napi::Env env, LoadOptions options, Napi::Value on_progress, std::shared_ptr<std::atomic<bool>> abort)
@@ -86,6 +152,7 @@ class LoadWorker : public PromiseWorker {
   void Run() override {
     LogCapture capture;
     if (progress_.abort && progress_.abort->load()) throw CodedError("ABORTED", "model load aborted");
+    if (options_.check_rwkv_vocabulary) CheckRwkvVocabulary(options_.path);
     llama_model_params params = llama_model_default_params();
     params.n_gpu_layers = options_.n_gpu_layers;
     params.main_gpu = options_.main_gpu;
@@ -219,6 +286,7 @@ Napi::Value Model::Load(const Napi::CallbackInfo &info) {
   load.use_mlock = BoolOption(options, "useMlock", false);
   load.vocab_only = BoolOption(options, "vocabOnly", false);
   load.check_tensors = BoolOption(options, "checkTensors", false);
+  load.check_rwkv_vocabulary = BoolOption(options, "checkRwkvVocabulary", false);
   Napi::Value rpc_servers = options.Get("rpcServers");
   if (rpc_servers.IsArray()) {
     Napi::Array list = rpc_servers.As<Napi::Array>();
@@ -352,6 +420,12 @@ Napi::Value Model::Tokenize(const Napi::CallbackInfo &info) {
   }
   if (n < 0) {
     ThrowError(env, "TOKENIZE_FAILED", "tokenization failed");
+    return env.Undefined();
+  }
+  // A byte no token covers comes out as LLAMA_TOKEN_NULL when the vocabulary has no unknown token.
+  if (std::any_of(tokens.begin(), tokens.begin() + n, [](llama_token t) { return t < 0; })) {
+    ThrowError(env, "TOKENIZE_FAILED",
+               "the text has bytes that no token of this vocabulary covers, and it has no unknown token");
     return env.Undefined();
   }
   Napi::Int32Array out = Napi::Int32Array::New(env, static_cast<size_t>(n));

@@ -17,6 +17,6 @@ export interface MutationCase {
 
 export type TypeInfo = (id: number) => { blockSize: number; typeSize: number } | undefined;
 
-export function loadCorpus(which: "all" | "models" | "stories260K", typeInfo: TypeInfo): SeedFile[];
+export function loadCorpus(which: "all" | "models" | "stories260K" | "generated-vocabs", typeInfo: TypeInfo): SeedFile[];
 export function makeCase(corpus: SeedFile[], seed: number, index: number): MutationCase;
 export const STRATEGIES: readonly string[];
