@@ -14,9 +14,9 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { benchDir, ensureBenchModel } from "./paired-speed.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const benchDir = join(root, ".bench");
 const args = process.argv.slice(2);
 const option = (name, fallback) => {
   const i = args.indexOf(name);
@@ -41,21 +41,6 @@ function llamaCppTool(name) {
   return bin;
 }
 
-async function ensureModel() {
-  const q4 = join(benchDir, "llama3-1b-q4_0.gguf");
-  if (existsSync(q4)) return q4;
-  mkdirSync(benchDir, { recursive: true });
-  const { synthesizeModel } = await import(join(root, "dist/cjs/synth.js"));
-  const { quantize } = await import(join(root, "dist/cjs/index.js"));
-  const f16 = join(benchDir, "llama3-1b-f16.gguf");
-  if (!existsSync(f16)) {
-    console.error("[bench] writing the llama3-1b F16 model (random weights, Llama 3 tokenizer)");
-    await synthesizeModel({ shape: "llama3-1b", vocabPath: join(root, "vendor/llama.cpp/models/ggml-vocab-llama-bpe.gguf"), outPath: f16, type: "f16", seed: 1 });
-  }
-  console.error("[bench] quantizing to Q4_0");
-  await quantize(f16, q4, { type: "Q4_0" });
-  return q4;
-}
 
 /** One llama-bench repetition of pp and tg. */
 function llamaBench(model) {
@@ -171,7 +156,7 @@ async function main() {
     console.log(JSON.stringify(result));
     return;
   }
-  const model = await ensureModel();
+  const model = await ensureBenchModel();
   if (!existsSync(join(benchDir, "nlc/node_modules/node-llama-cpp"))) {
     mkdirSync(join(benchDir, "nlc"), { recursive: true });
     writeFileSync(join(benchDir, "nlc/package.json"), '{"name":"nlc-bench","private":true,"type":"module"}\n');
