@@ -86,8 +86,9 @@ async function childOurs(model, parallel) {
     }
     return { start, first, last, count };
   };
-  // Warm-up on another text: the prompt must not find any of itself in the KV cache.
-  await run(llm.tokenize("A warm-up line about something else entirely."), 8);
+  // Warm-up as llama-bench's: a whole prompt's batch, then generation; on another text, so that
+  // the prompt finds none of itself in the KV cache.
+  await run(llm.tokenize("A warm-up line about something else entirely. ".repeat(60)).slice(0, PP), 8);
   if (!parallel) {
     // As llama-bench: pp is the whole prompt up to its first token, tg generates from an empty cache.
     const p = await run(prompt, 1);
