@@ -47,9 +47,7 @@ Napi::Value SystemInfo(const Napi::CallbackInfo &info) {
 // best for this CPU among those beside the addon; otherwise the one compiled into the addon.
 void SetCpuBackendInfo(Napi::Env env, Napi::Object out) {
   ggml_backend_reg_t cpu = ggml_backend_reg_by_name("CPU");
-  auto get_features = cpu == nullptr ? nullptr
-                                     : reinterpret_cast<ggml_backend_get_features_t>(
-                                           ggml_backend_reg_get_proc_address(cpu, "ggml_backend_get_features"));
+  auto get_features = BackendFunction<ggml_backend_get_features_t>("CPU", "ggml_backend_get_features");
   Napi::Array features = Napi::Array::New(env);
   for (ggml_backend_feature *f = get_features ? get_features(cpu) : nullptr; f != nullptr && f->name != nullptr; f++) {
     std::string value = f->value == nullptr ? "" : f->value;

@@ -37,6 +37,15 @@ class AbortFlag : public Napi::ObjectWrap<AbortFlag> {
   std::shared_ptr<std::atomic<bool>> flag_ = std::make_shared<std::atomic<bool>>(false);
 };
 
+// A function a ggml backend exports by name (`backend`: its registry name, "CPU", "RPC"), found
+// through the backend registry: linked in by a source build, a module beside the addon in the
+// portable prebuild. nullptr when that backend or function is missing.
+template <typename Fn>
+Fn BackendFunction(const char *backend, const char *name) {
+  ggml_backend_reg_t reg = ggml_backend_reg_by_name(backend);
+  return reg == nullptr ? nullptr : reinterpret_cast<Fn>(ggml_backend_reg_get_proc_address(reg, name));
+}
+
 // Per-environment state (the main thread and each worker thread have their own).
 struct AddonData {
   Napi::FunctionReference abort_flag;

@@ -14,23 +14,6 @@ namespace llama_napi {
 
 namespace {
 
-struct ThreadpoolFunctions {
-  decltype(&ggml_threadpool_new) create = nullptr;
-  decltype(&ggml_threadpool_free) free = nullptr;
-};
-
-// From the CPU backend's registry entry: in the portable build the CPU backend is a module.
-ThreadpoolFunctions CpuThreadpoolFunctions() {
-  ThreadpoolFunctions functions;
-  ggml_backend_reg_t cpu = ggml_backend_reg_by_name("CPU");
-  if (cpu == nullptr) return functions;
-  functions.create =
-      reinterpret_cast<decltype(&ggml_threadpool_new)>(ggml_backend_reg_get_proc_address(cpu, "ggml_threadpool_new"));
-  functions.free =
-      reinterpret_cast<decltype(&ggml_threadpool_free)>(ggml_backend_reg_get_proc_address(cpu, "ggml_threadpool_free"));
-  return functions;
-}
-
 bool AbortRequested(void *data) {
   auto *handle = static_cast<ContextHandle *>(data);
   std::atomic<bool> *flag = handle->current_abort.load();
@@ -406,24 +389,26 @@ ContextHandle::~ContextHandle() {
   if (poisoned.load()) return;
   llama_batch_free(batch);
   llama_free(ctx);
-  if (threadpool != nullptr) CpuThreadpoolFunctions().free(threadpool);
+  if (threadpool != nullptr)
+    BackendFunction<decltype(&ggml_threadpool_free)>("CPU", "ggml_threadpool_free")(threadpool);
 }
 
 void ContextHandle::UseThreads(int32_t n_threads, int32_t n_threads_batch) {
   llama_set_n_threads(ctx, n_threads, n_threads_batch);
   int32_t needed = std::max(n_threads, n_threads_batch);
   if (threadpool != nullptr && threadpool_size >= needed) return;
-  ThreadpoolFunctions functions = CpuThreadpoolFunctions();
+  auto create_pool = BackendFunction<decltype(&ggml_threadpool_new)>("CPU", "ggml_threadpool_new");
+  auto free_pool = BackendFunction<decltype(&ggml_threadpool_free)>("CPU", "ggml_threadpool_free");
   // Without the CPU backend's functions ggml falls back to threads per graph: slower, still right.
-  if (functions.create == nullptr || functions.free == nullptr) return;
+  if (create_pool == nullptr || free_pool == nullptr) return;
   ggml_threadpool_params params = ggml_threadpool_params_default(needed);
   // Idle workers sleep instead of spinning: as fast here (llama-bench --poll 0 vs 50), and they
   // leave the cores to other contexts and to the rest of the process between decodes.
   params.poll = 0;
-  ggml_threadpool_t fresh = functions.create(&params);
+  ggml_threadpool_t fresh = create_pool(&params);
   if (fresh == nullptr) return;
   llama_attach_threadpool(ctx, fresh, nullptr);
-  if (threadpool != nullptr) functions.free(threadpool);
+  if (threadpool != nullptr) free_pool(threadpool);
   threadpool = fresh;
   threadpool_size = needed;
 }

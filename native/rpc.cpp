@@ -17,15 +17,6 @@ using AddServerFn = ggml_backend_reg_t (*)(const char *endpoint);
 using StartServerFn = void (*)(const char *endpoint, const char *cache_dir, size_t n_threads, size_t n_devices,
                                ggml_backend_dev_t *devices);
 
-// ggml's RPC entry points, looked up through the backend registry: in a source build the RPC backend
-// is linked in, in the portable prebuild it is the libggml-rpc module beside the addon. nullptr when
-// the build has no RPC backend.
-template <typename Fn>
-Fn RpcFunction(const char *name) {
-  ggml_backend_reg_t reg = ggml_backend_reg_by_name("RPC");
-  return reg == nullptr ? nullptr : reinterpret_cast<Fn>(ggml_backend_reg_get_proc_address(reg, name));
-}
-
 const char *const kNoRpcBackend = "this build of llama-napi has no RPC backend";
 
 class ServerWorker : public PromiseWorker {
@@ -64,7 +55,7 @@ bool RpcFailed() { return failure_count.load() > 0; }
 std::vector<ggml_backend_dev_t> RpcDevices(const std::vector<std::string> &endpoints) {
   std::vector<ggml_backend_dev_t> devices;
   if (endpoints.empty()) return devices;
-  auto add_server = RpcFunction<AddServerFn>("ggml_backend_rpc_add_server");
+  auto add_server = BackendFunction<AddServerFn>("RPC", "ggml_backend_rpc_add_server");
   if (add_server == nullptr) throw CodedError("UNSUPPORTED", kNoRpcBackend);
   for (const std::string &endpoint : endpoints) {
     // Connects and shakes hands on this (guarded) thread: a server that is down or speaks another
@@ -104,7 +95,7 @@ Napi::Value StartRpcServer(const Napi::CallbackInfo &info) {
     ThrowTypeError(env, "startRpcServer(endpoint: string, nThreads: number)");
     return env.Undefined();
   }
-  auto start_server = RpcFunction<StartServerFn>("ggml_backend_rpc_start_server");
+  auto start_server = BackendFunction<StartServerFn>("RPC", "ggml_backend_rpc_start_server");
   if (start_server == nullptr) {
     ThrowError(env, "UNSUPPORTED", kNoRpcBackend);
     return env.Undefined();
