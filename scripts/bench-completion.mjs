@@ -14,7 +14,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { benchDir, ensureBenchModel } from "./paired-speed.mjs";
+import { benchDir, ensureBenchModel, timeStream } from "./paired-speed.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
@@ -69,23 +69,8 @@ function llamaBatchedBench(model) {
 async function childOurs(model, parallel) {
   const { Llama } = await import(join(root, "dist/cjs/index.js"));
   const llm = await Llama.load({ modelPath: model, nCtx: 1024, nBatch: 512, nThreads: threads, nParallel: parallel ? 4 : 1 });
-  const vocab = llm.model.info;
-  const noEnd = { [vocab.eos]: -Infinity, ...(vocab.eot >= 0 ? { [vocab.eot]: -Infinity } : {}) };
   const prompt = llm.tokenize("The history of the city begins in the early years of the settlement. ".repeat(60)).slice(0, PP);
-  const run = async (tokens, maxTokens) => {
-    const start = performance.now();
-    let first = 0;
-    let last = 0;
-    let count = 0;
-    for await (const chunk of llm.createCompletion(tokens, { maxTokens, temperature: 0, logitBias: noEnd, stream: true })) {
-      if (chunk.choices[0].finish_reason) break;
-      const now = performance.now();
-      if (count === 0) first = now;
-      last = now;
-      count++;
-    }
-    return { start, first, last, count };
-  };
+  const run = (tokens, maxTokens) => timeStream(llm, tokens, maxTokens);
   // Warm-up as llama-bench's: a whole prompt's batch, then generation; on another text, so that
   // the prompt finds none of itself in the KV cache.
   await run(llm.tokenize("A warm-up line about something else entirely. ".repeat(60)).slice(0, PP), 8);

@@ -25,20 +25,26 @@ export async function ensureBenchModel() {
   return q4;
 }
 
-/** pp: the whole prompt up to its first token; tg: then `maxTokens` more, end of text banned. */
-export async function measureOnce(llm, prompt, maxTokens = 64) {
+/** A greedy streamed completion with end of text banned: when it started, its first and last token, how many. */
+export async function timeStream(llm, prompt, maxTokens) {
   const info = llm.model.info;
   const noEnd = { [info.eos]: -Infinity, ...(info.eot >= 0 ? { [info.eot]: -Infinity } : {}) };
   const start = performance.now();
   let first = 0;
   let last = 0;
-  let n = 0;
-  for await (const c of llm.createCompletion(prompt, { maxTokens, temperature: 0, logitBias: noEnd, stream: true })) {
-    if (c.choices[0].finish_reason) break;
+  let count = 0;
+  for await (const chunk of llm.createCompletion(prompt, { maxTokens, temperature: 0, logitBias: noEnd, stream: true })) {
+    if (chunk.choices[0].finish_reason) break;
     last = performance.now();
-    if (n++ === 0) first = last;
+    if (count++ === 0) first = last;
   }
-  return { pp: prompt.length / ((first - start) / 1000), tg: (n - 1) / ((last - first) / 1000) };
+  return { start, first, last, count };
+}
+
+/** pp: the whole prompt up to its first token; tg: then `maxTokens` more. */
+export async function measureOnce(llm, prompt, maxTokens = 64) {
+  const t = await timeStream(llm, prompt, maxTokens);
+  return { pp: prompt.length / ((t.first - t.start) / 1000), tg: (t.count - 1) / ((t.last - t.first) / 1000) };
 }
 
 /**
