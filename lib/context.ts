@@ -132,6 +132,8 @@ export class LlamaContext {
         typeK: o.typeK,
         typeV: o.typeV,
         kvUnified,
+        // llama.cpp's default leaves perf()'s timings at zero.
+        noPerf: false,
       }),
     );
     return new LlamaContext(model, handle, nCtx, kvUnified);

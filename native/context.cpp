@@ -168,6 +168,9 @@ void RunDecode(ContextHandle &handle, const BatchInput &input) {
   // A failed decode leaves no readable outputs.
   handle.outputs.assign(input.logits.size(), false);
   if (status == 0) {
+    // A GPU backend may still be computing: the promise settles when the work is done (as
+    // llama-bench times it), and llama.cpp's perf counters count this decode on its own.
+    llama_synchronize(handle.ctx);
     for (size_t i = 0; i < input.logits.size(); i++) handle.outputs[i] = input.logits[i] != 0;
     return;
   }

@@ -120,7 +120,10 @@ describe("KV cache and state", () => {
     await context.decode({ tokens: prompt() });
     await context.decode({ tokens: [450] });
     const perf = context.perf();
-    expect(perf.promptTokens + perf.evalTokens).toBeGreaterThan(0);
+    expect(perf.promptTokens).toBe(prompt().length);
+    expect(perf.evalTokens).toBe(1);
+    expect(perf.promptEvalMs).toBeGreaterThan(0);
+    expect(perf.evalMs).toBeGreaterThan(0);
   });
 });
 
