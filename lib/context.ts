@@ -2,7 +2,16 @@ import { callNative, withAbort } from "./abort.js";
 import { defaultThreads } from "./backend.js";
 import { LlamaError } from "./errors.js";
 import type { LlamaModel } from "./model.js";
-import type { NativeAbortFlag, NativeBatch, NativeContext, NativeContextInfo, NativePerf, NativeSampleResult } from "./native.js";
+import type {
+  NativeAbortFlag,
+  NativeBatch,
+  NativeContext,
+  NativeContextInfo,
+  NativeGenerateRequest,
+  NativeGenerateResult,
+  NativePerf,
+  NativeSampleResult,
+} from "./native.js";
 import { native } from "./native.js";
 import { watchRpc } from "./rpc.js";
 import type { LlamaSampler } from "./sampler.js";
@@ -259,6 +268,61 @@ export class LlamaContext {
     return this.#enqueue("decode", options.signal, (handle, flag) =>
       handle.decodeAndSample(input, samplers, indices, flag, nLogprobs),
     );
+  }
+
+  /**
+   * Generates on one sequence ahead of JavaScript: decodes `request.token` at `request.position`,
+   * samples the next token, hands it to `onToken` without waiting for it, decodes it, and so on,
+   * until `stop()` is called, `maxTokens` are sampled, the position reaches `maxPosition`, or (with
+   * `stopAtEog`) an end-of-generation token is sampled. It never decodes more than one token beyond
+   * what `onToken` has returned from. `onToken` gets every sampled token once, in order, before
+   * `done` settles; after `stop()` it may still get the token in flight. `done` resolves with the
+   * tokens now in the KV cache and all sampled tokens.
+   */
+  generateAhead(
+    request: NativeGenerateRequest,
+    sampler: LlamaSampler,
+    onToken: (token: number) => void,
+    options: DecodeOptions = {},
+  ): { done: Promise<NativeGenerateResult>; stop(): void } {
+    const r = checkOptions<NativeGenerateRequest>("request", request, {
+      token: integer({ min: 0, max: this.model.nVocab - 1 }),
+      position: integer({ min: 0 }),
+      seqId: integer({ min: 0, max: this.info.nSeqMax - 1 }),
+      maxTokens: integer({ min: 0, max: 2 ** 31 - 1 }),
+      maxPosition: integer({ min: 0, max: 2 ** 31 - 1 }),
+      stopAtEog: boolean,
+    }) as NativeGenerateRequest;
+    expectHandle("sampler", sampler, "LlamaSampler", "seed");
+    if (typeof onToken !== "function") throw new TypeError("onToken must be a function");
+    const stopFlag = new native.AbortFlag();
+    // The addon posts tokens and settles on separate queues: deliver by index, each once. A throw
+    // must not reach the addon's callback (it would end the process): it stops the run instead.
+    // The addon runs at most one token ahead of `handled`.
+    let delivered = 0;
+    const handled = new Int32Array(1);
+    let failure: { error: unknown } | null = null;
+    const deliver = (index: number, token: number) => {
+      if (index !== delivered || failure !== null) return;
+      delivered++;
+      try {
+        onToken(token);
+      } catch (error) {
+        failure = { error };
+        stopFlag.abort();
+      }
+      // Acknowledged after this turn's promise reactions: the addon posts tokens faster than a
+      // tiny model's consumer could otherwise see them, and a stream's reader must get its turn.
+      const count = delivered;
+      queueMicrotask(() => Atomics.store(handled, 0, count));
+    };
+    const done = this.#enqueue("generation", options.signal, async (handle, flag) => {
+      const result = await handle.generate(r, sampler.native, deliver, handled, stopFlag, flag);
+      for (let i = delivered; i < result.sampled.length; i++) deliver(i, result.sampled[i]!);
+      if (failure !== null) throw failure.error;
+      return result;
+    });
+    return { done, stop: () => stopFlag.abort() };
   }
 
   /** A batch already in the addon's form passes as is (the generation loop builds those). */

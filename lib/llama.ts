@@ -448,6 +448,7 @@ export class Llama {
           }
           return "continue";
         },
+        tokensLeft: () => Math.max(0, Math.min(limit, context.nCtxSeq - request.prompt.length) - tokens.length),
         onEnd: (reason) => settle(reason === "context-full" ? "length" : finishReason),
         onError: reject,
       });

@@ -120,6 +120,27 @@ export interface NativePerf {
   reusedGraphs: number;
 }
 
+/** One sequence generated ahead of JavaScript (native/context.cpp, GenerateWorker). */
+export interface NativeGenerateRequest {
+  /** The token to decode first: sampled earlier, not yet in the KV cache. */
+  token: number;
+  position: number;
+  seqId: number;
+  /** Tokens to sample at most. */
+  maxTokens: number;
+  /** Decodes only below this position. */
+  maxPosition: number;
+  /** End the run after sampling an end-of-generation token. */
+  stopAtEog: boolean;
+}
+
+export interface NativeGenerateResult {
+  /** The tokens the run put into the KV cache, in order. */
+  decoded: Int32Array;
+  /** Every token sampled, in order; the last is not in the KV cache. */
+  sampled: Int32Array;
+}
+
 export interface NativeContext {
   dispose(): void;
   info(): NativeContextInfo;
@@ -131,6 +152,14 @@ export interface NativeContext {
     abort?: NativeAbortFlag,
     nLogprobs?: number,
   ): Promise<NativeSampleResult>;
+  generate(
+    request: NativeGenerateRequest,
+    sampler: NativeSampler,
+    onToken: (index: number, token: number) => void,
+    handled: Int32Array,
+    stop: NativeAbortFlag,
+    abort?: NativeAbortFlag,
+  ): Promise<NativeGenerateResult>;
   logits(index: number): Float32Array;
   embeddings(index: number): Float32Array;
   sequenceEmbeddings(seqId: number): Float32Array;

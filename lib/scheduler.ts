@@ -24,6 +24,8 @@ export interface GenerationJob {
   signal?: AbortSignal;
   /** Called with each sampled token; "done" ends the request. */
   onToken(token: number, logprob: TokenLogprob | undefined): StepVerdict;
+  /** How many more tokens onToken takes at most (the last of them answered "done"). Default: no limit. */
+  tokensLeft?(): number;
   /** Called once when the request ends without error. `reason` is why the scheduler ended it. */
   onEnd(reason: "done" | "context-full"): void;
   onError(error: unknown): void;
@@ -63,6 +65,8 @@ export class Scheduler {
   readonly #slots: Slot[];
   readonly #queue: GenerationJob[] = [];
   #running = false;
+  /** Ends a run ahead (a lone sequence generating natively), so that a new request can join. */
+  #stopAhead: (() => void) | null = null;
 
   constructor(context: LlamaContext) {
     this.#context = context;
@@ -93,6 +97,7 @@ export class Scheduler {
       );
     }
     this.#queue.push(job);
+    if (this.#slots.some((s) => s.job === null)) this.#stopAhead?.();
     // A job aborted while it waits leaves the queue at once rather than when a sequence frees up.
     job.signal?.addEventListener(
       "abort",
@@ -191,6 +196,18 @@ export class Scheduler {
 
   async #step(): Promise<void> {
     const context = this.#context;
+    // A lone generating sequence, with no request that could join it, runs ahead natively.
+    const active = this.#slots.filter((s) => s.job !== null);
+    const joinable = this.#queue.length > 0 && active.length < this.#slots.length;
+    if (active.length === 1 && !joinable && active[0]!.pendingToken !== null && active[0]!.job!.logprobs === undefined) {
+      const slot = active[0]!;
+      const room = context.nCtxSeq - slot.cached.length;
+      const left = Math.min(slot.job!.tokensLeft?.() ?? room, room);
+      if (left > 0) {
+        await this.#runAhead(slot, left);
+        return;
+      }
+    }
     const tokens: number[] = [];
     const positions: number[] = [];
     const seqIds: number[] = [];
@@ -283,7 +300,6 @@ export class Scheduler {
     samples.forEach(({ slot }, i) => {
       const job = slot.job;
       if (job === null) return;
-      const token = result.tokens[i]!;
       let info: TokenLogprob | undefined;
       if (job.logprobs !== undefined && result.logprobs && result.top) {
         const top = result.top[i]!;
@@ -292,15 +308,76 @@ export class Scheduler {
           top: Array.from(top.ids.subarray(0, job.logprobs), (id, k) => ({ token: id, logprob: top.logprobs[k]! })),
         };
       }
-      let verdict: StepVerdict;
-      try {
-        verdict = job.onToken(token, info);
-      } catch (err) {
-        this.#finish(slot, { error: err });
-        return;
-      }
-      if (verdict === "done") this.#finish(slot, "done");
-      else slot.pendingToken = token;
+      this.#deliver(slot, result.tokens[i]!, info);
     });
+  }
+
+  /** Hands a sampled token to the slot's job: it becomes the slot's pending token or ends the job. */
+  #deliver(slot: Slot, token: number, info: TokenLogprob | undefined): void {
+    const job = slot.job!;
+    let verdict: StepVerdict;
+    try {
+      verdict = job.onToken(token, info);
+    } catch (err) {
+      this.#finish(slot, { error: err });
+      return;
+    }
+    if (verdict === "done") this.#finish(slot, "done");
+    else slot.pendingToken = token;
+  }
+
+  /**
+   * A lone generating sequence runs ahead natively: llama.cpp decodes the next token while this
+   * thread handles the last one, instead of waiting for it. It stops when its job ends or a request
+   * arrives that a free sequence could take (it then joins the batch), at most one token later.
+   */
+  async #runAhead(slot: Slot, maxTokens: number): Promise<void> {
+    const context = this.#context;
+    const job = slot.job!;
+    // How the job ended during the run. It is told once the run has settled, so that whoever gets
+    // the result finds the context idle.
+    const outcome: { ended: "done" | { error: unknown } | null } = { ended: null };
+    const run = context.generateAhead(
+      {
+        token: slot.pendingToken!,
+        position: slot.cached.length,
+        seqId: slot.seqId,
+        maxTokens,
+        maxPosition: context.nCtxSeq,
+        // The run pauses at an end-of-generation token; a job that goes on past it starts another.
+        stopAtEog: true,
+      },
+      job.sampler,
+      (token) => {
+        // Each token sampled is one decode.
+        this.stats.batches++;
+        this.stats.tokens++;
+        // Tokens sampled after the job ended or was aborted (at most the one in flight) go nowhere.
+        if (outcome.ended !== null || job.signal?.aborted) return;
+        try {
+          if (job.onToken(token, undefined) === "continue") {
+            slot.pendingToken = token;
+            return;
+          }
+          outcome.ended = "done";
+        } catch (error) {
+          outcome.ended = { error };
+        }
+        run.stop();
+      },
+      { signal: job.signal },
+    );
+    this.#stopAhead = run.stop;
+    this.stats.maxSequencesPerBatch = Math.max(this.stats.maxSequencesPerBatch, 1);
+    try {
+      const { decoded } = await run.done;
+      for (const token of decoded) slot.cached.push(token);
+    } catch (error) {
+      this.#forget(slot);
+      outcome.ended ??= { error };
+    } finally {
+      this.#stopAhead = null;
+    }
+    if (outcome.ended !== null) this.#finish(slot, outcome.ended);
   }
 }

@@ -56,6 +56,7 @@ class Context : public Napi::ObjectWrap<Context>, public Releasable {
   Napi::Value Info(const Napi::CallbackInfo &info);
   Napi::Value Decode(const Napi::CallbackInfo &info);
   Napi::Value DecodeAndSample(const Napi::CallbackInfo &info);
+  Napi::Value Generate(const Napi::CallbackInfo &info);
   Napi::Value Logits(const Napi::CallbackInfo &info);
   Napi::Value Embeddings(const Napi::CallbackInfo &info);
   Napi::Value SequenceEmbeddings(const Napi::CallbackInfo &info);

@@ -115,3 +115,101 @@ describe("sampling on stories260K", () => {
     expect(second).toEqual(first);
   });
 });
+
+describe("generateAhead on stories260K (a sequence generated natively, one token ahead of JS)", () => {
+  let model: LlamaModel;
+  let context: LlamaContext;
+  beforeAll(async () => {
+    model = await LlamaModel.load(modelPath("stories260K.gguf"));
+    context = await model.createContext({ nCtx: 256, nThreads: 2 });
+  });
+  afterAll(async () => {
+    await context.dispose();
+    model.dispose();
+  });
+
+  const seeded = () => model.createSampler({ temperature: 0.9, seed: 11, topK: 0, topP: 1, minP: 0 });
+
+  /** The prompt decoded and its first token sampled: what generateAhead starts from. */
+  async function start(sampler: LlamaSampler): Promise<{ token: number; position: number }> {
+    context.clear();
+    const prompt = model.tokenize("Once upon a time");
+    const first = await context.decodeAndSample({ tokens: prompt }, [{ sampler, index: prompt.length - 1 }]);
+    return { token: first.tokens[0]!, position: prompt.length };
+  }
+
+  it("samples the tokens of the step-by-step loop, in order, each once", async () => {
+    context.clear();
+    const stepwise = await collect(generateTokens(context, seeded(), model.tokenize("Once upon a time"), { maxTokens: 40, stopAtEog: false }));
+    const sampler = seeded();
+    const { token, position } = await start(sampler);
+    const seen: number[] = [];
+    const run = context.generateAhead(
+      { token, position, seqId: 0, maxTokens: 39, maxPosition: context.nCtxSeq, stopAtEog: false },
+      sampler,
+      (t) => seen.push(t),
+    );
+    const result = await run.done;
+    expect([token, ...seen]).toEqual(stepwise);
+    expect(Array.from(result.sampled)).toEqual(seen);
+    // Everything but the last sampled token is in the KV cache, after the prompt.
+    expect(Array.from(result.decoded)).toEqual([token, ...seen.slice(0, -1)]);
+    expect(context.maxPosition(0)).toBe(position + 38);
+  });
+
+  it("stays within one token of a slow consumer, so stop() wastes at most the decode in flight", async () => {
+    const sampler = seeded();
+    const { token, position } = await start(sampler);
+    let calls = 0;
+    const run = context.generateAhead({ token, position, seqId: 0, maxTokens: 100, maxPosition: context.nCtxSeq, stopAtEog: false }, sampler, () => {
+      const until = performance.now() + 5; // a token of this model takes well under a millisecond
+      while (performance.now() < until);
+      if (++calls === 3) run.stop();
+    });
+    const result = await run.done;
+    expect(result.decoded.length).toBeLessThanOrEqual(4);
+    expect(result.sampled.length).toBe(result.decoded.length);
+  });
+
+  it("ends at maxTokens, at maxPosition and at an end-of-generation token", async () => {
+    let sampler = seeded();
+    let from = await start(sampler);
+    const limited = await context.generateAhead({ ...from, seqId: 0, maxTokens: 5, maxPosition: 1000, stopAtEog: false }, sampler, () => undefined).done;
+    expect(limited.sampled.length).toBe(5);
+    sampler = seeded();
+    from = await start(sampler);
+    const bounded = await context.generateAhead({ ...from, seqId: 0, maxTokens: 100, maxPosition: from.position + 3, stopAtEog: false }, sampler, () => undefined).done;
+    expect(bounded.decoded.length).toBe(3);
+    const eos = model.info.eos;
+    sampler = model.createSampler({ temperature: 0, logitBias: { [eos]: 100 } });
+    from = await start(model.createSampler({ temperature: 0 }));
+    const ended = await context.generateAhead({ ...from, seqId: 0, maxTokens: 100, maxPosition: 1000, stopAtEog: true }, sampler, () => undefined).done;
+    expect(Array.from(ended.sampled)).toEqual([eos]);
+  });
+
+  it("an onToken that throws rejects done with its error and leaves the context usable", async () => {
+    const sampler = seeded();
+    const { token, position } = await start(sampler);
+    const failure = new Error("consumer failed");
+    const run = context.generateAhead({ token, position, seqId: 0, maxTokens: 50, maxPosition: context.nCtxSeq, stopAtEog: false }, sampler, () => {
+      throw failure;
+    });
+    await expect(run.done).rejects.toBe(failure);
+    const again = await start(seeded());
+    expect(again.position).toBeGreaterThan(0);
+  });
+
+  it("an AbortSignal rejects done with ABORTED; bad requests are RangeError/TypeError", async () => {
+    const sampler = seeded();
+    const { token, position } = await start(sampler);
+    const controller = new AbortController();
+    const run = context.generateAhead({ token, position, seqId: 0, maxTokens: 200, maxPosition: context.nCtxSeq, stopAtEog: false }, sampler, () => controller.abort(), {
+      signal: controller.signal,
+    });
+    await expect(run.done).rejects.toMatchObject({ code: "ABORTED" });
+    const request = { token, position, seqId: 0, maxTokens: 1, maxPosition: 10, stopAtEog: false };
+    expect(() => context.generateAhead({ ...request, token: model.nVocab }, sampler, () => undefined)).toThrow(RangeError);
+    expect(() => context.generateAhead({ ...request, seqId: 1 }, sampler, () => undefined)).toThrow(/seqId/);
+    expect(() => context.generateAhead(request, sampler, "no" as never)).toThrow(TypeError);
+  });
+});

@@ -121,6 +121,14 @@ describe("createCompletion on stories260K", () => {
     expect(after.choices[0]!.text).toBe(", there was a");
   });
 
+  it("a completion settles with its context idle, even when a stop string ends it while generating ahead", async () => {
+    const res = await llm.createCompletion("Once upon a time", { maxTokens: 50, temperature: 0, stop: [" was"] });
+    expect(res.choices[0]!.text).toBe(", there");
+    expect(res.choices[0]!.finish_reason).toBe("stop");
+    // No operation is in flight: the low-level context answers at once instead of BUSY.
+    expect(llm.context!.perf().evalTokens).toBeGreaterThan(0);
+  });
+
   it("an AbortSignal stops a completion, streamed or not, and the Llama stays usable", async () => {
     const controller = new AbortController();
     const received: string[] = [];
