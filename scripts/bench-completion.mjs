@@ -3,11 +3,12 @@
 // same model) and node-llama-cpp 3.21.1 (same llama.cpp release), on a generated 1B-shaped Q4_0
 // model with 2 threads; and 4 parallel sequences against one, next to llama.cpp's own
 // llama-batched-bench. Prints ratios measured in one run.
-//   node scripts/bench-completion.mjs [--rounds 5] [--threads 2]
+//   node scripts/bench-completion.mjs [--rounds 9] [--threads 2]
 // As llama-bench measures: pp is a 512-token prompt's time to its first token, tg is 128 tokens
 // generated from an (almost) empty cache, greedy, end of text banned.
 // A shared machine's speed drifts by 2x within minutes, so the engines take turns: each round runs
-// every engine once, in a fresh process, and a ratio is the median of the rounds' ratios.
+// every engine once, in a fresh process, the engines compared back to back, and a ratio is the
+// median of the rounds' ratios.
 // Needs: npm run build && node scripts/build-ts.mjs; it builds llama-bench and llama-batched-bench
 // and installs node-llama-cpp into .bench/nlc (git-ignored) on first use.
 import { execFileSync, spawnSync } from "node:child_process";
@@ -22,7 +23,7 @@ const option = (name, fallback) => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : fallback;
 };
-const rounds = Number(option("--rounds", "5"));
+const rounds = Number(option("--rounds", "9"));
 const threads = Number(option("--threads", "2"));
 const PP = 512;
 const TG = 128;
@@ -158,12 +159,11 @@ async function main() {
   };
   const runs = Object.fromEntries(Object.keys(engines).map((name) => [name, []]));
   for (let round = 0; round < rounds; round++) {
-    // A different engine goes first each round, so none always meets the same moment of drift.
-    const names = Object.keys(engines);
-    for (let i = 0; i < names.length; i++) {
-      const name = names[(i + round) % names.length];
-      runs[name].push(engines[name]());
-    }
+    // Engines compared run back to back, llama-napi between the two others, and the order flips
+    // every round, so that a trend in the machine's speed favours none of them.
+    const order = ["reference", "ours", "nlc", "parallel", "batched"];
+    if (round % 2 === 1) order.reverse();
+    for (const name of order) runs[name].push(engines[name]());
     const r = (name, key) => runs[name][round][key].toFixed(1);
     console.error(
       `[bench] round ${round + 1}/${rounds}: pp ${r("reference", "pp")} / ${r("ours", "pp")} / ${r("nlc", "pp")}, ` +
