@@ -25,7 +25,10 @@ export async function ensureBenchModel() {
   return q4;
 }
 
-/** A greedy streamed completion with end of text banned: when it started, its first and last token, how many. */
+/**
+ * A greedy streamed completion with end of text banned: when it started, its first and last token,
+ * how many, and the time between consecutive tokens (ms).
+ */
 export async function timeStream(llm, prompt, maxTokens) {
   const info = llm.model.info;
   const noEnd = { [info.eos]: -Infinity, ...(info.eot >= 0 ? { [info.eot]: -Infinity } : {}) };
@@ -33,12 +36,15 @@ export async function timeStream(llm, prompt, maxTokens) {
   let first = 0;
   let last = 0;
   let count = 0;
+  const intervals = [];
   for await (const chunk of llm.createCompletion(prompt, { maxTokens, temperature: 0, logitBias: noEnd, stream: true })) {
     if (chunk.choices[0].finish_reason) break;
-    last = performance.now();
-    if (count++ === 0) first = last;
+    const now = performance.now();
+    if (count++ === 0) first = now;
+    else intervals.push(now - last);
+    last = now;
   }
-  return { start, first, last, count };
+  return { start, first, last, count, intervals };
 }
 
 /** pp: the whole prompt up to its first token; tg: then `maxTokens` more. */
