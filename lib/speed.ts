@@ -160,12 +160,23 @@ async function promptRun(context: LlamaContext, model: LlamaModel, nPrompt: numb
   }
 }
 
-/** llama-bench's test_gen: one token per decode, each waited for. */
+/**
+ * llama-bench's test_gen, on llama-napi's generation path: nGen single-token decodes from an empty
+ * cache, each token sampled greedily from the last (llama-bench feeds random ones; the values do
+ * not change the work) by a native run that does not wait for JavaScript between tokens.
+ */
 async function generationRun(context: LlamaContext, model: LlamaModel, nGen: number, random: TokenSource): Promise<void> {
-  let token = model.info.addBos ? model.info.bos : random.next();
-  for (let i = 0; i < nGen; i++) {
-    await context.decode(sequenceBatch(Int32Array.of(token), i, true));
-    token = random.next();
+  const sampler = model.createSampler({ temperature: 0 });
+  try {
+    const token = model.info.addBos ? model.info.bos : random.next();
+    const run = context.generateAhead(
+      { token, position: 0, seqId: 0, maxTokens: nGen, maxPosition: context.nCtxSeq, stopAtEog: false },
+      sampler,
+      () => undefined,
+    );
+    await run.done;
+  } finally {
+    sampler.dispose();
   }
 }
 
