@@ -186,6 +186,12 @@ std::vector<int32_t> Int32Vector(const Napi::Value &value) {
   return std::vector<int32_t>(array.Data(), array.Data() + array.ElementLength());
 }
 
+Napi::Int32Array ToInt32Array(Napi::Env env, const std::vector<int32_t> &values) {
+  Napi::Int32Array array = Napi::Int32Array::New(env, values.size());
+  std::copy(values.begin(), values.end(), array.Data());
+  return array;
+}
+
 void ReportExternalMemory(Napi::Env env, int64_t delta) {
   if (delta != 0) Napi::MemoryManagement::AdjustExternalMemory(env, delta);
 }

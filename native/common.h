@@ -102,6 +102,7 @@ class PromiseWorker : public Napi::AsyncWorker {
 // so that a wrong call from plain JS throws instead of crashing.
 bool RequireArgs(const Napi::CallbackInfo &info, size_t count, const char *what);
 std::vector<int32_t> Int32Vector(const Napi::Value &value);
+Napi::Int32Array ToInt32Array(Napi::Env env, const std::vector<int32_t> &values);
 
 // Live native handles of one environment, freed by its cleanup hook when it shuts down with
 // handles still open (process exit, worker thread exit).

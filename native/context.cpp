@@ -263,17 +263,14 @@ class DecodeWorker : public PromiseWorker {
   Napi::Value Result(Napi::Env env) override {
     if (samples_.empty()) return env.Undefined();
     Napi::Object out = Napi::Object::New(env);
-    Napi::Int32Array tokens = Napi::Int32Array::New(env, tokens_.size());
-    std::copy(tokens_.begin(), tokens_.end(), tokens.Data());
-    out.Set("tokens", tokens);
+    out.Set("tokens", ToInt32Array(env, tokens_));
     if (n_logprobs_ >= 0) {
       Napi::Float32Array chosen = Napi::Float32Array::New(env, logprobs_.size());
       Napi::Array top = Napi::Array::New(env, logprobs_.size());
       for (size_t i = 0; i < logprobs_.size(); i++) {
         chosen[i] = logprobs_[i].chosen;
         Napi::Object entry = Napi::Object::New(env);
-        Napi::Int32Array ids = Napi::Int32Array::New(env, logprobs_[i].top_ids.size());
-        std::copy(logprobs_[i].top_ids.begin(), logprobs_[i].top_ids.end(), ids.Data());
+        Napi::Int32Array ids = ToInt32Array(env, logprobs_[i].top_ids);
         Napi::Float32Array values = Napi::Float32Array::New(env, logprobs_[i].top_logprobs.size());
         std::copy(logprobs_[i].top_logprobs.begin(), logprobs_[i].top_logprobs.end(), values.Data());
         entry.Set("ids", ids);
@@ -366,12 +363,8 @@ class GenerateWorker : public PromiseWorker {
 
   Napi::Value Result(Napi::Env env) override {
     Napi::Object out = Napi::Object::New(env);
-    Napi::Int32Array decoded = Napi::Int32Array::New(env, decoded_.size());
-    std::copy(decoded_.begin(), decoded_.end(), decoded.Data());
-    Napi::Int32Array sampled = Napi::Int32Array::New(env, sampled_.size());
-    std::copy(sampled_.begin(), sampled_.end(), sampled.Data());
-    out.Set("decoded", decoded);
-    out.Set("sampled", sampled);
+    out.Set("decoded", ToInt32Array(env, decoded_));
+    out.Set("sampled", ToInt32Array(env, sampled_));
     return out;
   }
 
@@ -454,9 +447,7 @@ class StateWorker : public PromiseWorker {
   Napi::Value Result(Napi::Env env) override {
     if (kind_ == Kind::Get) return Napi::Buffer<uint8_t>::Copy(env, data.data(), data.size());
     if (kind_ == Kind::LoadFile) {
-      Napi::Int32Array out = Napi::Int32Array::New(env, tokens.size());
-      std::copy(tokens.begin(), tokens.end(), out.Data());
-      return out;
+      return ToInt32Array(env, tokens);
     }
     return env.Undefined();
   }
