@@ -298,9 +298,11 @@ class DecodeWorker : public PromiseWorker {
 // to JS without waiting, repeat. A step-by-step loop crosses threads three times per token, a few
 // percent of a token on a busy 2-core machine; here that work overlaps with the next decode. JS
 // counts the tokens it has handled in `handled`, and the run stays at most one token ahead of it,
-// so that a stop (`stop`, or a stop string JS finds) wastes at most the decode in flight. The run
-// also ends at max_tokens, max_position or an end-of-generation token. Settles with the tokens now
-// in the KV cache and every token sampled, in order.
+// so that a stop (`stop`, or a stop string JS finds) wastes at most the decode in flight. When JS
+// falls behind, the run ends and hands back to it rather than block a thread-pool thread on the
+// main thread (process.exit joins the pool without telling anyone). The run also ends at
+// max_tokens, max_position or an end-of-generation token. Settles with the tokens now in the KV
+// cache and every token sampled, in order.
 class GenerateWorker : public PromiseWorker {
  public:
   struct Request {
@@ -333,9 +335,8 @@ class GenerateWorker : public PromiseWorker {
     ExecutionScope scope(*handle_, abort_);
     BatchInput step{{request_.token}, {request_.position}, {request_.seq_id}, {1}};
     for (int32_t n = 0; n < request_.max_tokens && step.positions[0] < request_.max_position; n++) {
-      // Decoding token n - 1 waits until JS has handled token n - 2.
-      while (n >= 2 && __atomic_load_n(handled_, __ATOMIC_ACQUIRE) < n - 1 && !Stopping())
-        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      // Decoding token n - 1 needs JS to have handled token n - 2.
+      if (n >= 2 && !JsCaughtUp(n - 1)) break;
       if (stop_->load()) break;
       if (Stopping()) throw CodedError("ABORTED", "decode aborted");
       RunDecode(*handle_, step);
@@ -352,6 +353,17 @@ class GenerateWorker : public PromiseWorker {
   }
 
   bool Stopping() const { return stop_->load() || (abort_ && abort_->load()) || handle_->shutting_down.load(); }
+
+  // Whether JS has handled `count` tokens, waiting up to 2 ms (a tiny model's token is shorter
+  // than JS's turn; a big model's is long enough that JS is never late).
+  bool JsCaughtUp(int32_t count) const {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(2);
+    while (__atomic_load_n(handled_, __ATOMIC_ACQUIRE) < count) {
+      if (Stopping() || std::chrono::steady_clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    return true;
+  }
 
   void Settled() override {
     on_token_.Release();

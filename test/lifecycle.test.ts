@@ -171,6 +171,21 @@ describe("process exit", () => {
     expect(result.stdout).toBe("exiting\n");
   });
 
+  it("process.exit() while a completion generates ahead natively is clean", async () => {
+    // The native run waits for JS to catch up; process.exit joins its thread without telling it.
+    const result = await runNode(`
+      (async () => {
+        const llm = await lib.Llama.load({ modelPath: MODEL, nCtx: 256, nThreads: 2 });
+        let chunks = 0;
+        for await (const _ of llm.createCompletion("Once upon a time", { maxTokens: 200, temperature: 0, stream: true })) {
+          if (++chunks === 3) { STEP("exiting"); process.exit(3); }
+        }
+      })();
+    `);
+    expectQuietExit(result, 3);
+    expect(result.stdout).toBe("exiting\n");
+  });
+
   it("process.exit() during a model load is clean", async () => {
     // The first progress report comes from inside llama.cpp's load, on the loading thread.
     const result = await runNode(`
