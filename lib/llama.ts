@@ -416,6 +416,8 @@ export class Llama {
     const stream = new StopTextStream(this.model.createTokenDecoder(), [...toList(request.sampling.stop), ...(request.extraStops ?? [])]);
     const tokens: number[] = [];
     const logprobs: TokenLogprob[] = [];
+    // Tokens the request may still take: maxTokens, and what the context has room for.
+    const tokensLeft = () => Math.min(limit, context.nCtxSeq - request.prompt.length) - tokens.length;
     return new Promise<GenerationResult>((resolve, reject) => {
       const settle = (finishReason: FinishReason) => {
         const rest = stream.finish();
@@ -442,13 +444,13 @@ export class Llama {
           const delta = stream.push(token);
           if (delta || request.logprobs !== undefined) request.onDelta?.(delta, token, logprob);
           if (stream.stopped) return "done";
-          if (tokens.length >= limit || request.prompt.length + tokens.length >= context.nCtxSeq) {
+          if (tokensLeft() <= 0) {
             finishReason = "length";
             return "done";
           }
           return "continue";
         },
-        tokensLeft: () => Math.max(0, Math.min(limit, context.nCtxSeq - request.prompt.length) - tokens.length),
+        tokensLeft: () => Math.max(0, tokensLeft()),
         onEnd: (reason) => settle(reason === "context-full" ? "length" : finishReason),
         onError: reject,
       });

@@ -308,22 +308,25 @@ export class Scheduler {
           top: Array.from(top.ids.subarray(0, job.logprobs), (id, k) => ({ token: id, logprob: top.logprobs[k]! })),
         };
       }
-      this.#deliver(slot, result.tokens[i]!, info);
+      const ended = this.#deliver(slot, result.tokens[i]!, info);
+      if (ended !== null) this.#finish(slot, ended);
     });
   }
 
-  /** Hands a sampled token to the slot's job: it becomes the slot's pending token or ends the job. */
-  #deliver(slot: Slot, token: number, info: TokenLogprob | undefined): void {
-    const job = slot.job!;
+  /**
+   * Hands a sampled token to the slot's job. It becomes the slot's pending token (null), or the job
+   * is to end: done, or with the error its onToken threw.
+   */
+  #deliver(slot: Slot, token: number, info: TokenLogprob | undefined): "done" | { error: unknown } | null {
     let verdict: StepVerdict;
     try {
-      verdict = job.onToken(token, info);
-    } catch (err) {
-      this.#finish(slot, { error: err });
-      return;
+      verdict = slot.job!.onToken(token, info);
+    } catch (error) {
+      return { error };
     }
-    if (verdict === "done") this.#finish(slot, "done");
-    else slot.pendingToken = token;
+    if (verdict === "done") return "done";
+    slot.pendingToken = token;
+    return null;
   }
 
   /**
@@ -354,16 +357,8 @@ export class Scheduler {
         this.stats.tokens++;
         // Tokens sampled after the job ended or was aborted (at most the one in flight) go nowhere.
         if (outcome.ended !== null || job.signal?.aborted) return;
-        try {
-          if (job.onToken(token, undefined) === "continue") {
-            slot.pendingToken = token;
-            return;
-          }
-          outcome.ended = "done";
-        } catch (error) {
-          outcome.ended = { error };
-        }
-        run.stop();
+        outcome.ended = this.#deliver(slot, token, undefined);
+        if (outcome.ended !== null) run.stop();
       },
       { signal: job.signal },
     );
