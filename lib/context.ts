@@ -273,11 +273,11 @@ export class LlamaContext {
   /**
    * Generates on one sequence ahead of JavaScript: decodes `request.token` at `request.position`,
    * samples the next token, hands it to `onToken` without waiting for it, decodes it, and so on,
-   * until `stop()` is called, `maxTokens` are sampled, the position reaches `maxPosition`, or (with
-   * `stopAtEog`) an end-of-generation token is sampled, or when `onToken` falls behind (the run
-   * never decodes more than one token beyond what `onToken` has returned from). `onToken` gets every sampled token once, in order, before
-   * `done` settles; after `stop()` it may still get the token in flight. `done` resolves with the
-   * tokens now in the KV cache and all sampled tokens.
+   * until `stop()` is called, `maxTokens` are sampled, the position reaches `maxPosition`, (with
+   * `stopAtEog`) an end-of-generation token is sampled, or `onToken` falls behind (the run never
+   * decodes more than one token beyond what `onToken` has returned from). `onToken` gets every
+   * sampled token once, in order, before `done` settles; after `stop()` it may still get the token
+   * in flight. `done` resolves with the tokens now in the KV cache and all sampled tokens.
    */
   generateAhead(
     request: NativeGenerateRequest,

@@ -335,8 +335,9 @@ class GenerateWorker : public PromiseWorker {
     ExecutionScope scope(*handle_, abort_);
     BatchInput step{{request_.token}, {request_.position}, {request_.seq_id}, {1}};
     for (int32_t n = 0; n < request_.max_tokens && step.positions[0] < request_.max_position; n++) {
-      // Decoding token n - 1 needs JS to have handled token n - 2.
-      if (n >= 2 && !JsCaughtUp(n - 1)) break;
+      // Decoding token n - 1 needs JS to have handled token n - 2; an abort while waiting for it
+      // still rejects below.
+      if (n >= 2 && !JsCaughtUp(n - 1) && !Stopping()) break;
       if (stop_->load()) break;
       if (Stopping()) throw CodedError("ABORTED", "decode aborted");
       RunDecode(*handle_, step);

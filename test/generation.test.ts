@@ -43,7 +43,7 @@ describe.each(goldens)("greedy $model $prompt", (golden) => {
   });
 });
 
-describe("sampling on stories260K", () => {
+describe("on stories260K", () => {
   let model: LlamaModel;
   let context: LlamaContext;
   beforeAll(async () => {
@@ -55,161 +55,162 @@ describe("sampling on stories260K", () => {
     model.dispose();
   });
 
-  async function run(sampler: LlamaSampler, maxTokens = 40): Promise<number[]> {
-    context.clear();
-    return collect(generateTokens(context, sampler, model.tokenize("Once upon a time"), { maxTokens }));
-  }
+  describe("sampling", () => {
+    async function run(sampler: LlamaSampler, maxTokens = 40): Promise<number[]> {
+      context.clear();
+      return collect(generateTokens(context, sampler, model.tokenize("Once upon a time"), { maxTokens }));
+    }
 
-  it("the same seed gives the same tokens, another seed other tokens", async () => {
-    const a = await run(model.createSampler({ temperature: 1, seed: 42, topK: 0, topP: 1, minP: 0 }));
-    const b = await run(model.createSampler({ temperature: 1, seed: 42, topK: 0, topP: 1, minP: 0 }));
-    const c = await run(model.createSampler({ temperature: 1, seed: 7, topK: 0, topP: 1, minP: 0 }));
-    expect(a).toEqual(b);
-    expect(c).not.toEqual(a);
-  });
-
-  it("decodeAndSample picks the argmax of the logits that decode leaves", async () => {
-    context.clear();
-    const prompt = model.tokenize("The cat");
-    await context.decode({ tokens: prompt, logits: "last" });
-    const logits = context.logits(prompt.length - 1);
-    expect(logits.length).toBe(model.nVocab);
-    const argmax = logits.indexOf(Math.max(...logits));
-    const greedy = model.createSampler({ temperature: 0 });
-    expect(greedy.sample(context, prompt.length - 1)).toBe(argmax);
-
-    context.clear();
-    const result = await context.decodeAndSample({ tokens: prompt }, [{ sampler: greedy, index: prompt.length - 1 }], { logprobs: 3 });
-    expect(result.tokens[0]).toBe(argmax);
-    expect(result.top![0]!.ids[0]).toBe(argmax);
-    expect(result.logprobs![0]).toBeCloseTo(result.top![0]!.logprobs[0]!, 5);
-    expect(result.logprobs![0]).toBeLessThan(0);
-    greedy.dispose();
-  });
-
-  it("builds llama.cpp's sampler chain from options", () => {
-    const chain = model.createSampler({ temperature: 0.7, topK: 40, topP: 0.9, minP: 0.05, repeatPenalty: 1.1, seed: 1 });
-    expect(chain.describe()).toEqual(["penalties", "top-k", "top-p", "min-p", "temp", "dist"]);
-    expect(model.createSampler({ temperature: 0.8, mirostat: { mode: 2 } }).describe()).toEqual(["temp", "mirostat-v2"]);
-    expect(model.createSampler({ temperature: 0, logitBias: { 5: -Infinity } }).describe()).toEqual(["logit-bias", "greedy"]);
-  });
-
-  it("logit bias bans a token and a grammar constrains the output", async () => {
-    const free = await run(model.createSampler({ temperature: 0 }), 10);
-    const banned = free[0]!;
-    const biased = await run(model.createSampler({ temperature: 0, logitBias: { [banned]: -Infinity } }), 10);
-    expect(biased[0]).not.toBe(banned);
-
-    const grammar = 'root ::= " yes" | " no"';
-    const constrained = await run(model.createSampler({ temperature: 0, grammar }), 10);
-    // Pieces as generated: detokenize() would drop the leading space of a text's first SPM token.
-    const text = Buffer.concat(constrained.map((t) => model.tokenBytes(t))).toString("utf8");
-    expect([" yes", " no"]).toContain(text);
-  });
-
-  it("a sampler's accept and reset feed the repetition penalty", async () => {
-    const sampler = model.createSampler({ temperature: 0, repeatPenalty: 1.5, repeatLastN: 64 });
-    const first = await run(sampler, 30);
-    sampler.reset();
-    const second = await run(sampler, 30);
-    expect(second).toEqual(first);
-  });
-});
-
-describe("generateAhead on stories260K (a sequence generated natively, one token ahead of JS)", () => {
-  let model: LlamaModel;
-  let context: LlamaContext;
-  beforeAll(async () => {
-    model = await LlamaModel.load(modelPath("stories260K.gguf"));
-    context = await model.createContext({ nCtx: 256, nThreads: 2 });
-  });
-  afterAll(async () => {
-    await context.dispose();
-    model.dispose();
-  });
-
-  const seeded = () => model.createSampler({ temperature: 0.9, seed: 11, topK: 0, topP: 1, minP: 0 });
-
-  /** The prompt decoded and its first token sampled: what generateAhead starts from. */
-  async function start(sampler: LlamaSampler): Promise<{ token: number; position: number }> {
-    context.clear();
-    const prompt = model.tokenize("Once upon a time");
-    const first = await context.decodeAndSample({ tokens: prompt }, [{ sampler, index: prompt.length - 1 }]);
-    return { token: first.tokens[0]!, position: prompt.length };
-  }
-
-  it("samples the tokens of the step-by-step loop, in order, each once", async () => {
-    context.clear();
-    const stepwise = await collect(generateTokens(context, seeded(), model.tokenize("Once upon a time"), { maxTokens: 40, stopAtEog: false }));
-    const sampler = seeded();
-    const { token, position } = await start(sampler);
-    const seen: number[] = [];
-    const run = context.generateAhead(
-      { token, position, seqId: 0, maxTokens: 39, maxPosition: context.nCtxSeq, stopAtEog: false },
-      sampler,
-      (t) => seen.push(t),
-    );
-    const result = await run.done;
-    expect([token, ...seen]).toEqual(stepwise);
-    expect(Array.from(result.sampled)).toEqual(seen);
-    // Everything but the last sampled token is in the KV cache, after the prompt.
-    expect(Array.from(result.decoded)).toEqual([token, ...seen.slice(0, -1)]);
-    expect(context.maxPosition(0)).toBe(position + 38);
-  });
-
-  it("stays within one token of a slow consumer, so stop() wastes at most the decode in flight", async () => {
-    const sampler = seeded();
-    const { token, position } = await start(sampler);
-    let calls = 0;
-    const run = context.generateAhead({ token, position, seqId: 0, maxTokens: 100, maxPosition: context.nCtxSeq, stopAtEog: false }, sampler, () => {
-      const until = performance.now() + 5; // a token of this model takes well under a millisecond
-      while (performance.now() < until);
-      if (++calls === 3) run.stop();
+    it("the same seed gives the same tokens, another seed other tokens", async () => {
+      const a = await run(model.createSampler({ temperature: 1, seed: 42, topK: 0, topP: 1, minP: 0 }));
+      const b = await run(model.createSampler({ temperature: 1, seed: 42, topK: 0, topP: 1, minP: 0 }));
+      const c = await run(model.createSampler({ temperature: 1, seed: 7, topK: 0, topP: 1, minP: 0 }));
+      expect(a).toEqual(b);
+      expect(c).not.toEqual(a);
     });
-    const result = await run.done;
-    expect(result.decoded.length).toBeLessThanOrEqual(4);
-    expect(result.sampled.length).toBe(result.decoded.length);
-  });
 
-  it("ends at maxTokens, at maxPosition and at an end-of-generation token", async () => {
-    let sampler = seeded();
-    let from = await start(sampler);
-    const limited = await context.generateAhead({ ...from, seqId: 0, maxTokens: 5, maxPosition: 1000, stopAtEog: false }, sampler, () => undefined).done;
-    expect(limited.sampled.length).toBe(5);
-    sampler = seeded();
-    from = await start(sampler);
-    const bounded = await context.generateAhead({ ...from, seqId: 0, maxTokens: 100, maxPosition: from.position + 3, stopAtEog: false }, sampler, () => undefined).done;
-    expect(bounded.decoded.length).toBe(3);
-    const eos = model.info.eos;
-    sampler = model.createSampler({ temperature: 0, logitBias: { [eos]: 100 } });
-    from = await start(model.createSampler({ temperature: 0 }));
-    const ended = await context.generateAhead({ ...from, seqId: 0, maxTokens: 100, maxPosition: 1000, stopAtEog: true }, sampler, () => undefined).done;
-    expect(Array.from(ended.sampled)).toEqual([eos]);
-  });
+    it("decodeAndSample picks the argmax of the logits that decode leaves", async () => {
+      context.clear();
+      const prompt = model.tokenize("The cat");
+      await context.decode({ tokens: prompt, logits: "last" });
+      const logits = context.logits(prompt.length - 1);
+      expect(logits.length).toBe(model.nVocab);
+      const argmax = logits.indexOf(Math.max(...logits));
+      const greedy = model.createSampler({ temperature: 0 });
+      expect(greedy.sample(context, prompt.length - 1)).toBe(argmax);
 
-  it("an onToken that throws rejects done with its error and leaves the context usable", async () => {
-    const sampler = seeded();
-    const { token, position } = await start(sampler);
-    const failure = new Error("consumer failed");
-    const run = context.generateAhead({ token, position, seqId: 0, maxTokens: 50, maxPosition: context.nCtxSeq, stopAtEog: false }, sampler, () => {
-      throw failure;
+      context.clear();
+      const result = await context.decodeAndSample({ tokens: prompt }, [{ sampler: greedy, index: prompt.length - 1 }], { logprobs: 3 });
+      expect(result.tokens[0]).toBe(argmax);
+      expect(result.top![0]!.ids[0]).toBe(argmax);
+      expect(result.logprobs![0]).toBeCloseTo(result.top![0]!.logprobs[0]!, 5);
+      expect(result.logprobs![0]).toBeLessThan(0);
+      greedy.dispose();
     });
-    await expect(run.done).rejects.toBe(failure);
-    const again = await start(seeded());
-    expect(again.position).toBeGreaterThan(0);
+
+    it("builds llama.cpp's sampler chain from options", () => {
+      const chain = model.createSampler({ temperature: 0.7, topK: 40, topP: 0.9, minP: 0.05, repeatPenalty: 1.1, seed: 1 });
+      expect(chain.describe()).toEqual(["penalties", "top-k", "top-p", "min-p", "temp", "dist"]);
+      expect(model.createSampler({ temperature: 0.8, mirostat: { mode: 2 } }).describe()).toEqual(["temp", "mirostat-v2"]);
+      expect(model.createSampler({ temperature: 0, logitBias: { 5: -Infinity } }).describe()).toEqual(["logit-bias", "greedy"]);
+    });
+
+    it("logit bias bans a token and a grammar constrains the output", async () => {
+      const free = await run(model.createSampler({ temperature: 0 }), 10);
+      const banned = free[0]!;
+      const biased = await run(model.createSampler({ temperature: 0, logitBias: { [banned]: -Infinity } }), 10);
+      expect(biased[0]).not.toBe(banned);
+
+      const grammar = 'root ::= " yes" | " no"';
+      const constrained = await run(model.createSampler({ temperature: 0, grammar }), 10);
+      // Pieces as generated: detokenize() would drop the leading space of a text's first SPM token.
+      const text = Buffer.concat(constrained.map((t) => model.tokenBytes(t))).toString("utf8");
+      expect([" yes", " no"]).toContain(text);
+    });
+
+    it("a sampler's accept and reset feed the repetition penalty", async () => {
+      const sampler = model.createSampler({ temperature: 0, repeatPenalty: 1.5, repeatLastN: 64 });
+      const first = await run(sampler, 30);
+      sampler.reset();
+      const second = await run(sampler, 30);
+      expect(second).toEqual(first);
+    });
   });
 
-  it("an AbortSignal rejects done with ABORTED; bad requests are RangeError/TypeError", async () => {
-    const sampler = seeded();
-    const { token, position } = await start(sampler);
-    const controller = new AbortController();
-    const run = context.generateAhead({ token, position, seqId: 0, maxTokens: 200, maxPosition: context.nCtxSeq, stopAtEog: false }, sampler, () => controller.abort(), {
-      signal: controller.signal,
+  describe("generateAhead (a sequence generated natively, one token ahead of JS)", () => {
+
+    const seeded = () => model.createSampler({ temperature: 0.9, seed: 11, topK: 0, topP: 1, minP: 0 });
+
+    /** The prompt decoded and its first token sampled: what generateAhead starts from. */
+    async function start(sampler: LlamaSampler): Promise<{ token: number; position: number }> {
+      context.clear();
+      const prompt = model.tokenize("Once upon a time");
+      const first = await context.decodeAndSample({ tokens: prompt }, [{ sampler, index: prompt.length - 1 }]);
+      return { token: first.tokens[0]!, position: prompt.length };
+    }
+
+    it("samples the tokens of the step-by-step loop, in order, each once", async () => {
+      context.clear();
+      const stepwise = await collect(generateTokens(context, seeded(), model.tokenize("Once upon a time"), { maxTokens: 40, stopAtEog: false }));
+      const sampler = seeded();
+      const { token, position } = await start(sampler);
+      const seen: number[] = [];
+      const run = context.generateAhead(
+        { token, position, seqId: 0, maxTokens: 39, maxPosition: context.nCtxSeq, stopAtEog: false },
+        sampler,
+        (t) => seen.push(t),
+      );
+      const result = await run.done;
+      expect([token, ...seen]).toEqual(stepwise);
+      expect(Array.from(result.sampled)).toEqual(seen);
+      // Everything but the last sampled token is in the KV cache, after the prompt.
+      expect(Array.from(result.decoded)).toEqual([token, ...seen.slice(0, -1)]);
+      expect(context.maxPosition(0)).toBe(position + 38);
     });
-    await expect(run.done).rejects.toMatchObject({ code: "ABORTED" });
-    const request = { token, position, seqId: 0, maxTokens: 1, maxPosition: 10, stopAtEog: false };
-    expect(() => context.generateAhead({ ...request, token: model.nVocab }, sampler, () => undefined)).toThrow(RangeError);
-    expect(() => context.generateAhead({ ...request, seqId: 1 }, sampler, () => undefined)).toThrow(/seqId/);
-    expect(() => context.generateAhead(request, sampler, "no" as never)).toThrow(TypeError);
+
+    it("stays within one token of a slow consumer, so stop() wastes at most the decode in flight", async () => {
+      const sampler = seeded();
+      const { token, position } = await start(sampler);
+      let calls = 0;
+      const run = context.generateAhead({ token, position, seqId: 0, maxTokens: 100, maxPosition: context.nCtxSeq, stopAtEog: false }, sampler, () => {
+        const until = performance.now() + 5; // a token of this model takes well under a millisecond
+        while (performance.now() < until);
+        if (++calls === 3) run.stop();
+      });
+      const result = await run.done;
+      expect(result.decoded.length).toBeLessThanOrEqual(4);
+      expect(result.sampled.length).toBe(result.decoded.length);
+    });
+
+    it("ends at maxTokens, at maxPosition and at an end-of-generation token", async () => {
+      let sampler = seeded();
+      let from = await start(sampler);
+      const limited = await context.generateAhead({ ...from, seqId: 0, maxTokens: 5, maxPosition: 1000, stopAtEog: false }, sampler, () => undefined).done;
+      expect(limited.sampled.length).toBe(5);
+      sampler = seeded();
+      from = await start(sampler);
+      const bounded = await context.generateAhead({ ...from, seqId: 0, maxTokens: 100, maxPosition: from.position + 3, stopAtEog: false }, sampler, () => undefined).done;
+      expect(bounded.decoded.length).toBe(3);
+      const eos = model.info.eos;
+      sampler = model.createSampler({ temperature: 0, logitBias: { [eos]: 100 } });
+      from = await start(model.createSampler({ temperature: 0 }));
+      const ended = await context.generateAhead({ ...from, seqId: 0, maxTokens: 100, maxPosition: 1000, stopAtEog: true }, sampler, () => undefined).done;
+      expect(Array.from(ended.sampled)).toEqual([eos]);
+    });
+
+    it("an onToken that throws rejects done with its error and leaves the context usable", async () => {
+      const sampler = seeded();
+      const { token, position } = await start(sampler);
+      const failure = new Error("consumer failed");
+      const run = context.generateAhead({ token, position, seqId: 0, maxTokens: 50, maxPosition: context.nCtxSeq, stopAtEog: false }, sampler, () => {
+        throw failure;
+      });
+      await expect(run.done).rejects.toBe(failure);
+      const again = await start(seeded());
+      expect(again.position).toBeGreaterThan(0);
+    });
+
+    it("an AbortSignal rejects done with ABORTED; bad requests are RangeError/TypeError", async () => {
+      const sampler = seeded();
+      const { token, position } = await start(sampler);
+      const controller = new AbortController();
+      const run = context.generateAhead({ token, position, seqId: 0, maxTokens: 200, maxPosition: context.nCtxSeq, stopAtEog: false }, sampler, () => controller.abort(), {
+        signal: controller.signal,
+      });
+      await expect(run.done).rejects.toMatchObject({ code: "ABORTED" });
+      // Aborted while the run waits for a slow onToken to catch up: still ABORTED.
+      const waiting = new AbortController();
+      let calls = 0;
+      const slow = context.generateAhead({ ...(await start(sampler)), seqId: 0, maxTokens: 200, maxPosition: context.nCtxSeq, stopAtEog: false }, sampler, () => {
+        const until = performance.now() + 1;
+        while (performance.now() < until);
+        if (++calls === 3) waiting.abort();
+      }, { signal: waiting.signal });
+      await expect(slow.done).rejects.toMatchObject({ code: "ABORTED" });
+      const request = { token, position, seqId: 0, maxTokens: 1, maxPosition: 10, stopAtEog: false };
+      expect(() => context.generateAhead({ ...request, token: model.nVocab }, sampler, () => undefined)).toThrow(RangeError);
+      expect(() => context.generateAhead({ ...request, seqId: 1 }, sampler, () => undefined)).toThrow(/seqId/);
+      expect(() => context.generateAhead(request, sampler, "no" as never)).toThrow(TypeError);
+    });
   });
 });
