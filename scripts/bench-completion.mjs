@@ -17,7 +17,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { benchDir, ensureBenchModel, timeStream } from "./paired-speed.mjs";
+import { benchDir, ensureBenchModel, mean, median, timeStream } from "./paired-speed.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
@@ -30,13 +30,7 @@ const threads = Number(option("--threads", "2"));
 const PP = 512;
 const TG = 128;
 
-const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const stddev = (xs) => Math.sqrt(mean(xs.map((x) => (x - mean(xs)) ** 2)));
-const median = (xs) => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
 
 function llamaCppTool(name) {
   const bin = join(root, "build/cmake/bin", name);

@@ -18,6 +18,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { compiledLibrary } from "./compiled-lib.mjs";
+import { mean, median } from "./paired-speed.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const { values } = parseArgs({
@@ -88,12 +89,6 @@ async function runOurs(path) {
   return { pp, tg };
 }
 
-const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const median = (xs) => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 0 ? (sorted[middle - 1] + sorted[middle]) / 2 : sorted[middle];
-};
 const load = () => loadavg()[0].toFixed(2);
 console.error(
   `llama.cpp ${buildInfo().llamaCommit.slice(0, 7)}; ${settings.threads} threads; pp${settings.nPrompt}, tg${settings.nGen}, ` +

@@ -74,8 +74,8 @@ export async function pairedRuns(engines, reps, { promptLength = 256, maxTokens 
   return runs;
 }
 
-const mean = (xs) => xs.reduce((sum, x) => sum + x, 0) / xs.length;
-const median = (xs) => {
+export const mean = (xs) => xs.reduce((sum, x) => sum + x, 0) / xs.length;
+export const median = (xs) => {
   const sorted = [...xs].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
