@@ -187,6 +187,12 @@ export class LlamaModel {
   readonly usesRpc: boolean;
   #native: NativeModel | null;
   #metadata: Record<string, string> | undefined;
+  // Each generated token needs its bytes and whether it ends generation. A native call costs more
+  // than the rest of a token's JavaScript, so each answer is fetched once per model.
+  /** Token bytes for decoders: plain [0] and with special tokens rendered [1]. */
+  readonly #pieces: [Map<number, Uint8Array>, Map<number, Uint8Array>] = [new Map(), new Map()];
+  /** Per token: 0 not asked yet, 1 not end-of-generation, 2 end-of-generation. */
+  #eogFlags: Uint8Array | undefined;
 
   private constructor(path: string, handle: NativeModel, usesRpc: boolean) {
     this.path = path;
@@ -285,9 +291,16 @@ export class LlamaModel {
     const special = checkOptions<{ special?: boolean }>("options", options, { special: boolean }).special ?? false;
     const handle = this.native;
     const lastToken = this.info.nVocab - 1;
+    // Decoders only read the bytes, so they share them.
+    const pieces = this.#pieces[special ? 1 : 0];
     return new TokenDecoder((token) => {
       expectInteger("token", token, { min: 0, max: lastToken });
-      return callNative(() => handle.tokenBytes(token, special));
+      let bytes = pieces.get(token);
+      if (bytes === undefined) {
+        bytes = callNative(() => handle.tokenBytes(token, special));
+        pieces.set(token, bytes);
+      }
+      return bytes;
     });
   }
 
@@ -300,7 +313,11 @@ export class LlamaModel {
   /** True for end-of-generation tokens (EOS, EOT and the like). */
   isEog(token: number): boolean {
     expectInteger("token", token);
-    return callNative(() => this.native.isEog(token));
+    const handle = this.native;
+    if (token < 0 || token >= this.info.nVocab) return false;
+    this.#eogFlags ??= new Uint8Array(this.info.nVocab);
+    if (this.#eogFlags[token] === 0) this.#eogFlags[token] = callNative(() => handle.isEog(token)) ? 2 : 1;
+    return this.#eogFlags[token] === 2;
   }
 
   /** The model's chat template from its GGUF (optionally a named one), or null. */
