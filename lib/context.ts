@@ -275,14 +275,15 @@ export class LlamaContext {
    * samples the next token, hands it to `onToken` without waiting for it, decodes it, and so on,
    * until `stop()` is called, `maxTokens` are sampled, the position reaches `maxPosition`, (with
    * `stopAtEog`) an end-of-generation token is sampled, or `onToken` falls behind (the run never
-   * decodes more than one token beyond what `onToken` has returned from). `onToken` gets every
+   * decodes more than one token beyond what `onToken` has returned from, or, when it returns a
+   * promise, beyond the tokens whose promise has settled). `onToken` gets every
    * sampled token once, in order, before `done` settles; after `stop()` it may still get the token
    * in flight. `done` resolves with the tokens now in the KV cache and all sampled tokens.
    */
   generateAhead(
     request: NativeGenerateRequest,
     sampler: LlamaSampler,
-    onToken: (token: number) => void,
+    onToken: (token: number) => void | Promise<void>,
     options: DecodeOptions = {},
   ): { done: Promise<NativeGenerateResult>; stop(): void } {
     const r = checkOptions<NativeGenerateRequest>("request", request, {
@@ -305,16 +306,21 @@ export class LlamaContext {
     const deliver = (index: number, token: number) => {
       if (index !== delivered || failure !== null) return;
       delivered++;
+      const count = delivered;
+      const acknowledge = () => {
+        if (Atomics.load(handled, 0) < count) Atomics.store(handled, 0, count);
+      };
+      let taken: void | Promise<void> = undefined;
       try {
-        onToken(token);
+        taken = onToken(token);
       } catch (error) {
         failure = { error };
         stopFlag.abort();
       }
-      // Acknowledged after this turn's promise reactions: the addon posts tokens faster than a
-      // tiny model's consumer could otherwise see them, and a stream's reader must get its turn.
-      const count = delivered;
-      queueMicrotask(() => Atomics.store(handled, 0, count));
+      // Otherwise acknowledged after this turn's promise reactions: the addon posts tokens faster
+      // than a tiny model's consumer could otherwise see them.
+      if (taken instanceof Promise) taken.then(acknowledge, acknowledge);
+      else queueMicrotask(acknowledge);
     };
     const done = this.#enqueue("generation", options.signal, async (handle, flag) => {
       const result = await handle.generate(r, sampler.native, deliver, handled, stopFlag, flag);

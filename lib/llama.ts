@@ -169,16 +169,23 @@ const samplingChecks = {
   signal,
 };
 
-/** A channel from the scheduler's callbacks to an async iterator. */
+/**
+ * A channel from the scheduler's callbacks to an async iterator. It is pulled: generation goes on
+ * only while the consumer asks for more (see `demand`), as a Python generator would, so that a
+ * consumer that stops reading wastes at most the token in flight.
+ */
 class Channel<T> implements AsyncIterableIterator<T> {
   #items: T[] = [];
   #error: unknown = undefined;
   #closed = false;
   #wake: (() => void) | null = null;
+  #demand: { promise: Promise<void>; resolve: () => void } | null = null;
   readonly #onReturn: () => void;
 
-  constructor(onReturn: () => void) {
+  /** `onReturn`: the consumer stopped reading; `signal`: generation was stopped. */
+  constructor(onReturn: () => void, signal: AbortSignal) {
     this.#onReturn = onReturn;
+    signal.addEventListener("abort", () => this.#satisfy(), { once: true });
   }
 
   push(item: T): void {
@@ -190,6 +197,26 @@ class Channel<T> implements AsyncIterableIterator<T> {
     this.#closed = true;
     this.#error = error;
     this.#wake?.();
+    this.#satisfy();
+  }
+
+  /**
+   * Null when the consumer waits for an item; otherwise a promise that resolves once it has taken
+   * every item and asks for the next one, or has stopped.
+   */
+  demand(): Promise<void> | null {
+    if (this.#closed || (this.#items.length === 0 && this.#wake !== null)) return null;
+    if (this.#demand === null) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.#demand = { promise, resolve };
+    }
+    return this.#demand.promise;
+  }
+
+  #satisfy(): void {
+    this.#demand?.resolve();
+    this.#demand = null;
   }
 
   async next(): Promise<IteratorResult<T>> {
@@ -204,7 +231,9 @@ class Channel<T> implements AsyncIterableIterator<T> {
         }
         return { value: undefined, done: true };
       }
-      await new Promise<void>((resolve) => (this.#wake = resolve));
+      const wait = new Promise<void>((resolve) => (this.#wake = resolve));
+      this.#satisfy();
+      await wait;
       this.#wake = null;
     }
   }
@@ -213,6 +242,7 @@ class Channel<T> implements AsyncIterableIterator<T> {
     if (!this.#closed) this.#onReturn();
     this.#closed = true;
     this.#items = [];
+    this.#satisfy();
     return { value: undefined, done: true };
   }
 
@@ -236,6 +266,8 @@ interface GenerationRequest {
   extraStops?: string[];
   logprobs?: number;
   onDelta?: (delta: string, token: number | null, logprob: TokenLogprob | undefined) => void;
+  /** A stream's Channel.demand: generation waits for its reader. */
+  demand?: () => Promise<void> | null;
   signal?: AbortSignal;
 }
 
@@ -451,6 +483,7 @@ export class Llama {
           return "continue";
         },
         tokensLeft: () => Math.max(0, tokensLeft()),
+        demand: request.demand,
         onEnd: (reason) => settle(reason === "context-full" ? "length" : finishReason),
         onError: reject,
       });
@@ -581,7 +614,7 @@ export class Llama {
     const { o, id, created, tokens, logprobs, sampler } = this.#prepareCompletion(prompt, options);
     const stop = new AbortController();
     const signals = o.signal ? AbortSignal.any([o.signal, stop.signal]) : stop.signal;
-    const channel = new Channel<CompletionChunk>(() => stop.abort());
+    const channel = new Channel<CompletionChunk>(() => stop.abort(), signals);
     const chunk = (text: string, finish: FinishReason | null, lp: CompletionLogprobs | null): CompletionChunk => ({
       id,
       object: "text_completion",
@@ -602,6 +635,7 @@ export class Llama {
         defaults: { temperature: 0.8, maxTokens: 16 },
         logprobs,
         signal: signals,
+        demand: () => channel.demand(),
         onDelta: (delta, token, info) => {
           let lp: CompletionLogprobs | null = null;
           if (logprobs !== undefined && token !== null) {
@@ -756,7 +790,7 @@ export class Llama {
     const { o, id, created, tokens, stops, logprobs, sampler } = this.#prepareChat(options);
     const stop = new AbortController();
     const signals = o.signal ? AbortSignal.any([o.signal, stop.signal]) : stop.signal;
-    const channel = new Channel<ChatCompletionChunk>(() => stop.abort());
+    const channel = new Channel<ChatCompletionChunk>(() => stop.abort(), signals);
     const chunk = (delta: ChatCompletionChunk["choices"][number]["delta"], finish: FinishReason | null, lp: ChatLogprobs | null): ChatCompletionChunk => ({
       id,
       object: "chat.completion.chunk",
@@ -773,6 +807,7 @@ export class Llama {
         extraStops: stops,
         logprobs,
         signal: signals,
+        demand: () => channel.demand(),
         onDelta: (delta, token, info) => {
           const lp = logprobs !== undefined && token !== null ? { content: [this.#chatLogprob(token, info)] } : null;
           channel.push(chunk({ content: delta }, null, lp));

@@ -26,6 +26,11 @@ export interface GenerationJob {
   onToken(token: number, logprob: TokenLogprob | undefined): StepVerdict;
   /** How many more tokens onToken takes at most (the last of them answered "done"). Default: no limit. */
   tokensLeft?(): number;
+  /**
+   * Asked after each token: a promise while the job's reader has not taken it yet (the job gets no
+   * new token before it resolves, which it must also do on abort), or null. Default: null.
+   */
+  demand?(): Promise<void> | null;
   /** Called once when the request ends without error. `reason` is why the scheduler ended it. */
   onEnd(reason: "done" | "context-full"): void;
   onError(error: unknown): void;
@@ -40,6 +45,8 @@ interface Slot {
   promptCursor: number;
   /** The last sampled token, not yet in the KV cache. */
   pendingToken: number | null;
+  /** Until this resolves, the job's reader has not taken its last token: the slot waits. */
+  paused: Promise<void> | null;
 }
 
 function commonPrefix(a: readonly number[], b: Int32Array): number {
@@ -76,6 +83,7 @@ export class Scheduler {
       job: null,
       promptCursor: 0,
       pendingToken: null,
+      paused: null,
     }));
   }
 
@@ -173,6 +181,7 @@ export class Scheduler {
       best.job = job;
       best.promptCursor = best.cached.length;
       best.pendingToken = null;
+      best.paused = null;
     }
   }
 
@@ -180,6 +189,7 @@ export class Scheduler {
     const job = slot.job;
     slot.job = null;
     slot.pendingToken = null;
+    slot.paused = null;
     if (job === null) return;
     if (typeof reason === "object") job.onError(reason.error);
     else job.onEnd(reason);
@@ -199,8 +209,9 @@ export class Scheduler {
     // A lone generating sequence, with no request that could join it, runs ahead natively.
     const active = this.#slots.filter((s) => s.job !== null);
     const joinable = this.#queue.length > 0 && active.length < this.#slots.length;
-    if (active.length === 1 && !joinable && active[0]!.pendingToken !== null && active[0]!.job!.logprobs === undefined) {
-      const slot = active[0]!;
+    const lone = active.length === 1 && !joinable ? active[0]! : null;
+    if (lone !== null && lone.pendingToken !== null && lone.paused === null && lone.job!.logprobs === undefined) {
+      const slot = lone;
       const room = context.nCtxSeq - slot.cached.length;
       const left = Math.min(slot.job!.tokensLeft?.() ?? room, room);
       if (left > 0) {
@@ -214,6 +225,7 @@ export class Scheduler {
     const samples: Array<{ slot: Slot; index: number }> = [];
     // The slots in this batch and how many prompt tokens each put in (0 for a generated token).
     const inBatch = new Map<Slot, number>();
+    const paused: Array<Promise<void>> = [];
     let logprobs = -1;
 
     for (const slot of this.#slots) {
@@ -221,6 +233,10 @@ export class Scheduler {
       if (job === null) continue;
       if (job.signal?.aborted) {
         this.#finish(slot, { error: new LlamaError("ABORTED", "generation aborted", { cause: job.signal.reason }) });
+        continue;
+      }
+      if (slot.paused !== null) {
+        paused.push(slot.paused);
         continue;
       }
       if (slot.pendingToken !== null) {
@@ -249,7 +265,11 @@ export class Scheduler {
       inBatch.set(slot, end - slot.promptCursor);
       if (end === job.prompt.length) samples.push({ slot, index: tokens.length - 1 });
     }
-    if (tokens.length === 0) return;
+    if (tokens.length === 0) {
+      // Every generating job waits for its reader.
+      if (paused.length > 0) await Promise.race(paused);
+      return;
+    }
     for (const { slot } of samples) {
       if (slot.job!.logprobs !== undefined) logprobs = Math.max(logprobs, slot.job!.logprobs);
     }
@@ -326,6 +346,11 @@ export class Scheduler {
     }
     if (verdict === "done") return "done";
     slot.pendingToken = token;
+    const demand = slot.job!.demand?.() ?? null;
+    slot.paused = demand;
+    void demand?.then(() => {
+      if (slot.paused === demand) slot.paused = null;
+    });
     return null;
   }
 
@@ -359,6 +384,8 @@ export class Scheduler {
         if (outcome.ended !== null || job.signal?.aborted) return;
         outcome.ended = this.#deliver(slot, token, undefined);
         if (outcome.ended !== null) run.stop();
+        // The run goes on once the reader has taken the token.
+        return slot.paused ?? undefined;
       },
       { signal: job.signal },
     );

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Llama, LlamaError, type CompletionChunk } from "../lib/index.js";
 import { tinyModel } from "./fixtures.js";
-import { modelPath, repoRoot } from "./helpers.js";
+import { modelPath, repoRoot, sleep } from "./helpers.js";
 
 const STORIES = () => modelPath("stories260K.gguf");
 
@@ -117,6 +117,28 @@ describe("createCompletion on stories260K", () => {
     expect(llm.stats.tokens - before).toBeLessThanOrEqual(5 + 5 + 1);
     expect(llm.active).toBe(0);
     expect(context.disposed).toBe(false);
+    const after = await llm.createCompletion("Once upon a time", { maxTokens: 4, temperature: 0 });
+    expect(after.choices[0]!.text).toBe(", there was a");
+  });
+
+  it("a stream is pulled: a slow reader holds generation back, and breaking out of it wastes at most one token", async () => {
+    const text = "Tom and Sam played";
+    // The slot's cache shares the BOS with this prompt: the rest is decoded.
+    const promptDecoded = llm.tokenize(text).length - 1;
+    const before = llm.stats.tokens;
+    let seen = 0;
+    const ahead: number[] = [];
+    for await (const _chunk of llm.createCompletion(text, { maxTokens: 200, temperature: 0, stream: true })) {
+      seen++;
+      // A token decodes in about a millisecond: without the pull, generation would run far ahead.
+      await sleep(20);
+      ahead.push(llm.stats.tokens - before - promptDecoded - seen);
+      if (seen === 6) break;
+    }
+    await sleep(100);
+    expect(Math.max(...ahead)).toBeLessThanOrEqual(1);
+    expect(llm.stats.tokens - before).toBeLessThanOrEqual(promptDecoded + seen + 1);
+    expect(llm.active).toBe(0);
     const after = await llm.createCompletion("Once upon a time", { maxTokens: 4, temperature: 0 });
     expect(after.choices[0]!.text).toBe(", there was a");
   });
@@ -382,6 +404,32 @@ describe("concurrency", () => {
         prompts.map(async (p) => (await drain(llm.createCompletion(p, { maxTokens: 32, temperature: 0, stream: true }))).map((c) => c.choices[0]!.text).join("")),
       );
       expect(streams).toEqual(expected);
+    } finally {
+      await llm.dispose();
+    }
+  });
+
+  it("with nParallel 2, a stream whose reader is slow waits alone: the other request goes on", async () => {
+    const llm = await Llama.load({ modelPath: STORIES(), nCtx: 256, nThreads: 1, nParallel: 2 });
+    try {
+      const expected = (await llm.createChatCompletion({ messages: [{ role: "user", content: "Hi" }], maxTokens: 24, temperature: 0 })).choices[0]!.message.content;
+      let read = 0;
+      let readWhenOtherDone = -1;
+      const slow = (async () => {
+        let text = "";
+        for await (const chunk of llm.createChatCompletion({ messages: [{ role: "user", content: "Hi" }], maxTokens: 24, temperature: 0, stream: true })) {
+          text += chunk.choices[0]!.delta.content ?? "";
+          read++;
+          await sleep(30);
+        }
+        return text;
+      })();
+      const other = await llm.createCompletion("Lily and Tom", { maxTokens: 32, temperature: 0 });
+      readWhenOtherDone = read;
+      expect(other.choices[0]!.finish_reason).toBe("length");
+      // 32 tokens take well under a reader's 30 ms per chunk.
+      expect(readWhenOtherDone).toBeLessThan(8);
+      expect(await slow).toBe(expected);
     } finally {
       await llm.dispose();
     }
