@@ -9,19 +9,47 @@ export type Logger = (level: LogLevel, text: string) => void;
 const levelNames: Record<number, LogLevel> = { 1: "debug", 2: "info", 3: "warn", 4: "error" };
 const levelNumbers: Record<LogLevel, number> = { debug: 1, info: 2, warn: 3, error: 4 };
 
+// What setLogger chose, and how many verbose Llamas hold the log on stderr over it.
+let chosenLogger: { logger: Logger; min: number } | null = null;
+let verboseHolds = 0;
+
+function applyLogger(): void {
+  if (verboseHolds > 0) native.setLogger((_level, text) => process.stderr.write(text), levelNumbers.info);
+  else if (chosenLogger === null) native.setLogger(null);
+  else {
+    const { logger, min } = chosenLogger;
+    native.setLogger((level, text) => logger(levelNames[level] ?? "info", text), min);
+  }
+}
+
 /**
- * Routes llama.cpp's and ggml's log to `logger` (called on the main thread, in pieces as llama.cpp
- * prints them), or silences it with `null`, the default.
+ * Routes llama.cpp's and ggml's log (process-wide) to `logger` (called on the main thread, in
+ * pieces as llama.cpp prints them), or silences it with `null`, the default. While a Llama loaded
+ * with `verbose: true` lives, the log goes to stderr instead.
  */
 export function setLogger(logger: Logger | null, minLevel: LogLevel = "info"): void {
   if (logger === null) {
-    native.setLogger(null);
-    return;
+    chosenLogger = null;
+  } else {
+    const callback = expectFunction<Logger>("logger", logger);
+    const min = levelNumbers[minLevel];
+    if (min === undefined) throw new RangeError(`minLevel must be one of debug, info, warn, error, got ${String(minLevel)}`);
+    chosenLogger = { logger: callback, min };
   }
-  const callback = expectFunction<Logger>("logger", logger);
-  const min = levelNumbers[minLevel];
-  if (min === undefined) throw new RangeError(`minLevel must be one of debug, info, warn, error, got ${String(minLevel)}`);
-  native.setLogger((level, text) => callback(levelNames[level] ?? "info", text), min);
+  applyLogger();
+}
+
+/** Sends the log to stderr until the returned release is called (once per hold; again does nothing). */
+export function holdVerboseLog(): () => void {
+  verboseHolds++;
+  applyLogger();
+  let held = true;
+  return () => {
+    if (!held) return;
+    held = false;
+    verboseHolds--;
+    applyLogger();
+  };
 }
 
 /** llama.cpp's system info line: the CPU features the loaded ggml backend uses. */

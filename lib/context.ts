@@ -79,6 +79,9 @@ export type ContextInfo = NativeContextInfo;
 const poolingCodes: Record<PoolingType, number> = { unspecified: -1, none: 0, mean: 1, cls: 2, last: 3, rank: 4 };
 const flashCodes: Record<FlashAttention, number> = { auto: -1, off: 0, on: 1 };
 
+/** The most tokens a context may hold (all its sequences together). */
+export const MAX_CONTEXT_TOKENS = 1 << 24;
+
 /** A llama.cpp context: the KV cache of one or more sequences, over a model it keeps alive. */
 export class LlamaContext {
   readonly model: LlamaModel;
@@ -106,7 +109,7 @@ export class LlamaContext {
 
   static async create(model: LlamaModel, options: ContextOptions = {}): Promise<LlamaContext> {
     const o = checkOptions<ContextOptions>("options", options, {
-      nCtx: integer({ min: 0, max: 1 << 24 }),
+      nCtx: integer({ min: 0, max: MAX_CONTEXT_TOKENS }),
       nBatch: integer({ min: 1, max: 1 << 20 }),
       nUbatch: integer({ min: 1, max: 1 << 20 }),
       nSeqMax: integer({ min: 1, max: native.buildInfo().maxParallelSequences }),

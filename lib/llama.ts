@@ -1,7 +1,7 @@
 // The completion API in llama-cpp-python's shape: Llama.load, createCompletion (streaming or
 // not), createChatCompletion, createEmbedding/embed, with OpenAI's response objects.
 import { randomUUID } from "node:crypto";
-import { defaultThreads, setLogger } from "./backend.js";
+import { defaultThreads, holdVerboseLog } from "./backend.js";
 import type {
   ChatCompletion,
   ChatCompletionChunk,
@@ -13,7 +13,7 @@ import type {
   EmbeddingList,
   FinishReason,
 } from "./completion-types.js";
-import type { LlamaContext } from "./context.js";
+import { MAX_CONTEXT_TOKENS, type LlamaContext } from "./context.js";
 import { LlamaError } from "./errors.js";
 import { jsonObjectGrammar, jsonSchemaGrammar } from "./json-grammar.js";
 import { LlamaModel } from "./model.js";
@@ -297,6 +297,8 @@ export class Llama {
   #embeddingQueue: Promise<unknown> = Promise.resolve();
   #chatFallbackNoted = false;
   #disposed = false;
+  /** A verbose Llama keeps llama.cpp's log on stderr until it is disposed. */
+  #releaseLog: () => void = () => {};
 
   private constructor(options: LlamaLoadOptions, model: LlamaModel, context: LlamaContext | null) {
     this.options = Object.freeze({ ...options });
@@ -310,7 +312,7 @@ export class Llama {
     const o = checkOptions<LlamaLoadOptions>("options", options, {
       modelPath: string,
       vocabOnly: boolean,
-      nCtx: integer({ min: 0, max: 1 << 24 }),
+      nCtx: integer({ min: 0, max: MAX_CONTEXT_TOKENS }),
       nBatch: integer({ min: 1, max: 1 << 20 }),
       nUbatch: integer({ min: 1, max: 1 << 20 }),
       nThreads: integer({ min: 1, max: 1024 }),
@@ -324,7 +326,7 @@ export class Llama {
       flashAttn: (name: string, value: unknown) => {
         if (value !== "auto") boolean(name, value);
       },
-      nParallel: integer({ min: 1, max: 256 }),
+      nParallel: integer({ min: 1, max: native.buildInfo().maxParallelSequences }),
       chatTemplate: string,
       rpcServers: (name, value) => checkEndpoints(name, value),
       tensorSplit: (name, value) => {
@@ -335,36 +337,49 @@ export class Llama {
       signal,
     });
     if (o.modelPath === undefined) throw new TypeError("options.modelPath is required");
-    if (o.verbose) setLogger((_level, text) => process.stderr.write(text));
-    const model = await LlamaModel.load(o.modelPath, {
-      nGpuLayers: o.nGpuLayers ?? 0,
-      useMmap: o.useMmap ?? true,
-      useMlock: o.useMlock ?? false,
-      vocabOnly: o.vocabOnly ?? false,
-      rpcServers: o.rpcServers,
-      tensorSplit: o.tensorSplit,
-      onProgress: o.onProgress,
-      signal: o.signal,
-    });
-    if (o.vocabOnly) return new Llama(o, model, null);
-    const nParallel = o.nParallel ?? 1;
-    const nCtx = o.nCtx === 0 ? model.info.nCtxTrain : (o.nCtx ?? 512);
-    const nThreads = o.nThreads ?? defaultThreads();
+    const releaseLog = o.verbose ? holdVerboseLog() : () => {};
+    let model: LlamaModel | null = null;
+    let context: LlamaContext | null = null;
     try {
-      const context = await model.createContext({
-        nCtx: nCtx * nParallel,
-        nBatch: o.nBatch ?? 512,
-        nUbatch: o.nUbatch ?? 512,
-        nSeqMax: nParallel,
-        nThreads,
-        nThreadsBatch: o.nThreadsBatch ?? nThreads,
-        flashAttn: o.flashAttn === undefined || o.flashAttn === "auto" ? "auto" : o.flashAttn ? "on" : "off",
+      model = await LlamaModel.load(o.modelPath, {
+        nGpuLayers: o.nGpuLayers ?? 0,
+        useMmap: o.useMmap ?? true,
+        useMlock: o.useMlock ?? false,
+        vocabOnly: o.vocabOnly ?? false,
+        rpcServers: o.rpcServers,
+        tensorSplit: o.tensorSplit,
+        onProgress: o.onProgress,
+        signal: o.signal,
       });
-      const llama = new Llama(o, model, context);
-      if (o.embedding) await llama.#embeddings();
+      let llama: Llama;
+      if (o.vocabOnly) {
+        llama = new Llama(o, model, null);
+      } else {
+        const nParallel = o.nParallel ?? 1;
+        const nCtx = o.nCtx === 0 ? model.info.nCtxTrain : (o.nCtx ?? 512);
+        const nThreads = o.nThreads ?? defaultThreads();
+        // One context holds every sequence.
+        if (nCtx * nParallel > MAX_CONTEXT_TOKENS) {
+          throw new RangeError(`options.nCtx × options.nParallel must be at most ${MAX_CONTEXT_TOKENS}, got ${nCtx} × ${nParallel}`);
+        }
+        context = await model.createContext({
+          nCtx: nCtx * nParallel,
+          nBatch: o.nBatch ?? 512,
+          nUbatch: o.nUbatch ?? 512,
+          nSeqMax: nParallel,
+          nThreads,
+          nThreadsBatch: o.nThreadsBatch ?? nThreads,
+          flashAttn: o.flashAttn === undefined || o.flashAttn === "auto" ? "auto" : o.flashAttn ? "on" : "off",
+        });
+        llama = new Llama(o, model, context);
+        if (o.embedding) await llama.#embeddings();
+      }
+      llama.#releaseLog = releaseLog;
       return llama;
     } catch (err) {
-      model.dispose();
+      await context?.dispose();
+      model?.dispose();
+      releaseLog();
       throw err;
     }
   }
@@ -491,23 +506,21 @@ export class Llama {
   }
 
   #completionPrompt(prompt: string | readonly number[] | Int32Array, o: CompletionOptions, maxTokens: number | null): Int32Array {
+    const given = typeof prompt === "string" ? null : toTokenArray("prompt", prompt);
+    for (const t of given ?? []) if (t >= this.nVocab) throw new RangeError(`prompt token ${t} is outside the vocabulary`);
     let tokens: Int32Array;
-    if (typeof prompt === "string") {
-      if (o.suffix !== undefined && o.suffix !== null) {
-        const { fimPre, fimSuf, fimMid } = this.model.info;
-        if (fimPre < 0 || fimSuf < 0 || fimMid < 0) {
-          throw new LlamaError("UNSUPPORTED", "suffix (fill-in-the-middle) needs a model with FIM tokens; this one has none");
-        }
-        const before = this.model.tokenize(prompt, { addSpecial: false });
-        const after = this.model.tokenize(o.suffix, { addSpecial: false });
-        const bos = this.model.info.addBos && this.model.info.bos >= 0 ? [this.model.info.bos] : [];
-        tokens = Int32Array.from([...bos, fimPre, ...before, fimSuf, ...after, fimMid]);
-      } else {
-        tokens = this.model.tokenize(prompt, { addSpecial: true });
+    if (o.suffix !== undefined && o.suffix !== null) {
+      const { fimPre, fimSuf, fimMid, bos, addBos } = this.model.info;
+      if (fimPre < 0 || fimSuf < 0 || fimMid < 0) {
+        throw new LlamaError("UNSUPPORTED", "suffix (fill-in-the-middle) needs a model with FIM tokens; this one has none");
       }
+      // A token prompt's own BOS would land inside the prefix: the BOS goes first, once.
+      let before = given ?? this.model.tokenize(prompt as string, { addSpecial: false });
+      if (bos >= 0 && before[0] === bos) before = before.subarray(1);
+      const after = this.model.tokenize(o.suffix, { addSpecial: false });
+      tokens = Int32Array.from([...(addBos && bos >= 0 ? [bos] : []), fimPre, ...before, fimSuf, ...after, fimMid]);
     } else {
-      tokens = toTokenArray("prompt", prompt);
-      for (const t of tokens) if (t >= this.nVocab) throw new RangeError(`prompt token ${t} is outside the vocabulary`);
+      tokens = given ?? this.model.tokenize(prompt as string, { addSpecial: true });
     }
     if (tokens.length === 0) throw new RangeError("prompt must not be empty");
     if (tokens.length > this.nCtx) {
@@ -555,6 +568,7 @@ export class Llama {
   /** What a completion, streamed or not, starts from: checked options, prompt tokens, sampler. */
   #prepareCompletion(prompt: string | readonly number[] | Int32Array, options: CompletionOptions) {
     const o = this.#checkCompletion(prompt, options);
+    this.#live();
     const maxTokens = o.maxTokens === undefined ? 16 : o.maxTokens;
     const tokens = this.#completionPrompt(prompt, o, maxTokens);
     const logprobs = o.logprobs === undefined || o.logprobs === null ? undefined : o.logprobs;
@@ -701,8 +715,7 @@ export class Llama {
   #chatGrammar(format: ResponseFormat | undefined): string | undefined {
     if (format === undefined || format.type === "text") return undefined;
     if (format.type === "json_object") return format.schema ? jsonSchemaGrammar(format.schema) : jsonObjectGrammar();
-    if (format.type === "json_schema") return jsonSchemaGrammar(format.json_schema.schema);
-    throw new RangeError(`responseFormat.type must be "text", "json_object" or "json_schema"`);
+    return jsonSchemaGrammar(format.json_schema.schema);
   }
 
   #checkChat(options: ChatCompletionOptions): ChatCompletionOptions {
@@ -714,7 +727,14 @@ export class Llama {
       logprobs: boolean,
       topLogprobs: integer({ min: 0, max: 20 }),
       responseFormat: (name, value) => {
-        expectObject(name, value);
+        const format = expectObject(name, value);
+        if (format.type === "json_object") {
+          if (format.schema !== undefined) expectObject(`${name}.schema`, format.schema);
+        } else if (format.type === "json_schema") {
+          expectObject(`${name}.json_schema.schema`, expectObject(`${name}.json_schema`, format.json_schema).schema);
+        } else if (format.type !== "text") {
+          throw new RangeError(`${name}.type must be "text", "json_object" or "json_schema"`);
+        }
       },
       stream: boolean,
     });
@@ -753,6 +773,11 @@ export class Llama {
   /** What a chat completion, streamed or not, starts from: checked options, prompt tokens, sampler. */
   #prepareChat(options: ChatCompletionOptions) {
     const o = this.#checkChat(options);
+    if (o.grammar !== undefined && o.responseFormat !== undefined && o.responseFormat.type !== "text") {
+      throw new RangeError("options.grammar and options.responseFormat both constrain the output: pass one of them");
+    }
+    if (o.topLogprobs !== undefined && !o.logprobs) throw new RangeError("options.topLogprobs needs options.logprobs: true");
+    this.#live();
     const { tokens, stops } = this.#chatPrompt(o);
     const sampler = this.#sampler(o, 0.2, this.#chatGrammar(o.responseFormat));
     const logprobs = o.logprobs ? (o.topLogprobs ?? 0) : undefined;
@@ -890,6 +915,7 @@ export class Llama {
     await this.#context?.dispose();
     if (embedding) await (await embedding.catch(() => null))?.dispose();
     this.model.dispose();
+    this.#releaseLog();
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -215,10 +215,32 @@ describe("createCompletion on stories260K", () => {
     await expect(Llama.load({ modelPath: STORIES(), nCtx: "big" as unknown as number })).rejects.toThrow(/options\.nCtx must be an integer/);
     await expect(Llama.load({ modelPath: STORIES(), nParallel: 0 })).rejects.toThrow(/options\.nParallel must be >= 1/);
     await expect(Llama.load({} as { modelPath: string })).rejects.toThrow(/modelPath is required/);
+    await expect(Llama.load({ modelPath: STORIES(), nCtx: 1 << 20, nParallel: 32 })).rejects.toThrow(
+      /options\.nCtx × options\.nParallel must be at most 16777216, got 1048576 × 32/,
+    );
+  });
+
+  it("conflicting or malformed chat options are TypeError/RangeError naming them", async () => {
+    const messages = [{ role: "user", content: "Hi" }];
+    const chat = (extra: object) => llm.createChatCompletion({ messages, maxTokens: 2, ...extra });
+    await expect(chat({ responseFormat: { type: "json_schema" } })).rejects.toThrow(/options\.responseFormat\.json_schema must be an object/);
+    await expect(chat({ responseFormat: { type: "json_schema", json_schema: { schema: "x" } } })).rejects.toThrow(
+      /options\.responseFormat\.json_schema\.schema must be an object/,
+    );
+    await expect(chat({ responseFormat: { type: "json_object", schema: 3 } })).rejects.toThrow(/options\.responseFormat\.schema must be an object/);
+    await expect(chat({ responseFormat: { type: "xml" } })).rejects.toThrow(/options\.responseFormat\.type must be "text", "json_object" or "json_schema"/);
+    await expect(chat({ responseFormat: { type: "json_object" }, grammar: 'root ::= "a"' })).rejects.toThrow(
+      /options\.grammar and options\.responseFormat both constrain the output/,
+    );
+    await expect(chat({ topLogprobs: 2 })).rejects.toThrow(/options\.topLogprobs needs options\.logprobs: true/);
+    // Text output with a grammar stays allowed.
+    const ok = await chat({ responseFormat: { type: "text" }, grammar: 'root ::= "a"' });
+    expect(ok.choices[0]!.message.content).toBe("a");
   });
 
   it("suffix needs FIM tokens: a clear error on a model without them", async () => {
     await expect(llm.createCompletion("def f(", { suffix: "return x" })).rejects.toMatchObject({ code: "UNSUPPORTED" });
+    await expect(llm.createCompletion([1, 403], { suffix: "return x" })).rejects.toMatchObject({ code: "UNSUPPORTED" });
   });
 
   it("has tokenize, detokenize, context size and metadata", () => {
@@ -474,6 +496,57 @@ describe("queue", () => {
       await first;
     } finally {
       await llm.dispose();
+    }
+  });
+});
+
+describe("fill in the middle", () => {
+  it("a token prompt gets the same FIM layout as a string prompt", async () => {
+    const llm = await Llama.load({ modelPath: await tinyModel("starcoder"), nCtx: 256, nThreads: 1 });
+    try {
+      const { fimPre, fimSuf, fimMid } = llm.model.info;
+      const options = { suffix: "\n    return total\n", maxTokens: 8, temperature: 0 };
+      const fromText = await llm.createCompletion("def add(a, b):\n", options);
+      const fromTokens = await llm.createCompletion(llm.tokenize("def add(a, b):\n", { addBos: false }), options);
+      const expectedLength = [fimPre, ...llm.tokenize("def add(a, b):\n", { addBos: false }), fimSuf, ...llm.tokenize(options.suffix, { addBos: false }), fimMid].length;
+      expect(fromText.usage.prompt_tokens).toBe(expectedLength + (llm.model.info.addBos ? 1 : 0));
+      expect(fromTokens.usage.prompt_tokens).toBe(fromText.usage.prompt_tokens);
+      expect(fromTokens.choices[0]!.text).toBe(fromText.choices[0]!.text);
+    } finally {
+      await llm.dispose();
+    }
+  });
+});
+
+describe("Llama.load", () => {
+  it("a vocabOnly Llama tokenizes, and refuses to generate with UNSUPPORTED", async () => {
+    const llm = await Llama.load({ modelPath: STORIES(), vocabOnly: true });
+    try {
+      expect(llm.tokenize("Once upon a time")).toEqual([1, 403, 407, 261, 378]);
+      expect(llm.nCtx).toBe(0);
+      await expect(llm.createCompletion("Once", { maxTokens: 2 })).rejects.toMatchObject({ code: "UNSUPPORTED" });
+      await expect(llm.createCompletion("Once", { maxTokens: 2, truncate: true })).rejects.toMatchObject({ code: "UNSUPPORTED" });
+      expect(() => llm.createCompletion("Once", { stream: true })).toThrow(/vocabOnly Llama cannot generate/);
+      await expect(llm.createChatCompletion({ messages: [{ role: "user", content: "Hi" }] })).rejects.toMatchObject({ code: "UNSUPPORTED" });
+      await expect(llm.embed("Once")).rejects.toMatchObject({ code: "UNSUPPORTED" });
+    } finally {
+      await llm.dispose();
+    }
+  });
+
+  it("verbose sends llama.cpp's log to stderr while that Llama lives, and only then", async () => {
+    const write = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+    try {
+      const loud = await Llama.load({ modelPath: STORIES(), nCtx: 64, nThreads: 1, verbose: true });
+      expect(write.mock.calls.some(([text]) => String(text).includes("llama_model_loader"))).toBe(true);
+      await loud.dispose();
+      write.mockClear();
+      const quiet = await Llama.load({ modelPath: STORIES(), nCtx: 64, nThreads: 1, verbose: false });
+      await quiet.createCompletion("Once", { maxTokens: 2 });
+      await quiet.dispose();
+      expect(write.mock.calls.filter(([text]) => String(text).startsWith("llama") || String(text).startsWith("load"))).toEqual([]);
+    } finally {
+      write.mockRestore();
     }
   });
 });
