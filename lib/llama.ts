@@ -251,12 +251,24 @@ class Channel<T> implements AsyncIterableIterator<T> {
   }
 }
 
+/** A generated token behind released text, with its log-probability. */
+interface ReleasedToken {
+  token: number;
+  /** The text the token completed, as released: cut where a stop string begins. */
+  text: string;
+  /** False when a stop string cut the token's text. */
+  whole: boolean;
+  /** Where that text starts in the generated text. */
+  offset: number;
+  logprob: TokenLogprob | undefined;
+}
+
 interface GenerationResult {
   text: string;
   finishReason: FinishReason;
   completionTokens: number;
-  tokens: number[];
-  logprobs: TokenLogprob[];
+  /** With logprobs: the tokens behind the text, in order (none from a stop string on). */
+  released: ReleasedToken[];
 }
 
 interface GenerationRequest {
@@ -265,7 +277,8 @@ interface GenerationRequest {
   defaults: { temperature: number; maxTokens: number | null };
   extraStops?: string[];
   logprobs?: number;
-  onDelta?: (delta: string, token: number | null, logprob: TokenLogprob | undefined) => void;
+  /** Text released to the caller, and (with logprobs) the tokens whose text it completes. */
+  onDelta?: (delta: string, released: ReleasedToken[]) => void;
   /** A stream's Channel.demand: generation waits for its reader. */
   demand?: () => Promise<void> | null;
   signal?: AbortSignal;
@@ -461,15 +474,32 @@ export class Llama {
     const maxTokens = request.sampling.maxTokens === undefined ? request.defaults.maxTokens : request.sampling.maxTokens;
     const limit = maxTokens === null || maxTokens === 0 ? Infinity : maxTokens;
     const stream = new StopTextStream(this.model.createTokenDecoder(), [...toList(request.sampling.stop), ...(request.extraStops ?? [])]);
-    const tokens: number[] = [];
-    const logprobs: TokenLogprob[] = [];
+    let generated = 0;
+    // With logprobs, a token is reported with the text it completes, once all of it is released:
+    // text held back for a stop string may turn out to be one, and then never comes out.
+    const held: ReleasedToken[] = [];
+    const released: ReleasedToken[] = [];
+    const release = (final: boolean): ReleasedToken[] => {
+      const end = stream.text.length;
+      let n = 0;
+      while (n < held.length && held[n]!.offset < end && held[n]!.offset + held[n]!.text.length <= end) n++;
+      const out = held.splice(0, n);
+      if (final) {
+        for (const entry of held.splice(0)) {
+          if (entry.offset < end) out.push({ ...entry, text: entry.text.slice(0, end - entry.offset), whole: entry.offset + entry.text.length <= end });
+        }
+      }
+      released.push(...out);
+      return out;
+    };
     // Tokens the request may still take: maxTokens, and what the context has room for.
-    const tokensLeft = () => Math.min(limit, context.nCtxSeq - request.prompt.length) - tokens.length;
+    const tokensLeft = () => Math.min(limit, context.nCtxSeq - request.prompt.length) - generated;
     return new Promise<GenerationResult>((resolve, reject) => {
       const settle = (finishReason: FinishReason) => {
         const rest = stream.finish();
-        if (rest) request.onDelta?.(rest, null, undefined);
-        resolve({ text: stream.text, finishReason: stream.stopped ? "stop" : finishReason, completionTokens: tokens.length, tokens, logprobs });
+        const entries = release(true);
+        if (rest || entries.length > 0) request.onDelta?.(rest, entries);
+        resolve({ text: stream.text, finishReason: stream.stopped ? "stop" : finishReason, completionTokens: generated, released });
       };
       let finishReason: FinishReason = "length";
       if (limit === 0) {
@@ -486,10 +516,15 @@ export class Llama {
             finishReason = "stop";
             return "done";
           }
-          tokens.push(token);
-          if (logprob) logprobs.push(logprob);
+          generated++;
+          const offset = stream.decoded.length;
           const delta = stream.push(token);
-          if (delta || request.logprobs !== undefined) request.onDelta?.(delta, token, logprob);
+          let entries: ReleasedToken[] = [];
+          if (request.logprobs !== undefined) {
+            held.push({ token, text: stream.decoded.slice(offset), whole: !stream.stopped, offset, logprob });
+            entries = release(false);
+          }
+          if (delta || entries.length > 0) request.onDelta?.(delta, entries);
           if (stream.stopped) return "done";
           if (tokensLeft() <= 0) {
             finishReason = "length";
@@ -592,7 +627,7 @@ export class Llama {
           {
             text: promptText + result.text,
             index: 0,
-            logprobs: logprobs === undefined ? null : this.#completionLogprobs(result, promptText.length),
+            logprobs: logprobs === undefined ? null : this.#completionLogprobs(result.released, promptText.length),
             finish_reason: result.finishReason,
           },
         ],
@@ -607,21 +642,14 @@ export class Llama {
     return Buffer.from(this.model.tokenBytes(token)).toString("utf8");
   }
 
-  #completionLogprobs(result: GenerationResult, offset: number): CompletionLogprobs {
-    const out: CompletionLogprobs = { tokens: [], text_offset: [], token_logprobs: [], top_logprobs: [] };
-    let position = offset;
-    const end = offset + result.text.length;
-    result.tokens.forEach((token, i) => {
-      if (position >= end && i > 0) return;
-      const piece = this.#piece(token);
-      const info = result.logprobs[i];
-      out.tokens.push(piece);
-      out.text_offset.push(position);
-      out.token_logprobs.push(info ? info.logprob : null);
-      out.top_logprobs.push(info ? Object.fromEntries(info.top.map((t) => [this.#piece(t.token), t.logprob])) : null);
-      position += piece.length;
-    });
-    return out;
+  /** Completion logprobs of released tokens; `base`: where the generated text starts in `text`. */
+  #completionLogprobs(entries: readonly ReleasedToken[], base: number): CompletionLogprobs {
+    return {
+      tokens: entries.map((e) => e.text),
+      text_offset: entries.map((e) => base + e.offset),
+      token_logprobs: entries.map((e) => e.logprob?.logprob ?? null),
+      top_logprobs: entries.map((e) => (e.logprob ? Object.fromEntries(e.logprob.top.map((t) => [this.#piece(t.token), t.logprob])) : null)),
+    };
   }
 
   #streamCompletion(prompt: string | readonly number[] | Int32Array, options: CompletionOptions): AsyncIterableIterator<CompletionChunk> {
@@ -636,11 +664,11 @@ export class Llama {
       model: this.modelPath,
       choices: [{ text, index: 0, logprobs: lp, finish_reason: finish }],
     });
-    let offset = 0;
+    let base = 0;
     if (o.echo) {
       const promptText = typeof prompt === "string" ? prompt : this.model.detokenize(tokens, { removeSpecial: true });
       channel.push(chunk(promptText, null, null));
-      offset = promptText.length;
+      base = promptText.length;
     }
     this.#generate(
       {
@@ -650,18 +678,8 @@ export class Llama {
         logprobs,
         signal: signals,
         demand: () => channel.demand(),
-        onDelta: (delta, token, info) => {
-          let lp: CompletionLogprobs | null = null;
-          if (logprobs !== undefined && token !== null) {
-            lp = {
-              tokens: [this.#piece(token)],
-              text_offset: [offset],
-              token_logprobs: [info ? info.logprob : null],
-              top_logprobs: [info ? Object.fromEntries(info.top.map((t) => [this.#piece(t.token), t.logprob])) : null],
-            };
-          }
-          offset += delta.length;
-          channel.push(chunk(delta, null, lp));
+        onDelta: (delta, entries) => {
+          channel.push(chunk(delta, null, logprobs === undefined ? null : this.#completionLogprobs(entries, base)));
         },
       },
       sampler,
@@ -752,13 +770,14 @@ export class Llama {
     return { tokens, stops };
   }
 
-  #chatLogprob(token: number, info: TokenLogprob | undefined): ChatLogprobs["content"][number] {
+  /** A released token as chat logprobs: its piece and bytes (or, when a stop string cut it, what was released). */
+  #chatLogprob(entry: ReleasedToken): ChatLogprobs["content"][number] {
     const bytesOf = (t: number) => Array.from(this.model.tokenBytes(t));
     return {
-      token: this.#piece(token),
-      logprob: info?.logprob ?? 0,
-      bytes: bytesOf(token),
-      top_logprobs: (info?.top ?? []).map((t) => ({ token: this.#piece(t.token), logprob: t.logprob, bytes: bytesOf(t.token) })),
+      token: entry.whole ? this.#piece(entry.token) : entry.text,
+      logprob: entry.logprob?.logprob ?? 0,
+      bytes: entry.whole ? bytesOf(entry.token) : Array.from(Buffer.from(entry.text, "utf8")),
+      top_logprobs: (entry.logprob?.top ?? []).map((t) => ({ token: this.#piece(t.token), logprob: t.logprob, bytes: bytesOf(t.token) })),
     };
   }
 
@@ -800,7 +819,7 @@ export class Llama {
           {
             index: 0,
             message: { role: "assistant", content: result.text },
-            logprobs: logprobs === undefined ? null : { content: result.tokens.map((t, i) => this.#chatLogprob(t, result.logprobs[i])) },
+            logprobs: logprobs === undefined ? null : { content: result.released.map((e) => this.#chatLogprob(e)) },
             finish_reason: result.finishReason,
           },
         ],
@@ -833,9 +852,8 @@ export class Llama {
         logprobs,
         signal: signals,
         demand: () => channel.demand(),
-        onDelta: (delta, token, info) => {
-          const lp = logprobs !== undefined && token !== null ? { content: [this.#chatLogprob(token, info)] } : null;
-          channel.push(chunk({ content: delta }, null, lp));
+        onDelta: (delta, entries) => {
+          channel.push(chunk({ content: delta }, null, logprobs === undefined ? null : { content: entries.map((e) => this.#chatLogprob(e)) }));
         },
       },
       sampler,

@@ -22,6 +22,11 @@ export class StopTextStream {
     return this.#stopped;
   }
 
+  /** Every character decoded so far, released or held back (cut at a stop string). */
+  get decoded(): string {
+    return this.#text;
+  }
+
   /** Every character released so far. */
   get text(): string {
     return this.#text.slice(0, this.#emitted);

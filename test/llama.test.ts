@@ -186,6 +186,26 @@ describe("createCompletion on stories260K", () => {
     });
   });
 
+  it("log-probabilities cover the returned text only: nothing of a stop string, streamed or not", async () => {
+    // Greedy: "Once upon a time, there was a little girl named Lily." The stop " gir" spans tokens.
+    for (const stop of [" gir", "le gir", "."]) {
+      const options = { maxTokens: 40, temperature: 0, logprobs: 2, stop };
+      const res = await llm.createCompletion("Once upon a time", options);
+      const text = res.choices[0]!.text;
+      const lp = res.choices[0]!.logprobs!;
+      expect(res.choices[0]!.finish_reason).toBe("stop");
+      expect(lp.tokens.join("")).toBe(text);
+      lp.tokens.forEach((piece, i) => expect(text.slice(lp.text_offset[i], lp.text_offset[i]! + piece.length)).toBe(piece));
+      expect(lp.tokens.some((piece) => piece.includes(stop.trim()))).toBe(false);
+      const chunks = await drain(llm.createCompletion("Once upon a time", { ...options, stream: true }));
+      expect(chunks.map((c) => c.choices[0]!.text).join("")).toBe(text);
+      const streamed = chunks.flatMap((c) => c.choices[0]!.logprobs?.tokens ?? []);
+      expect(streamed).toEqual(lp.tokens);
+      expect(chunks.flatMap((c) => c.choices[0]!.logprobs?.token_logprobs ?? [])).toEqual(lp.token_logprobs);
+      expect(chunks.flatMap((c) => c.choices[0]!.logprobs?.text_offset ?? [])).toEqual(lp.text_offset);
+    }
+  });
+
   it("a grammar and logit bias shape the output", async () => {
     const res = await llm.createCompletion("Once upon a time", { maxTokens: 10, temperature: 0, grammar: 'root ::= " yes" | " no"' });
     expect([" yes", " no"]).toContain(res.choices[0]!.text);
@@ -236,6 +256,24 @@ describe("createCompletion on stories260K", () => {
     // Text output with a grammar stays allowed.
     const ok = await chat({ responseFormat: { type: "text" }, grammar: 'root ::= "a"' });
     expect(ok.choices[0]!.message.content).toBe("a");
+  });
+
+  it("chat log-probabilities cover the message only: nothing of the end-of-turn text", async () => {
+    // stories260K has no template: ChatML, whose end of turn "<|im_end|>" is plain text here.
+    const options = { messages: [{ role: "user", content: "Hi" }], temperature: 0, logprobs: true, topLogprobs: 2, grammar: 'root ::= "Hello world<|im_end|>"' };
+    const res = await llm.createChatCompletion(options);
+    expect(res.choices[0]!.message.content).toBe("Hello world");
+    const content = res.choices[0]!.logprobs!.content;
+    expect(content.map((c) => c.token).join("")).toBe("Hello world");
+    for (const c of content) {
+      expect(Buffer.from(c.bytes).toString("utf8")).toBe(c.token);
+      expect(c.top_logprobs.length).toBeGreaterThanOrEqual(1);
+    }
+    const chunks = await drain(llm.createChatCompletion({ ...options, stream: true }));
+    const streamed = chunks.flatMap((c) => c.choices[0]!.logprobs?.content ?? []);
+    expect(streamed.map((c) => c.token)).toEqual(content.map((c) => c.token));
+    // The prompt's KV cache is reused the second time: the same logits to float rounding.
+    streamed.forEach((c, i) => expect(c.logprob).toBeCloseTo(content[i]!.logprob, 4));
   });
 
   it("suffix needs FIM tokens: a clear error on a model without them", async () => {
