@@ -1,7 +1,7 @@
 // The package works from both `import` and `require`, with types for both: compiled consumers in
 // each module system type-check against the built declarations and run a completion.
 import { execFileSync } from "node:child_process";
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -24,6 +24,18 @@ describe("import and require", () => {
   ])("%s runs a completion", (via, file) => {
     const out = execFileSync(process.execPath, [join(outDir, file), modelPath("stories260K.gguf")], { encoding: "utf8" });
     expect(JSON.parse(out.trim())).toMatchObject({ via, text: ", there was a" });
+  });
+
+  it("the README's quick start shows examples/quickstart.mjs and what it prints", () => {
+    const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
+    const quickStart = readme.slice(readme.indexOf("## Quick start"), readme.indexOf("Run the tests:"));
+    // Its fenced blocks: the shell command, the code, the output.
+    const [, code, printed] = [...quickStart.matchAll(/^```\w*\n([\s\S]*?)^```$/gm)].map((m) => m[1]);
+    const example = readFileSync(join(repoRoot, "examples", "quickstart.mjs"), "utf8");
+    // The file opens with a comment line the README leaves out.
+    expect(example.slice(example.indexOf("\n") + 1)).toBe(code);
+    const out = execFileSync(process.execPath, [join(repoRoot, "examples", "quickstart.mjs")], { cwd: repoRoot, encoding: "utf8" });
+    expect(out).toBe(printed);
   });
 
   it("both module systems get the same classes", () => {
