@@ -286,7 +286,7 @@ export class LlamaContext {
   generateAhead(
     request: NativeGenerateRequest,
     sampler: LlamaSampler,
-    onToken: (token: number) => void | Promise<void>,
+    onToken: (token: number) => unknown,
     options: DecodeOptions = {},
   ): { done: Promise<NativeGenerateResult>; stop(): void } {
     const r = checkOptions<NativeGenerateRequest>("request", request, {
@@ -313,7 +313,7 @@ export class LlamaContext {
       const acknowledge = () => {
         if (Atomics.load(handled, 0) < count) Atomics.store(handled, 0, count);
       };
-      let taken: void | Promise<void> = undefined;
+      let taken: unknown;
       try {
         taken = onToken(token);
       } catch (error) {

@@ -337,7 +337,7 @@ export class Llama {
       useMmap: boolean,
       useMlock: boolean,
       flashAttn: (name: string, value: unknown) => {
-        if (value !== "auto") boolean(name, value);
+        if (value !== "auto" && typeof value !== "boolean") throw new TypeError(`${name} must be true, false or "auto"`);
       },
       nParallel: integer({ min: 1, max: native.buildInfo().maxParallelSequences }),
       chatTemplate: string,
@@ -578,7 +578,7 @@ export class Llama {
     prompt: string | readonly number[] | Int32Array,
     options: CompletionOptions = {},
   ): Promise<Completion> | AsyncIterableIterator<CompletionChunk> {
-    if (options.stream === true) return this.#streamCompletion(prompt, options);
+    if (options?.stream === true) return this.#streamCompletion(prompt, options);
     return (async () => this.#completion(prompt, options))();
   }
 

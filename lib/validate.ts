@@ -7,7 +7,7 @@ interface NumberBounds {
 }
 
 function describe(value: unknown): string {
-  if (value === null) return "null";
+  if (value === null || value === undefined) return String(value);
   if (typeof value === "number" && Number.isNaN(value)) return "NaN";
   if (typeof value === "string") return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + "..." : value)}`;
   if (Array.isArray(value)) return "an array";

@@ -19,7 +19,7 @@ import {
   setLogger,
   type LlamaContext,
 } from "../lib/index.js";
-import { modelPath } from "./helpers.js";
+import { errorOf, modelPath } from "./helpers.js";
 
 /** A numeric kind is an integer unless `real`; bounds are inclusive. */
 type Kind = "string" | "boolean" | "function" | "object" | "tokens" | "handle" | { min?: number; max?: number; real?: boolean };
@@ -68,20 +68,6 @@ function show(value: unknown): string {
   if (typeof value === "symbol") return "a symbol";
   if (typeof value === "bigint") return `${value}n`;
   return value === undefined ? "undefined" : JSON.stringify(value);
-}
-
-/** The error `call` throws, or its promise (or async generator) rejects with. */
-async function errorOf(call: () => unknown): Promise<unknown> {
-  try {
-    const result = call();
-    if (result instanceof Promise) await result;
-    else if (result !== null && typeof result === "object" && Symbol.asyncIterator in result) {
-      await (result as AsyncGenerator).next();
-    }
-  } catch (err) {
-    return err;
-  }
-  return undefined;
 }
 
 interface ArgumentCase {

@@ -28,6 +28,27 @@ export function llamaCppDir(): string {
 /** Resolves after `ms` milliseconds. */
 export const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
 
+/** Every item of an async iterable. */
+export async function drain<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of iterable) out.push(item);
+  return out;
+}
+
+/** The error `call` throws, or its promise (or async iterator's first step) rejects with; undefined if none. */
+export async function errorOf(call: () => unknown): Promise<unknown> {
+  try {
+    const result = call();
+    if (result instanceof Promise) await result;
+    else if (result !== null && typeof result === "object" && Symbol.asyncIterator in result) {
+      await (result as unknown as AsyncIterator<unknown>).next();
+    }
+  } catch (err) {
+    return err;
+  }
+  return undefined;
+}
+
 /** A TCP port on loopback that was free a moment ago. */
 export async function freePort(): Promise<number> {
   const server = createServer();

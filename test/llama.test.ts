@@ -5,15 +5,9 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Llama, LlamaError, type CompletionChunk } from "../lib/index.js";
 import { tinyModel } from "./fixtures.js";
-import { modelPath, repoRoot, sleep } from "./helpers.js";
+import { drain, modelPath, repoRoot, sleep } from "./helpers.js";
 
 const STORIES = () => modelPath("stories260K.gguf");
-
-async function drain<T>(iterable: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const item of iterable) out.push(item);
-  return out;
-}
 
 describe("createCompletion on stories260K", () => {
   let llm: Llama;
@@ -167,6 +161,14 @@ describe("createCompletion on stories260K", () => {
     expect((error as LlamaError).code).toBe("ABORTED");
     expect(received.length).toBeLessThanOrEqual(4);
     await expect(llm.createCompletion("Hi", { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: "ABORTED" });
+    // Mid-generation, not streamed: aborted once its first tokens are out.
+    const midway = new AbortController();
+    const before = llm.stats.tokens;
+    const aborted = llm.createCompletion("Once upon a time", { maxTokens: 200, temperature: 0, signal: midway.signal });
+    while (llm.stats.tokens - before < 3) await sleep(0);
+    midway.abort();
+    await expect(aborted).rejects.toMatchObject({ code: "ABORTED" });
+    expect(llm.stats.tokens - before).toBeLessThan(50);
     const res = await llm.createCompletion("Once upon a time", { maxTokens: 4, temperature: 0 });
     expect(res.choices[0]!.text).toBe(", there was a");
   });
