@@ -85,6 +85,8 @@ export interface SynthesizeModelOptions {
   type: "f32" | "f16";
   /** Same seed, shape and vocabulary give the same file. Default 0. */
   seed?: number;
+  /** `tokenizer.chat_template` to write, in place of the vocabulary file's (if any). */
+  chatTemplate?: string;
 }
 
 export interface SynthesizeModelResult {
@@ -257,7 +259,16 @@ export async function synthesizeModel(options: SynthesizeModelOptions): Promise<
   const seed = options.seed ?? 0;
   if (!Number.isSafeInteger(seed)) throw new RangeError(`seed must be an integer, got ${seed}`);
 
+  if (options.chatTemplate !== undefined && typeof options.chatTemplate !== "string") {
+    throw new TypeError("chatTemplate must be a string");
+  }
   const tokenizer = await readTokenizer(options.vocabPath);
+  if (options.chatTemplate !== undefined) {
+    tokenizer.kvs = [
+      ...tokenizer.kvs.filter((kv) => kv.key !== "tokenizer.chat_template"),
+      { key: "tokenizer.chat_template", type: "string", value: options.chatTemplate },
+    ];
+  }
   const matrixType = options.type === "f16" ? GgmlType.F16 : GgmlType.F32;
   let scratch = new Float32Array(0); // float32 staging for f16 chunks, reused across chunks
 

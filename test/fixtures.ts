@@ -45,15 +45,25 @@ export async function wideModel(type: "F16" | QuantType): Promise<string> {
   return once(join(cacheDir, `wide-2l-${type.toLowerCase()}.gguf`), (tmp) => quantize(f16, tmp, { type, threads: 2 }));
 }
 
-/** The `tiny` shape (256 wide, 4 layers, F32) with the tokenizer, and chat template, of a llama.cpp vocab file. */
-export async function tinyModel(vocab: "llama-bpe" | "qwen2" | "phi-3" | "starcoder"): Promise<string> {
+/** Meta-Llama-3-8B-Instruct's chat template (llama.cpp's vocab file for Llama 3 carries none). */
+export const LLAMA3_CHAT_TEMPLATE =
+  "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + " +
+  "'<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}" +
+  "{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}";
+
+/**
+ * The `tiny` shape (256 wide, 4 layers, F32) with the tokenizer, and chat template, of a llama.cpp
+ * vocab file; "llama3-chat" is the Llama 3 vocabulary with Llama 3's template.
+ */
+export async function tinyModel(vocab: "llama-bpe" | "llama3-chat" | "qwen2" | "phi-3" | "starcoder"): Promise<string> {
   return once(join(cacheDir, `tiny-${vocab}.gguf`), async (tmp) => {
     await synthesizeModel({
       shape: MODEL_SHAPES.tiny,
-      vocabPath: join(llamaCppDir(), "models", `ggml-vocab-${vocab}.gguf`),
+      vocabPath: join(llamaCppDir(), "models", `ggml-vocab-${vocab === "llama3-chat" ? "llama-bpe" : vocab}.gguf`),
       outPath: tmp,
       type: "f32",
       seed: 3,
+      chatTemplate: vocab === "llama3-chat" ? LLAMA3_CHAT_TEMPLATE : undefined,
     });
   });
 }

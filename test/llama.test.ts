@@ -348,16 +348,29 @@ describe("chat", () => {
     }
   });
 
-  it("formats Llama 3 chats, Phi-3 chats, and an explicit template overrides the model's", async () => {
-    const llama3 = await Llama.load({ modelPath: await tinyModel("llama-bpe"), nCtx: 256, nThreads: 1, chatTemplate: "llama3" });
+  it("formats Llama 3 chats (the template from the GGUF, or by name), Phi-3 chats, and an explicit template overrides the model's", async () => {
+    const fromGguf = await Llama.load({ modelPath: await tinyModel("llama3-chat"), nCtx: 256, nThreads: 1 });
+    const byName = await Llama.load({ modelPath: await tinyModel("llama-bpe"), nCtx: 256, nThreads: 1, chatTemplate: "llama3" });
     try {
-      const { prompt, stops } = llama3.formatChat([{ role: "user", content: "Hi" }]);
-      expect(prompt).toBe("<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
-      expect(stops).toEqual(["<|eot_id|>"]);
-      const res = await llama3.createChatCompletion({ messages: [{ role: "user", content: "Hi" }], maxTokens: 4, temperature: 0 });
-      expect(res.usage.prompt_tokens).toBe(llama3.tokenize(prompt, { special: true }).length);
+      const messages = [{ role: "user", content: "Hi" }];
+      for (const llama3 of [fromGguf, byName]) {
+        const { prompt, stops } = llama3.formatChat(messages);
+        expect(prompt).toBe("<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
+        expect(stops).toEqual(["<|eot_id|>"]);
+        const res = await llama3.createChatCompletion({ messages, maxTokens: 4, temperature: 0 });
+        // The template's text starts with no BOS: the tokenizer adds it.
+        expect(res.usage.prompt_tokens).toBe(llama3.tokenize(prompt, { special: true }).length);
+      }
+      // End of turn: <|eot_id|> ends generation (made certain by a bias) and never shows.
+      const eot = fromGguf.tokenize("<|eot_id|>", { addBos: false, special: true });
+      expect(eot).toHaveLength(1);
+      const ended = await fromGguf.createChatCompletion({ messages, maxTokens: 20, temperature: 0, logitBias: { [eot[0]!]: 100 } });
+      expect(ended.choices[0]!.finish_reason).toBe("stop");
+      expect(ended.choices[0]!.message.content).toBe("");
+      expect(ended.usage.completion_tokens).toBe(0);
     } finally {
-      await llama3.dispose();
+      await fromGguf.dispose();
+      await byName.dispose();
     }
     const phi3 = await Llama.load({ modelPath: await tinyModel("phi-3"), nCtx: 256, nThreads: 1 });
     try {
