@@ -3,7 +3,7 @@
 // same model) and node-llama-cpp 3.21.1 (same llama.cpp release), on a generated 1B-shaped Q4_0
 // model with 2 threads; and 4 parallel sequences against one, next to llama.cpp's own
 // llama-batched-bench. Prints ratios measured in one run.
-//   node scripts/bench-completion.mjs [--rounds 9] [--threads 2]
+//   node scripts/bench-completion.mjs [--rounds 9] [--threads 2] [--model file.gguf]
 // As llama-bench measures: pp is a 512-token prompt's time to its first token, tg is 128 tokens
 // generated from an (almost) empty cache, greedy, end of text banned. This VM stalls single tokens
 // by up to 10x at random, so the typical token's speed is printed beside: the median of the
@@ -146,7 +146,7 @@ async function main() {
     console.log(JSON.stringify(result));
     return;
   }
-  const model = await ensureBenchModel();
+  const model = option("--model") ?? (await ensureBenchModel());
   if (!existsSync(join(benchDir, "nlc/node_modules/node-llama-cpp"))) {
     mkdirSync(join(benchDir, "nlc"), { recursive: true });
     writeFileSync(join(benchDir, "nlc/package.json"), '{"name":"nlc-bench","private":true,"type":"module"}\n');
