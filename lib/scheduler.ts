@@ -206,6 +206,10 @@ export class Scheduler {
 
   async #step(): Promise<void> {
     const context = this.#context;
+    // A reader that keeps up asks for its next token within this turn's promise reactions; one
+    // that has not by the next turn sits this step out. Without the wait, sequences whose readers
+    // ask a few reactions apart would take turns instead of sharing a batch.
+    if (this.#slots.some((s) => s.job !== null && s.paused !== null)) await new Promise<void>((resume) => setImmediate(resume));
     // A lone generating sequence, with no request that could join it, runs ahead natively.
     const active = this.#slots.filter((s) => s.job !== null);
     const joinable = this.#queue.length > 0 && active.length < this.#slots.length;

@@ -474,11 +474,13 @@ describe("concurrency", () => {
       expect(results.map((r) => r.choices[0]!.text)).toEqual(expected);
       expect(llm.stats.maxSequencesPerBatch).toBe(4);
       expect(llm.stats.batches).toBeLessThan(4 * 33);
-      // Streams interleave too, each with its own text.
+      // Streams interleave too, each with its own text, and share the batches.
+      const batchesBefore = llm.stats.batches;
       const streams = await Promise.all(
         prompts.map(async (p) => (await drain(llm.createCompletion(p, { maxTokens: 32, temperature: 0, stream: true }))).map((c) => c.choices[0]!.text).join("")),
       );
       expect(streams).toEqual(expected);
+      expect(llm.stats.batches - batchesBefore).toBeLessThan(32 + 8);
     } finally {
       await llm.dispose();
     }
