@@ -170,9 +170,9 @@ const samplingChecks = {
 };
 
 /**
- * A channel from the scheduler's callbacks to an async iterator. It is pulled: generation goes on
- * only while the consumer asks for more (see `demand`), as a Python generator would, so that a
- * consumer that stops reading wastes at most the token in flight.
+ * A channel from the scheduler's callbacks to an async iterator. It is pulled, as a Python
+ * generator: generation starts when the consumer first asks and goes on only while it asks for more
+ * (see `demand`), so that a consumer that stops reading wastes at most the token in flight.
  */
 class Channel<T> implements AsyncIterableIterator<T> {
   #items: T[] = [];
@@ -180,10 +180,15 @@ class Channel<T> implements AsyncIterableIterator<T> {
   #closed = false;
   #wake: (() => void) | null = null;
   #demand: { promise: Promise<void>; resolve: () => void } | null = null;
+  #start: (() => void) | null;
   readonly #onReturn: () => void;
 
-  /** `onReturn`: the consumer stopped reading; `signal`: generation was stopped. */
-  constructor(onReturn: () => void, signal: AbortSignal) {
+  /**
+   * `start`: called on the first `next()`; `onReturn`: the consumer stopped reading before the end;
+   * `signal`: generation was stopped.
+   */
+  constructor(start: () => void, onReturn: () => void, signal: AbortSignal) {
+    this.#start = start;
     this.#onReturn = onReturn;
     signal.addEventListener("abort", () => this.#satisfy(), { once: true });
   }
@@ -220,6 +225,9 @@ class Channel<T> implements AsyncIterableIterator<T> {
   }
 
   async next(): Promise<IteratorResult<T>> {
+    const start = this.#start;
+    this.#start = null;
+    start?.();
     for (;;) {
       const item = this.#items.shift();
       if (item !== undefined) return { value: item, done: false };
@@ -239,6 +247,7 @@ class Channel<T> implements AsyncIterableIterator<T> {
   }
 
   async return(): Promise<IteratorResult<T>> {
+    this.#start = null;
     if (!this.#closed) this.#onReturn();
     this.#closed = true;
     this.#items = [];
@@ -654,9 +663,6 @@ export class Llama {
 
   #streamCompletion(prompt: string | readonly number[] | Int32Array, options: CompletionOptions): AsyncIterableIterator<CompletionChunk> {
     const { o, id, created, tokens, logprobs, sampler } = this.#prepareCompletion(prompt, options);
-    const stop = new AbortController();
-    const signals = o.signal ? AbortSignal.any([o.signal, stop.signal]) : stop.signal;
-    const channel = new Channel<CompletionChunk>(() => stop.abort(), signals);
     const chunk = (text: string, finish: FinishReason | null, lp: CompletionLogprobs | null): CompletionChunk => ({
       id,
       object: "text_completion",
@@ -664,32 +670,60 @@ export class Llama {
       model: this.modelPath,
       choices: [{ text, index: 0, logprobs: lp, finish_reason: finish }],
     });
-    let base = 0;
-    if (o.echo) {
-      const promptText = typeof prompt === "string" ? prompt : this.model.detokenize(tokens, { removeSpecial: true });
-      channel.push(chunk(promptText, null, null));
-      base = promptText.length;
-    }
-    this.#generate(
-      {
-        prompt: tokens,
-        sampling: o,
-        defaults: { temperature: 0.8, maxTokens: 16 },
-        logprobs,
-        signal: signals,
-        demand: () => channel.demand(),
-        onDelta: (delta, entries) => {
-          channel.push(chunk(delta, null, logprobs === undefined ? null : this.#completionLogprobs(entries, base)));
-        },
-      },
+    const promptText = o.echo ? (typeof prompt === "string" ? prompt : this.model.detokenize(tokens, { removeSpecial: true })) : "";
+    return this.#openStream(
+      { prompt: tokens, sampling: o, defaults: { temperature: 0.8, maxTokens: 16 }, logprobs },
       sampler,
-    ).then(
-      (result) => {
-        channel.push(chunk("", result.finishReason, null));
-        channel.close();
+      o.signal,
+      {
+        intro: o.echo ? [chunk(promptText, null, null)] : [],
+        delta: (text, released) => chunk(text, null, logprobs === undefined ? null : this.#completionLogprobs(released, promptText.length)),
+        finish: (reason) => chunk("", reason, null),
       },
-      (error: unknown) => channel.close(stop.signal.aborted && !o.signal?.aborted ? undefined : error),
-    ).finally(() => sampler.dispose());
+    );
+  }
+
+  /**
+   * One generation as a pulled stream of chunks: `intro` first, then a `delta` chunk per release of
+   * text, then the `finish` chunk. Breaking out of it or aborting `signal` stops generation.
+   */
+  #openStream<T>(
+    request: Omit<GenerationRequest, "signal" | "demand" | "onDelta">,
+    sampler: LlamaSampler,
+    signal: AbortSignal | undefined,
+    chunks: { intro: T[]; delta: (text: string, released: ReleasedToken[]) => T; finish: (reason: FinishReason) => T },
+  ): AsyncIterableIterator<T> {
+    const stop = new AbortController();
+    const stopped = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+    let started = false;
+    const start = () => {
+      started = true;
+      let generation: Promise<GenerationResult>;
+      try {
+        generation = this.#generate({ ...request, signal: stopped, demand: () => channel.demand(), onDelta: (text, released) => channel.push(chunks.delta(text, released)) }, sampler);
+      } catch (error) {
+        generation = Promise.reject(error);
+      }
+      generation
+        .then(
+          (result) => {
+            channel.push(chunks.finish(result.finishReason));
+            channel.close();
+          },
+          // A break is no error; an abort of the caller's signal is.
+          (error: unknown) => channel.close(stop.signal.aborted && !signal?.aborted ? undefined : error),
+        )
+        .finally(() => sampler.dispose());
+    };
+    const channel: Channel<T> = new Channel<T>(
+      start,
+      () => {
+        stop.abort();
+        if (!started) sampler.dispose();
+      },
+      stopped,
+    );
+    for (const intro of chunks.intro) channel.push(intro);
     return channel;
   }
 
@@ -832,9 +866,6 @@ export class Llama {
 
   #streamChat(options: ChatCompletionOptions): AsyncIterableIterator<ChatCompletionChunk> {
     const { o, id, created, tokens, stops, logprobs, sampler } = this.#prepareChat(options);
-    const stop = new AbortController();
-    const signals = o.signal ? AbortSignal.any([o.signal, stop.signal]) : stop.signal;
-    const channel = new Channel<ChatCompletionChunk>(() => stop.abort(), signals);
     const chunk = (delta: ChatCompletionChunk["choices"][number]["delta"], finish: FinishReason | null, lp: ChatLogprobs | null): ChatCompletionChunk => ({
       id,
       object: "chat.completion.chunk",
@@ -842,29 +873,16 @@ export class Llama {
       model: this.modelPath,
       choices: [{ index: 0, delta, logprobs: lp, finish_reason: finish }],
     });
-    channel.push(chunk({ role: "assistant", content: "" }, null, null));
-    this.#generate(
-      {
-        prompt: tokens,
-        sampling: o,
-        defaults: { temperature: 0.2, maxTokens: null },
-        extraStops: stops,
-        logprobs,
-        signal: signals,
-        demand: () => channel.demand(),
-        onDelta: (delta, entries) => {
-          channel.push(chunk({ content: delta }, null, logprobs === undefined ? null : { content: entries.map((e) => this.#chatLogprob(e)) }));
-        },
-      },
+    return this.#openStream(
+      { prompt: tokens, sampling: o, defaults: { temperature: 0.2, maxTokens: null }, extraStops: stops, logprobs },
       sampler,
-    ).then(
-      (result) => {
-        channel.push(chunk({}, result.finishReason, null));
-        channel.close();
+      o.signal,
+      {
+        intro: [chunk({ role: "assistant", content: "" }, null, null)],
+        delta: (text, released) => chunk({ content: text }, null, logprobs === undefined ? null : { content: released.map((e) => this.#chatLogprob(e)) }),
+        finish: (reason) => chunk({}, reason, null),
       },
-      (error: unknown) => channel.close(stop.signal.aborted && !o.signal?.aborted ? undefined : error),
-    ).finally(() => sampler.dispose());
-    return channel;
+    );
   }
 
   /** The embedding context: pooled (mean unless the model says otherwise), created on first use. */

@@ -137,6 +137,23 @@ describe("createCompletion on stories260K", () => {
     expect(after.choices[0]!.text).toBe(", there was a");
   });
 
+  it("a stream starts when it is first read: one never read takes no sequence from the others", async () => {
+    const before = llm.stats.tokens;
+    const unread = llm.createCompletion("Once upon a time", { maxTokens: 8, temperature: 0, stream: true });
+    // nParallel 1: this one would queue behind the stream if that had started.
+    const res = await llm.createCompletion("Once upon a time", { maxTokens: 4, temperature: 0 });
+    expect(res.choices[0]!.text).toBe(", there was a");
+    const used = llm.stats.tokens - before;
+    await sleep(20);
+    expect(llm.stats.tokens - before).toBe(used);
+    const chunks = await drain(unread);
+    expect(chunks.map((c) => c.choices[0]!.text).join("")).toBe(", there was a little girl");
+    // One never read and dropped: return() without a read frees it.
+    const dropped = llm.createChatCompletion({ messages: [{ role: "user", content: "Hi" }], stream: true });
+    await dropped.return!();
+    expect(llm.active + llm.queued).toBe(0);
+  });
+
   it("a completion settles with its context idle, even when a stop string ends it while generating ahead", async () => {
     const res = await llm.createCompletion("Once upon a time", { maxTokens: 50, temperature: 0, stop: [" was"] });
     expect(res.choices[0]!.text).toBe(", there");
