@@ -159,6 +159,7 @@ export class Scheduler {
       let best = free[0]!;
       let bestShared = -1;
       for (const slot of free) {
+        if (!this.#cacheIntact(slot)) this.#forget(slot);
         const shared = commonPrefix(slot.cached, job.prompt);
         if (shared > bestShared) {
           best = slot;
@@ -193,6 +194,21 @@ export class Scheduler {
     if (job === null) return;
     if (typeof reason === "object") job.onError(reason.error);
     else job.onEnd(reason);
+  }
+
+  /**
+   * Whether the slot's sequence still holds exactly the tokens the slot remembers (by position): the
+   * context is public, and a clear() or a decode behind the scheduler's back must not be mistaken
+   * for a cached prompt.
+   */
+  #cacheIntact(slot: Slot): boolean {
+    if (slot.cached.length === 0) return true;
+    try {
+      const [first, last] = this.#context.positionRange(slot.seqId);
+      return first === 0 && last === slot.cached.length - 1;
+    } catch {
+      return false;
+    }
   }
 
   #forget(slot: Slot): void {

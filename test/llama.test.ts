@@ -154,6 +154,22 @@ describe("createCompletion on stories260K", () => {
     expect(llm.active + llm.queued).toBe(0);
   });
 
+  it("reuses a cached prompt prefix, but not one cleared behind its back through the public context", async () => {
+    const prompt = "Lily and Tom went to the park";
+    const promptTokens = llm.tokenize(prompt).length;
+    const first = await llm.createCompletion(prompt, { maxTokens: 8, temperature: 0 });
+    let before = llm.stats.tokens;
+    const cached = await llm.createCompletion(prompt, { maxTokens: 8, temperature: 0 });
+    // The prompt but its last token came from the cache.
+    expect(llm.stats.tokens - before).toBe(1 + 7);
+    expect(cached.choices[0]!.text).toBe(first.choices[0]!.text);
+    llm.context!.clear();
+    before = llm.stats.tokens;
+    const cleared = await llm.createCompletion(prompt, { maxTokens: 8, temperature: 0 });
+    expect(llm.stats.tokens - before).toBe(promptTokens + 7);
+    expect(cleared.choices[0]!.text).toBe(first.choices[0]!.text);
+  });
+
   it("a completion settles with its context idle, even when a stop string ends it while generating ahead", async () => {
     const res = await llm.createCompletion("Once upon a time", { maxTokens: 50, temperature: 0, stop: [" was"] });
     expect(res.choices[0]!.text).toBe(", there");
