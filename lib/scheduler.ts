@@ -231,11 +231,10 @@ export class Scheduler {
     const joinable = this.#queue.length > 0 && active.length < this.#slots.length;
     const lone = active.length === 1 && !joinable ? active[0]! : null;
     if (lone !== null && lone.pendingToken !== null && lone.paused === null && lone.job!.logprobs === undefined) {
-      const slot = lone;
-      const room = context.nCtxSeq - slot.cached.length;
-      const left = Math.min(slot.job!.tokensLeft?.() ?? room, room);
+      const room = context.nCtxSeq - lone.cached.length;
+      const left = Math.min(lone.job!.tokensLeft?.() ?? room, room);
       if (left > 0) {
-        await this.#runAhead(slot, left);
+        await this.#runAhead(lone, left);
         return;
       }
     }
