@@ -183,14 +183,10 @@ class Channel<T> implements AsyncIterableIterator<T> {
   #start: (() => void) | null;
   readonly #onReturn: () => void;
 
-  /**
-   * `start`: called on the first `next()`; `onReturn`: the consumer stopped reading before the end;
-   * `signal`: generation was stopped.
-   */
-  constructor(start: () => void, onReturn: () => void, signal: AbortSignal) {
+  /** `start`: called on the first `next()`; `onReturn`: the consumer stopped reading before the end. */
+  constructor(start: () => void, onReturn: () => void) {
     this.#start = start;
     this.#onReturn = onReturn;
-    signal.addEventListener("abort", () => this.#satisfy(), { once: true });
   }
 
   push(item: T): void {
@@ -207,7 +203,7 @@ class Channel<T> implements AsyncIterableIterator<T> {
 
   /**
    * Null when the consumer waits for an item; otherwise a promise that resolves once it has taken
-   * every item and asks for the next one, or has stopped.
+   * every item and asks for the next one, or has returned.
    */
   demand(): Promise<void> | null {
     if (this.#closed || (this.#items.length === 0 && this.#wake !== null)) return null;
@@ -271,6 +267,9 @@ interface ReleasedToken {
   offset: number;
   logprob: TokenLogprob | undefined;
 }
+
+/** Stops the generation of a stream whose reader dropped it unfinished. */
+const abandonedStreams = new FinalizationRegistry<AbortController>((stop) => stop.abort());
 
 interface GenerationResult {
   text: string;
@@ -695,34 +694,46 @@ export class Llama {
   ): AsyncIterableIterator<T> {
     const stop = new AbortController();
     const stopped = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+    const abort = new Promise<void>((resolve) => stopped.addEventListener("abort", () => resolve(), { once: true }));
+    // Generation reaches the channel only through `ref`: a stream its reader drops unfinished is
+    // collected, and then stops, instead of holding its sequence for ever.
     let started = false;
     const start = () => {
       started = true;
       let generation: Promise<GenerationResult>;
       try {
-        generation = this.#generate({ ...request, signal: stopped, demand: () => channel.demand(), onDelta: (text, released) => channel.push(chunks.delta(text, released)) }, sampler);
+        generation = this.#generate(
+          {
+            ...request,
+            signal: stopped,
+            demand: () => {
+              const demand = ref.deref()?.demand() ?? null;
+              return demand && Promise.race([demand, abort]);
+            },
+            onDelta: (text, released) => ref.deref()?.push(chunks.delta(text, released)),
+          },
+          sampler,
+        );
       } catch (error) {
         generation = Promise.reject(error);
       }
       generation
         .then(
           (result) => {
-            channel.push(chunks.finish(result.finishReason));
-            channel.close();
+            ref.deref()?.push(chunks.finish(result.finishReason));
+            ref.deref()?.close();
           },
           // A break is no error; an abort of the caller's signal is.
-          (error: unknown) => channel.close(stop.signal.aborted && !signal?.aborted ? undefined : error),
+          (error: unknown) => ref.deref()?.close(stop.signal.aborted && !signal?.aborted ? undefined : error),
         )
         .finally(() => sampler.dispose());
     };
-    const channel: Channel<T> = new Channel<T>(
-      start,
-      () => {
-        stop.abort();
-        if (!started) sampler.dispose();
-      },
-      stopped,
-    );
+    const channel = new Channel<T>(start, () => {
+      stop.abort();
+      if (!started) sampler.dispose();
+    });
+    const ref = new WeakRef(channel);
+    abandonedStreams.register(channel, stop);
     for (const intro of chunks.intro) channel.push(intro);
     return channel;
   }

@@ -135,6 +135,39 @@ describe("garbage collection", () => {
   });
 });
 
+describe("streams dropped unfinished", () => {
+  it("a stream its reader drops half-read is collected and frees its sequence", async () => {
+    const result = await runNode(
+      `
+      (async () => {
+        const llm = await lib.Llama.load({ modelPath: MODEL, nCtx: 128, nThreads: 1 });
+        async function readTwoAndDrop() {
+          const stream = llm.createCompletion("Once upon a time", { maxTokens: 100, temperature: 0, stream: true });
+          await stream.next();
+          await stream.next();
+        }
+        await readTwoAndDrop();
+        // The stream waits for its reader, holding the only sequence.
+        STEP("held", llm.active);
+        for (let i = 0; i < 20 && llm.active > 0; i++) {
+          global.gc();
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        STEP("collected", llm.active);
+        const next = llm.createCompletion("Once upon a time", { maxTokens: 4, temperature: 0 });
+        const timeout = new Promise((resolve) => setTimeout(() => resolve(null), 10000).unref());
+        const res = await Promise.race([next, timeout]);
+        STEP("next", res === null ? "blocked" : JSON.stringify(res.choices[0].text));
+        await llm.dispose();
+      })();
+      `,
+      { nodeArgs: ["--expose-gc"] },
+    );
+    expectQuietExit(result);
+    expect(result.stdout.trim().split("\n")).toEqual(["held 1", "collected 0", 'next ", there was a"']);
+  });
+});
+
 describe("process exit", () => {
   const setup = `
     async function live() {
