@@ -282,7 +282,8 @@ interface GenerationResult {
 interface GenerationRequest {
   prompt: Int32Array;
   sampling: SamplingOptions;
-  defaults: { temperature: number; maxTokens: number | null };
+  /** maxTokens when the caller gives none. */
+  defaultMaxTokens: number | null;
   extraStops?: string[];
   logprobs?: number;
   /** Text released to the caller, and (with logprobs) the tokens whose text it completes. */
@@ -479,7 +480,7 @@ export class Llama {
   #generate(request: GenerationRequest, sampler: LlamaSampler): Promise<GenerationResult> {
     const scheduler = this.#live();
     const context = this.#context!;
-    const maxTokens = request.sampling.maxTokens === undefined ? request.defaults.maxTokens : request.sampling.maxTokens;
+    const maxTokens = request.sampling.maxTokens === undefined ? request.defaultMaxTokens : request.sampling.maxTokens;
     const limit = maxTokens === null || maxTokens === 0 ? Infinity : maxTokens;
     const stream = new StopTextStream(this.model.createTokenDecoder(), [...toList(request.sampling.stop), ...(request.extraStops ?? [])]);
     let generated = 0;
@@ -608,24 +609,25 @@ export class Llama {
     });
   }
 
-  /** What a completion, streamed or not, starts from: checked options, prompt tokens, sampler. */
+  /**
+   * What a completion, streamed or not, starts from: checked options, prompt tokens, the echoed
+   * prompt text, the generation request (less its signal) and the sampler.
+   */
   #prepareCompletion(prompt: string | readonly number[] | Int32Array, options: CompletionOptions) {
     const o = this.#checkCompletion(prompt, options);
     this.#live();
-    const maxTokens = o.maxTokens === undefined ? 16 : o.maxTokens;
-    const tokens = this.#completionPrompt(prompt, o, maxTokens);
+    const defaultMaxTokens = 16;
+    const tokens = this.#completionPrompt(prompt, o, o.maxTokens === undefined ? defaultMaxTokens : o.maxTokens);
+    const promptText = o.echo ? (typeof prompt === "string" ? prompt : this.model.detokenize(tokens, { removeSpecial: true })) : "";
     const logprobs = o.logprobs === undefined || o.logprobs === null ? undefined : o.logprobs;
-    return { o, id: `cmpl-${randomUUID()}`, created: unixSeconds(), tokens, logprobs, sampler: this.#sampler(o, 0.8) };
+    const request = { prompt: tokens, sampling: o, defaultMaxTokens, logprobs };
+    return { o, id: `cmpl-${randomUUID()}`, created: unixSeconds(), tokens, promptText, logprobs, request, sampler: this.#sampler(o, 0.8) };
   }
 
   async #completion(prompt: string | readonly number[] | Int32Array, options: CompletionOptions): Promise<Completion> {
-    const { o, id, created, tokens, logprobs, sampler } = this.#prepareCompletion(prompt, options);
+    const { o, id, created, tokens, promptText, logprobs, request, sampler } = this.#prepareCompletion(prompt, options);
     try {
-      const result = await this.#generate(
-        { prompt: tokens, sampling: o, defaults: { temperature: 0.8, maxTokens: 16 }, logprobs, signal: o.signal },
-        sampler,
-      );
-      const promptText = o.echo ? (typeof prompt === "string" ? prompt : this.model.detokenize(tokens, { removeSpecial: true })) : "";
+      const result = await this.#generate({ ...request, signal: o.signal }, sampler);
       return {
         id,
         object: "text_completion",
@@ -661,7 +663,7 @@ export class Llama {
   }
 
   #streamCompletion(prompt: string | readonly number[] | Int32Array, options: CompletionOptions): AsyncIterableIterator<CompletionChunk> {
-    const { o, id, created, tokens, logprobs, sampler } = this.#prepareCompletion(prompt, options);
+    const { o, id, created, promptText, logprobs, request, sampler } = this.#prepareCompletion(prompt, options);
     const chunk = (text: string, finish: FinishReason | null, lp: CompletionLogprobs | null): CompletionChunk => ({
       id,
       object: "text_completion",
@@ -669,9 +671,8 @@ export class Llama {
       model: this.modelPath,
       choices: [{ text, index: 0, logprobs: lp, finish_reason: finish }],
     });
-    const promptText = o.echo ? (typeof prompt === "string" ? prompt : this.model.detokenize(tokens, { removeSpecial: true })) : "";
     return this.#openStream(
-      { prompt: tokens, sampling: o, defaults: { temperature: 0.8, maxTokens: 16 }, logprobs },
+      request,
       sampler,
       o.signal,
       {
@@ -834,7 +835,10 @@ export class Llama {
     return (async () => this.#chat(options))();
   }
 
-  /** What a chat completion, streamed or not, starts from: checked options, prompt tokens, sampler. */
+  /**
+   * What a chat completion, streamed or not, starts from: checked options, prompt tokens, the
+   * generation request (less its signal) and the sampler.
+   */
   #prepareChat(options: ChatCompletionOptions) {
     const o = this.#checkChat(options);
     if (o.grammar !== undefined && o.responseFormat !== undefined && o.responseFormat.type !== "text") {
@@ -845,16 +849,14 @@ export class Llama {
     const { tokens, stops } = this.#chatPrompt(o);
     const sampler = this.#sampler(o, 0.2, this.#chatGrammar(o.responseFormat));
     const logprobs = o.logprobs ? (o.topLogprobs ?? 0) : undefined;
-    return { o, id: `chatcmpl-${randomUUID()}`, created: unixSeconds(), tokens, stops, logprobs, sampler };
+    const request = { prompt: tokens, sampling: o, defaultMaxTokens: null, extraStops: stops, logprobs };
+    return { o, id: `chatcmpl-${randomUUID()}`, created: unixSeconds(), tokens, logprobs, request, sampler };
   }
 
   async #chat(options: ChatCompletionOptions): Promise<ChatCompletion> {
-    const { o, id, created, tokens, stops, logprobs, sampler } = this.#prepareChat(options);
+    const { o, id, created, tokens, logprobs, request, sampler } = this.#prepareChat(options);
     try {
-      const result = await this.#generate(
-        { prompt: tokens, sampling: o, defaults: { temperature: 0.2, maxTokens: null }, extraStops: stops, logprobs, signal: o.signal },
-        sampler,
-      );
+      const result = await this.#generate({ ...request, signal: o.signal }, sampler);
       return {
         id,
         object: "chat.completion",
@@ -876,7 +878,7 @@ export class Llama {
   }
 
   #streamChat(options: ChatCompletionOptions): AsyncIterableIterator<ChatCompletionChunk> {
-    const { o, id, created, tokens, stops, logprobs, sampler } = this.#prepareChat(options);
+    const { o, id, created, logprobs, request, sampler } = this.#prepareChat(options);
     const chunk = (delta: ChatCompletionChunk["choices"][number]["delta"], finish: FinishReason | null, lp: ChatLogprobs | null): ChatCompletionChunk => ({
       id,
       object: "chat.completion.chunk",
@@ -885,7 +887,7 @@ export class Llama {
       choices: [{ index: 0, delta, logprobs: lp, finish_reason: finish }],
     });
     return this.#openStream(
-      { prompt: tokens, sampling: o, defaults: { temperature: 0.2, maxTokens: null }, extraStops: stops, logprobs },
+      request,
       sampler,
       o.signal,
       {
