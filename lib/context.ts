@@ -281,7 +281,8 @@ export class LlamaContext {
    * decodes more than one token beyond what `onToken` has returned from, or, when it returns a
    * promise, beyond the tokens whose promise has settled). `onToken` gets every
    * sampled token once, in order, before `done` settles; after `stop()` it may still get the token
-   * in flight. `done` resolves with the tokens now in the KV cache and all sampled tokens.
+   * in flight. `done` resolves with the tokens now in the KV cache and all sampled tokens, or
+   * rejects with ABORTED when `options.signal` aborts before it settles.
    */
   generateAhead(
     request: NativeGenerateRequest,
@@ -329,6 +330,8 @@ export class LlamaContext {
       const result = await handle.generate(r, sampler.native, deliver, handled, stopFlag, flag);
       for (let i = delivered; i < result.sampled.length; i++) deliver(i, result.sampled[i]!);
       if (failure !== null) throw failure.error;
+      // The run may have ended (onToken fell behind) before an abort from a late onToken reached it.
+      if (options.signal?.aborted) throw new LlamaError("ABORTED", "generation aborted", { cause: options.signal.reason });
       return result;
     });
     return { done, stop: () => stopFlag.abort() };
