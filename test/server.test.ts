@@ -1,9 +1,9 @@
 // The OpenAI-compatible server on a loopback port, driven by the official `openai` package and by
 // raw HTTP for what a well-behaved client never sends.
-import { request as httpRequest, type IncomingMessage } from "node:http";
+import { request as httpRequest, ServerResponse, type IncomingMessage } from "node:http";
 import { connect } from "node:net";
 import OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Llama } from "../lib/index.js";
 import { startServer, type OpenAIServer } from "../lib/server/index.js";
 import { modelPath } from "./helpers.js";
@@ -355,6 +355,40 @@ describe("limits, disconnects and shutdown with --parallel 1", () => {
     await settled();
     // The abandoned stream stopped far short of its 1500 tokens.
     expect(llama.stats.tokens - tokensBefore).toBeLessThan(500);
+  });
+
+  it("a stream whose connection is backed up holds its generation back until the connection drains", async () => {
+    // Loopback buffers take megabytes before a write reports them full; make every event stream's
+    // write report it, as a slow client's would.
+    let drain: (() => void) | null = null;
+    const originalWrite = ServerResponse.prototype.write;
+    const write = vi.spyOn(ServerResponse.prototype, "write").mockImplementation(function (this: ServerResponse, ...args: unknown[]) {
+      originalWrite.apply(this, args as never);
+      if (!String(args[0]).startsWith("data: ")) return true;
+      drain = () => this.emit("drain");
+      return false;
+    });
+    const tokensBefore = llama.stats.tokens;
+    let generated: number;
+    try {
+      const stream = await openStream(base, "/v1/completions", long);
+      await stream.firstEvent;
+      generated = -1;
+      while (llama.stats.tokens - tokensBefore !== generated) {
+        generated = llama.stats.tokens - tokensBefore;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      write.mockRestore();
+      drain!();
+      await stream.ended;
+      // The prompt's tokens, the token written and at most two more (waiting, in flight), not 1500.
+      expect(generated).toBeLessThan(12);
+      expect(events(stream.body).at(-1)).toBe("[DONE]");
+      expect(JSON.parse(events(stream.body).at(-2)!).choices[0].finish_reason).toBe("length");
+      expect(llama.stats.tokens - tokensBefore).toBeGreaterThanOrEqual(1500);
+    } finally {
+      write.mockRestore();
+    }
   });
 
   it("a full queue answers 429 and recovers when the streams go away", async () => {

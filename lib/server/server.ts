@@ -237,15 +237,19 @@ export class OpenAIServer {
     };
   }
 
-  /** Streams chunks as server-sent events, ending with [DONE]; an error after the headers becomes an error event. */
-  async #stream(res: ServerResponse, chunks: AsyncIterable<{ model: string }>): Promise<void> {
+  /**
+   * Streams chunks as server-sent events, ending with [DONE]; an error after the headers becomes an
+   * error event. A client that reads slowly holds its generation back (streams are pulled) rather
+   * than have the server buffer what it has not read.
+   */
+  async #stream(res: ServerResponse, chunks: AsyncIterable<{ model: string }>, signal: AbortSignal): Promise<void> {
     res.writeHead(200, SSE_HEADERS);
     // The client learns at once that its request was taken, even while it waits for a sequence.
     res.flushHeaders();
     try {
       for await (const chunk of chunks) {
         chunk.model = this.modelName;
-        res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+        if (!res.write(`data: ${JSON.stringify(chunk)}\n\n`)) await drained(res, signal);
       }
       res.write("data: [DONE]\n\n");
     } catch (err) {
@@ -258,14 +262,14 @@ export class OpenAIServer {
 
   async #completion(body: unknown, res: ServerResponse, signal: AbortSignal): Promise<void> {
     const { prompt, options, stream } = completionRequest(body, this.#limits);
-    if (stream) return this.#stream(res, this.llama.createCompletion(prompt, { ...options, stream: true, signal }));
+    if (stream) return this.#stream(res, this.llama.createCompletion(prompt, { ...options, stream: true, signal }), signal);
     const completion = await this.llama.createCompletion(prompt, { ...options, stream: false, signal });
     sendJson(res, 200, { ...completion, model: this.modelName });
   }
 
   async #chat(body: unknown, res: ServerResponse, signal: AbortSignal): Promise<void> {
     const { options, stream } = chatRequest(body, this.#limits);
-    if (stream) return this.#stream(res, this.llama.createChatCompletion({ ...options, stream: true, signal }));
+    if (stream) return this.#stream(res, this.llama.createChatCompletion({ ...options, stream: true, signal }), signal);
     const completion = await this.llama.createChatCompletion({ ...options, stream: false, signal });
     sendJson(res, 200, { ...completion, model: this.modelName });
   }
@@ -303,6 +307,22 @@ export class OpenAIServer {
     })();
     return this.#closing;
   }
+}
+
+/** Resolves once `res` can take more, its connection closes, or `signal` aborts (shutdown, say). */
+function drained(res: ServerResponse, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+    signal.addEventListener("abort", done);
+    if (signal.aborted || res.destroyed) done();
+  });
 }
 
 /** Starts an OpenAI-compatible server for `options.llama`; see OpenAIServer. */
