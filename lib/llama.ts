@@ -169,6 +169,9 @@ const samplingChecks = {
   signal,
 };
 
+/** Channels whose reader waits in next(). */
+const awaitedChannels = new Set<Channel<unknown>>();
+
 /**
  * A channel from the scheduler's callbacks to an async iterator. It is pulled, as a Python
  * generator: generation starts when the consumer first asks and goes on only while it asks for more
@@ -237,7 +240,14 @@ class Channel<T> implements AsyncIterableIterator<T> {
       }
       const wait = new Promise<void>((resolve) => (this.#wake = resolve));
       this.#satisfy();
-      await wait;
+      // Only this channel holds a reader suspended here: hold the channel meanwhile, or the GC
+      // would take both as a stream dropped unfinished.
+      awaitedChannels.add(this);
+      try {
+        await wait;
+      } finally {
+        awaitedChannels.delete(this);
+      }
       this.#wake = null;
     }
   }

@@ -166,6 +166,31 @@ describe("streams dropped unfinished", () => {
     expectQuietExit(result);
     expect(result.stdout.trim().split("\n")).toEqual(["held 1", "collected 0", 'next ", there was a"']);
   });
+
+  it("a stream whose reader waits for its next chunk is never collected, however often the GC runs", async () => {
+    // The waiting reader is held only by the stream it waits on: a GC must not take them both.
+    const result = await runNode(
+      `
+      (async () => {
+        const llm = await lib.Llama.load({ modelPath: MODEL, nCtx: 128, nThreads: 1 });
+        // The only sequence is busy, so the stream's first chunk is a while coming.
+        const busy = llm.createCompletion("Once upon a time", { maxTokens: 60, temperature: 0 });
+        const collecting = setInterval(() => global.gc(), 1);
+        setTimeout(() => { STEP("hung"); process.exit(2); }, 20000).unref();
+        let text = "";
+        for await (const chunk of llm.createCompletion("Once upon a time", { maxTokens: 20, temperature: 0, stream: true })) {
+          text += chunk.choices[0].text;
+        }
+        clearInterval(collecting);
+        STEP("read", JSON.stringify(text === (await busy).choices[0].text.slice(0, text.length)), text.length > 0);
+        await llm.dispose();
+      })();
+      `,
+      { nodeArgs: ["--expose-gc"] },
+    );
+    expectQuietExit(result);
+    expect(result.stdout.trim()).toBe("read true true");
+  });
 });
 
 describe("process exit", () => {
