@@ -129,25 +129,39 @@ describe("on stories260K", () => {
       return { token: first.tokens[0]!, position: prompt.length };
     }
 
+    /**
+     * generateAhead from `from` until a run ends for a reason of its own: on a busy machine a run
+     * also ends when onToken falls behind, and the next goes on from there.
+     */
+    async function generateAll(
+      from: { token: number; position: number },
+      sampler: LlamaSampler,
+      maxTokens: number,
+      maxPosition: number,
+      onToken: (token: number) => unknown = () => undefined,
+    ) {
+      const sampled: number[] = [];
+      const decoded: number[] = [];
+      for (;;) {
+        const run = await context.generateAhead({ ...from, seqId: 0, maxTokens: maxTokens - sampled.length, maxPosition, stopAtEog: false }, sampler, onToken).done;
+        sampled.push(...run.sampled);
+        decoded.push(...run.decoded);
+        from = { token: sampled.at(-1)!, position: from.position + run.decoded.length };
+        if (sampled.length >= maxTokens || from.position >= maxPosition) return { sampled, decoded };
+      }
+    }
+
     it("samples the tokens of the step-by-step loop, in order, each once", async () => {
       context.clear();
       const stepwise = await collect(generateTokens(context, seeded(), model.tokenize("Once upon a time"), { maxTokens: 40, stopAtEog: false }));
       const sampler = seeded();
       const { token, position } = await start(sampler);
       const seen: number[] = [];
-      // A run also ends when onToken falls behind (a busy machine): the next one goes on from there.
-      let from = { token, position };
-      while (seen.length < 39) {
-        const before = seen.length;
-        const run = context.generateAhead({ ...from, seqId: 0, maxTokens: 39 - before, maxPosition: context.nCtxSeq, stopAtEog: false }, sampler, (t) => seen.push(t));
-        const result = await run.done;
-        const sampled = seen.slice(before);
-        expect(Array.from(result.sampled)).toEqual(sampled);
-        // Everything but the last sampled token is in the KV cache, after what was there.
-        expect(Array.from(result.decoded)).toEqual([from.token, ...sampled.slice(0, -1)]);
-        from = { token: sampled.at(-1)!, position: from.position + result.decoded.length };
-      }
+      const result = await generateAll({ token, position }, sampler, 39, context.nCtxSeq, (t) => seen.push(t));
       expect([token, ...seen]).toEqual(stepwise);
+      expect(result.sampled).toEqual(seen);
+      // Everything but the last sampled token is in the KV cache, after the prompt.
+      expect(result.decoded).toEqual([token, ...seen.slice(0, -1)]);
       expect(context.maxPosition(0)).toBe(position + 38);
     });
 
@@ -168,15 +182,16 @@ describe("on stories260K", () => {
     it("ends at maxTokens, at maxPosition and at an end-of-generation token", async () => {
       let sampler = seeded();
       let from = await start(sampler);
-      const limited = await context.generateAhead({ ...from, seqId: 0, maxTokens: 5, maxPosition: 1000, stopAtEog: false }, sampler, () => undefined).done;
+      const limited = await generateAll(from, sampler, 5, 1000);
       expect(limited.sampled.length).toBe(5);
       sampler = seeded();
       from = await start(sampler);
-      const bounded = await context.generateAhead({ ...from, seqId: 0, maxTokens: 100, maxPosition: from.position + 3, stopAtEog: false }, sampler, () => undefined).done;
+      const bounded = await generateAll(from, sampler, 100, from.position + 3);
       expect(bounded.decoded.length).toBe(3);
       const eos = model.info.eos;
       sampler = model.createSampler({ temperature: 0, logitBias: { [eos]: 100 } });
       from = await start(model.createSampler({ temperature: 0 }));
+      // The first token sampled: a run never falls behind before its third.
       const ended = await context.generateAhead({ ...from, seqId: 0, maxTokens: 100, maxPosition: 1000, stopAtEog: true }, sampler, () => undefined).done;
       expect(Array.from(ended.sampled)).toEqual([eos]);
     });
