@@ -567,6 +567,19 @@ describe("concurrency", () => {
     await disposing;
     await expect(llm.createCompletion("x")).rejects.toMatchObject({ code: "DISPOSED" });
   });
+
+  it("a stream waiting for its reader when the Llama is disposed ends DISPOSED when read on", async () => {
+    // It crashed the process: the scheduler went on to generate on the disposed context.
+    for (const nParallel of [1, 2]) {
+      const llm = await Llama.load({ modelPath: STORIES(), nCtx: 256, nThreads: 1, nParallel });
+      const stream = llm.createCompletion("Once upon a time", { maxTokens: 20, temperature: 0, stream: true });
+      expect((await stream.next()).value!.choices[0]!.text).toBe(",");
+      await sleep(20);
+      await llm.dispose();
+      await expect(stream.next()).rejects.toMatchObject({ code: "DISPOSED" });
+      await expect(stream.next()).resolves.toEqual({ value: undefined, done: true });
+    }
+  }, 30_000);
 });
 
 describe("queue", () => {
