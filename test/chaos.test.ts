@@ -1,0 +1,38 @@
+// A short run of scripts/chaos.mjs: random overlapping requests (whole, streamed, broken off,
+// aborted, dropped half-read, chats, stop strings, logprobs, seeded) on one Llama with 1, 2 and 4
+// parallel sequences, with the GC running every 50 ms; every 250 requests the Llama is disposed
+// with requests in flight and a new one loaded.
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { expect, it } from "vitest";
+import { modelPath, repoRoot } from "./helpers.js";
+
+interface ChaosSummary {
+  tally: Record<string, { started: number; ok: number; aborted: number; disposed: number }>;
+  failures: string[];
+}
+
+it("1500 random overlapping requests each get their own answer or the error they asked for, and none hangs", async () => {
+  const { code, signal, stdout, stderr } = await new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((done) => {
+    const child = execFile(
+      process.execPath,
+      [join(repoRoot, "scripts", "chaos.mjs"), "--ops", "1500", "--seed", "7", "--model", modelPath("stories260K.gguf"), "--json"],
+      { cwd: repoRoot, timeout: 110_000, killSignal: "SIGKILL", maxBuffer: 1 << 24 },
+      (_error, out, err) => done({ code: child.exitCode, signal: child.signalCode, stdout: out, stderr: err }),
+    );
+  });
+  expect({ signal, stderr: stderr.split("\n").filter((line) => line !== "" && !line.includes("has no chat template; using ChatML")) }).toEqual({ signal: null, stderr: [] });
+  const summary = JSON.parse(stdout.trim().split("\n").at(-1)!) as ChaosSummary;
+  expect(summary.failures).toEqual([]);
+  expect(code).toBe(0);
+  // Every kind of request ran, and the aborts landed both before and after the answer was complete.
+  for (const [kind, counts] of Object.entries(summary.tally)) {
+    expect(counts.started, kind).toBeGreaterThan(50);
+    expect(counts.ok + counts.aborted + counts.disposed, kind).toBe(counts.started);
+  }
+  expect(Object.values(summary.tally).reduce((sum, counts) => sum + counts.disposed, 0)).toBeGreaterThan(0);
+  for (const kind of ["abortWhole", "abortStream"]) {
+    expect(summary.tally[kind]!.aborted, kind).toBeGreaterThan(0);
+    expect(summary.tally[kind]!.ok, kind).toBeGreaterThan(0);
+  }
+});
