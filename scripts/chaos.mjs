@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // Concurrency chaos: thousands of random, overlapping requests on one `Llama` with 1, 2 and 4
 // parallel sequences: whole and streamed completions and chats, readers that are slow, that break
-// off, that abort, that drop a half-read stream, stop strings, logprobs, seeded sampling, with the
-// GC running every 50 ms; every 250 requests a dispose in the middle of requests in flight, and a
-// new Llama. Every greedy answer must equal the one a lone request got, every error must be the
+// off, that abort, that drop a half-read stream, stop strings, logprobs, embeddings, seeded
+// sampling, with the GC running every 50 ms; every 250 requests a dispose in the middle of
+// requests in flight, and a new Llama. Every greedy answer must equal the one a lone request got, every error must be the
 // LlamaError the request asked for (or DISPOSED/ABORTED at a dispose), and nothing may hang.
 //
 //   node scripts/chaos.mjs [--ops 20000] [--seed 1] [--parallel 1,2,4] [--skip kind,...] [--model path] [--json]
@@ -106,9 +106,10 @@ async function references(Llama, modelPath) {
       chats.push({ messages, maxTokens, text: choice.message.content, finish: choice.finish_reason });
     }
   }
+  const embeddings = await Promise.all(PROMPTS.map(async (prompt) => ({ prompt, vector: (await llm.embed(prompt))[0] })));
   // Seeded sampling only has to finish; its tokens are as sensitive to rounding as a near tie.
   await llm.dispose();
-  return { completions, chats };
+  return { completions, chats, embeddings };
 }
 
 /**
@@ -220,6 +221,24 @@ function operations(rng, refs) {
       const choice = res.choices[0];
       same("text with logprobs", choice.text, ref.text);
       same("logprobs tokens joined", choice.logprobs.tokens.join(""), choice.text);
+    },
+    async streamLogprobs(llm) {
+      const ref = completion();
+      let text = "";
+      let tokens = "";
+      for await (const chunk of llm.createCompletion(ref.prompt, { maxTokens: ref.maxTokens, temperature: 0, stream: true, logprobs: 2 })) {
+        text += chunk.choices[0].text;
+        tokens += chunk.choices[0].logprobs?.tokens.join("") ?? "";
+        await pace();
+      }
+      same("streamed text with logprobs", text, ref.text);
+      same("streamed logprobs tokens joined", tokens, text);
+    },
+    async embed(llm) {
+      const ref = rng.pick(refs.embeddings);
+      const [vector] = await llm.embed(ref.prompt);
+      const gap = vector.reduce((worst, x, i) => Math.max(worst, Math.abs(x - ref.vector[i])), 0);
+      if (vector.length !== ref.vector.length || gap > 1e-5) throw new Error(`embedding of ${JSON.stringify(ref.prompt)} off by ${gap}`);
     },
     async seeded(llm) {
       const ref = completion();
