@@ -132,7 +132,10 @@ export class Scheduler {
       }
     } catch (error) {
       // A fault of the loop itself ends the jobs it holds with it rather than the process.
-      for (const slot of this.#slots) this.#finish(slot, { error });
+      for (const slot of this.#slots) {
+        this.#forget(slot);
+        this.#finish(slot, { error });
+      }
       for (const job of this.#queue.splice(0)) job.onError(error);
     } finally {
       this.#running = false;
