@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // Concurrency chaos: thousands of random, overlapping requests on one `Llama` with 1, 2 and 4
 // parallel sequences: whole and streamed completions and chats, readers that are slow, that break
-// off, that abort, that drop a half-read stream, stop strings, logprobs, embeddings, seeded
-// sampling, with the GC running every 50 ms; every 250 requests a dispose in the middle of
-// requests in flight, and a new Llama. Every greedy answer must equal the one a lone request got, every error must be the
-// LlamaError the request asked for (or DISPOSED/ABORTED at a dispose), and nothing may hang.
+// off, that abort, that drop a half-read stream, stop strings, logprobs, embeddings, grammars,
+// JSON, generation until the context is full, seeded sampling; a GC runs every 50 ms, and every
+// 250 requests the `Llama` is disposed with requests in flight and a new one loaded. Every greedy
+// answer must equal the one a lone request got, every error must be the LlamaError the request
+// asked for (or DISPOSED/ABORTED at a dispose), and nothing may hang.
 //
 //   node scripts/chaos.mjs [--ops 20000] [--seed 1] [--parallel 1,2,4] [--skip kind,...] [--model path] [--json]
 //
@@ -106,10 +107,15 @@ async function references(Llama, modelPath) {
       chats.push({ messages, maxTokens, text: choice.message.content, finish: choice.finish_reason });
     }
   }
+  // A prompt that leaves about 20 tokens of the context: `maxTokens: null` runs until it is full.
+  const filler = (n) => Array.from({ length: n }, (_, i) => PROMPTS[i % PROMPTS.length]).join(". ");
+  let parts = 1;
+  while (llm.tokenize(filler(parts + 1)).length < llm.nCtx - 20) parts++;
+  const long = { prompt: filler(parts), tokens: llm.tokenize(filler(parts)).length };
   const embeddings = await Promise.all(PROMPTS.map(async (prompt) => ({ prompt, vector: (await llm.embed(prompt))[0] })));
   // Seeded sampling only has to finish; its tokens are as sensitive to rounding as a near tie.
   await llm.dispose();
-  return { completions, chats, embeddings };
+  return { completions, chats, embeddings, long, nCtx: llm.nCtx, eos: llm.model.info.eos };
 }
 
 /**
@@ -239,6 +245,28 @@ function operations(rng, refs) {
       const [vector] = await llm.embed(ref.prompt);
       const gap = vector.reduce((worst, x, i) => Math.max(worst, Math.abs(x - ref.vector[i])), 0);
       if (vector.length !== ref.vector.length || gap > 1e-5) throw new Error(`embedding of ${JSON.stringify(ref.prompt)} off by ${gap}`);
+    },
+    async grammar(llm) {
+      const ref = completion();
+      const res = await llm.createCompletion(ref.prompt, { maxTokens: 12, temperature: 0.8, seed: rng.int(1000), grammar: 'root ::= "[" [0-9]+ ("," [0-9]+)* "]"' });
+      const { text, finish_reason: finish } = res.choices[0];
+      const complete = /^\[[0-9]+(,[0-9]+)*\]$/.test(text);
+      const partial = /^(\[([0-9]+(,[0-9]*)*)?)?$/.test(text);
+      if (finish === "stop" ? !complete : !(partial || complete)) throw new Error(`${JSON.stringify(text)} (${finish}) breaks the grammar`);
+    },
+    async json(llm) {
+      const ref = chat();
+      const res = await llm.createChatCompletion({ messages: ref.messages, maxTokens: 48, temperature: 0.8, seed: rng.int(1000), responseFormat: { type: "json_object" } });
+      const { message, finish_reason: finish } = res.choices[0];
+      if (finish === "stop") JSON.parse(message.content);
+    },
+    async untilFull(llm) {
+      // maxTokens null, with no end of story: until the context is full. The long prompt goes in
+      // several batches and may share its beginning with a cached one.
+      const res = await llm.createCompletion(refs.long.prompt, { maxTokens: null, temperature: 0.8, seed: rng.int(1000), logitBias: { [refs.eos]: -100 } });
+      same("prompt tokens", res.usage.prompt_tokens, refs.long.tokens);
+      same("tokens of a full context", res.usage.total_tokens, refs.nCtx);
+      same("finish_reason of a full context", res.choices[0].finish_reason, "length");
     },
     async seeded(llm) {
       const ref = completion();

@@ -1,7 +1,7 @@
 // A short run of scripts/chaos.mjs: random overlapping requests (whole, streamed, broken off,
-// aborted, dropped half-read, chats, stop strings, logprobs, embeddings, seeded) on one Llama
-// with 1, 2 and 4 parallel sequences, with the GC running every 50 ms; every 250 requests the
-// Llama is disposed with requests in flight and a new one loaded.
+// aborted, dropped half-read, chats, stop strings, logprobs, embeddings, grammars, JSON, until a
+// full context, seeded) on one Llama with 1, 2 and 4 parallel sequences, with the GC running every
+// 50 ms; every 250 requests the Llama is disposed with requests in flight and a new one loaded.
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { expect, it } from "vitest";
