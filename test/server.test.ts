@@ -369,11 +369,10 @@ describe("limits, disconnects and shutdown with --parallel 1", () => {
       return false;
     });
     const tokensBefore = llama.stats.tokens;
-    let generated: number;
     try {
       const stream = await openStream(base, "/v1/completions", long);
       await stream.firstEvent;
-      generated = -1;
+      let generated = -1;
       while (llama.stats.tokens - tokensBefore !== generated) {
         generated = llama.stats.tokens - tokensBefore;
         await new Promise((r) => setTimeout(r, 200));
