@@ -179,10 +179,9 @@ export class LlamaContext {
     signal: AbortSignal | undefined,
     run: (handle: NativeContext, flag: NativeAbortFlag | undefined) => Promise<T>,
   ): Promise<T> {
-    const handle = this.native;
+    // A disposed or failed context rejects, as a dispose while the work waits in the queue does.
     const result = this.#tail.then(async () => {
-      if (this.#disposing !== null) throw new LlamaError("DISPOSED", "the context has been disposed");
-      if (this.#rpcFailure !== null) throw this.#rpcFailure;
+      const handle = this.native;
       try {
         return await withAbort(signal, what, (flag) => {
           const running = run(handle, flag);

@@ -391,39 +391,30 @@ export class Scheduler {
     // How the job ended during the run. It is told once the run has settled, so that whoever gets
     // the result finds the context idle.
     const outcome: { ended: "done" | { error: unknown } | null } = { ended: null };
-    let run: ReturnType<LlamaContext["generateAhead"]>;
-    try {
-      run = context.generateAhead(
-        {
-          token: slot.pendingToken!,
-          position: slot.cached.length,
-          seqId: slot.seqId,
-          maxTokens,
-          maxPosition: context.nCtxSeq,
-          // The run pauses at an end-of-generation token; a job that goes on past it starts another.
-          stopAtEog: true,
-        },
-        job.sampler,
-        (token) => {
-          // Each token sampled is one decode.
-          this.stats.batches++;
-          this.stats.tokens++;
-          // Tokens sampled after the job ended or was aborted (at most the one in flight) go nowhere.
-          if (outcome.ended !== null || job.signal?.aborted) return;
-          outcome.ended = this.#deliver(slot, token, undefined);
-          if (outcome.ended !== null) run.stop();
-          // The run goes on once the reader has taken the token.
-          return slot.paused ?? undefined;
-        },
-        { signal: job.signal },
-      );
-    } catch (error) {
-      // The context is gone (disposed, or its RPC server lost) since the job's last step: say so
-      // to the job, not as an unhandled rejection of the loop.
-      this.#forget(slot);
-      this.#finish(slot, { error });
-      return;
-    }
+    const run = context.generateAhead(
+      {
+        token: slot.pendingToken!,
+        position: slot.cached.length,
+        seqId: slot.seqId,
+        maxTokens,
+        maxPosition: context.nCtxSeq,
+        // The run pauses at an end-of-generation token; a job that goes on past it starts another.
+        stopAtEog: true,
+      },
+      job.sampler,
+      (token) => {
+        // Each token sampled is one decode.
+        this.stats.batches++;
+        this.stats.tokens++;
+        // Tokens sampled after the job ended or was aborted (at most the one in flight) go nowhere.
+        if (outcome.ended !== null || job.signal?.aborted) return;
+        outcome.ended = this.#deliver(slot, token, undefined);
+        if (outcome.ended !== null) run.stop();
+        // The run goes on once the reader has taken the token.
+        return slot.paused ?? undefined;
+      },
+      { signal: job.signal },
+    );
     this.#stopAhead = run.stop;
     this.stats.maxSequencesPerBatch = Math.max(this.stats.maxSequencesPerBatch, 1);
     try {

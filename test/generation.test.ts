@@ -231,5 +231,13 @@ describe("on stories260K", () => {
       expect(() => context.generateAhead({ ...request, seqId: 1 }, sampler, () => undefined)).toThrow(/seqId/);
       expect(() => context.generateAhead(request, sampler, "no" as never)).toThrow(TypeError);
     });
+
+    it("on a disposed context, done rejects with DISPOSED, as every queued operation does", async () => {
+      const disposed = await model.createContext({ nCtx: 64, nThreads: 1 });
+      await disposed.dispose();
+      const run = disposed.generateAhead({ token: 1, position: 0, seqId: 0, maxTokens: 4, maxPosition: 64, stopAtEog: false }, seeded(), () => undefined);
+      await expect(run.done).rejects.toMatchObject({ code: "DISPOSED" });
+      await expect(disposed.decode({ tokens: [1] })).rejects.toMatchObject({ code: "DISPOSED" });
+    });
   });
 });
