@@ -2,10 +2,9 @@
 // aborted, dropped half-read, chats, stop strings, logprobs, embeddings, grammars, JSON, until a
 // full context, seeded) on one Llama with 1, 2 and 4 parallel sequences, with the GC running every
 // 50 ms; every 250 requests the Llama is disposed with requests in flight and a new one loaded.
-import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { expect, it } from "vitest";
-import { modelPath, repoRoot } from "./helpers.js";
+import { modelPath, repoRoot, runNodeChild } from "./helpers.js";
 
 interface ChaosSummary {
   tally: Record<string, { started: number; ok: number; aborted: number; disposed: number }>;
@@ -13,14 +12,10 @@ interface ChaosSummary {
 }
 
 it("1500 random overlapping requests each get their own answer or the error they asked for, and none hangs", async () => {
-  const { code, signal, stdout, stderr } = await new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((done) => {
-    const child = execFile(
-      process.execPath,
-      [join(repoRoot, "scripts", "chaos.mjs"), "--ops", "1500", "--seed", "7", "--model", modelPath("stories260K.gguf"), "--json"],
-      { cwd: repoRoot, timeout: 110_000, killSignal: "SIGKILL", maxBuffer: 1 << 24 },
-      (_error, out, err) => done({ code: child.exitCode, signal: child.signalCode, stdout: out, stderr: err }),
-    );
-  });
+  const { code, signal, stdout, stderr } = await runNodeChild(
+    [join(repoRoot, "scripts", "chaos.mjs"), "--ops", "1500", "--seed", "7", "--model", modelPath("stories260K.gguf"), "--json"],
+    { timeout: 110_000 },
+  );
   expect({ signal, stderr: stderr.split("\n").filter((line) => line !== "" && !line.includes("has no chat template; using ChatML")) }).toEqual({ signal: null, stderr: [] });
   const summary = JSON.parse(stdout.trim().split("\n").at(-1)!) as ChaosSummary;
   expect(summary.failures).toEqual([]);

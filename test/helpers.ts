@@ -1,4 +1,5 @@
 // Shared test fixtures. Tests that need the shared test models fail loudly when they are missing.
+import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { connect, createServer, type AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
@@ -23,6 +24,28 @@ export function llamaCppDir(): string {
   const dir = process.env.LLAMA_CPP_DIR ? resolve(process.env.LLAMA_CPP_DIR) : join(repoRoot, "vendor", "llama.cpp");
   if (!existsSync(join(dir, "models"))) throw new Error(`llama.cpp source not found at ${dir}: run npm run vendor`);
   return dir;
+}
+
+export interface ChildResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs node with `args` in the repository, collecting its output. A child still running after
+ * `timeout` ms (0: never) is killed, before the test's own timeout, so that the test says so.
+ */
+export function runNodeChild(args: string[], options: { env?: NodeJS.ProcessEnv; timeout?: number } = {}): Promise<ChildResult> {
+  return new Promise((done) => {
+    const child = execFile(
+      process.execPath,
+      args,
+      { cwd: repoRoot, env: options.env ?? process.env, timeout: options.timeout ?? 100_000, killSignal: "SIGKILL", maxBuffer: 1 << 24 },
+      (_error, stdout, stderr) => done({ code: child.exitCode, signal: child.signalCode, stdout, stderr }),
+    );
+  });
 }
 
 /** Resolves after `ms` milliseconds. */

@@ -3,14 +3,13 @@
 // its own model, and load/dispose and completion cycles keep RSS flat. The scenarios that end a
 // process or need --expose-gc run in child node processes on a compiled copy of lib/
 // (scripts/compiled-lib.mjs). dispose() during a decode is covered in realistic.test.ts.
-import { execFile } from "node:child_process";
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LlamaError, LlamaModel } from "../lib/index.js";
 import { compiledLibrary, type CompiledLibrary } from "../scripts/compiled-lib.mjs";
-import { modelPath, repoRoot } from "./helpers.js";
+import { modelPath, repoRoot, runNodeChild, type ChildResult } from "./helpers.js";
 
 let library: CompiledLibrary;
 let scratch: string;
@@ -22,13 +21,6 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-interface ChildResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
 /**
  * Runs `script` (CommonJS) in a new node process. The script finds the library in `lib`, the test
  * model in `MODEL`, and `STEP(...)` prints a line on stdout.
@@ -39,19 +31,8 @@ function runNode(script: string, options: { nodeArgs?: string[]; env?: Record<st
     const MODEL = process.env.MODEL;
     const STEP = (...parts) => console.log(parts.join(" "));
   `;
-  return new Promise((done) => {
-    const child = execFile(
-      process.execPath,
-      [...(options.nodeArgs ?? []), "-e", prelude + script],
-      {
-        cwd: repoRoot,
-        env: { ...process.env, ...library.env, LIB: library.lib, MODEL: stories, ...options.env },
-        // A hung child is killed before the test's own timeout, so that the test says so.
-        timeout: 100_000,
-        killSignal: "SIGKILL",
-      },
-      (_error, stdout, stderr) => done({ code: child.exitCode, signal: child.signalCode, stdout, stderr }),
-    );
+  return runNodeChild([...(options.nodeArgs ?? []), "-e", prelude + script], {
+    env: { ...process.env, ...library.env, LIB: library.lib, MODEL: stories, ...options.env },
   });
 }
 
@@ -336,14 +317,10 @@ describe("leaks", () => {
     // Limits above the allocator's noise in a short run (up to about 4 KiB per completion seen
     // here; long runs show well under 1 KiB) and below the smallest leak that matters: a sampler
     // is about 13 KiB, a context 1.5 MiB (a new one every 100 completions), a model its mapped file.
-    const result = await new Promise<ChildResult>((done) => {
-      const child = execFile(
-        process.execPath,
-        [join(repoRoot, "scripts", "soak.mjs"), "--loads", "300", "--completions", "3000", "--max-load-slope", "65536", "--max-completion-slope", "8192", "--json"],
-        { cwd: repoRoot },
-        (_error, stdout, stderr) => done({ code: child.exitCode, signal: child.signalCode, stdout, stderr }),
-      );
-    });
+    const result = await runNodeChild(
+      [join(repoRoot, "scripts", "soak.mjs"), "--loads", "300", "--completions", "3000", "--max-load-slope", "65536", "--max-completion-slope", "8192", "--json"],
+      { timeout: 0 },
+    );
     const summary = JSON.parse(result.stdout.trim().split("\n").at(-1)!) as { failures: string[]; completions: { tokensGenerated: number } };
     expect(summary.failures).toEqual([]);
     expect(summary.completions.tokensGenerated).toBe(3000 * 8);
