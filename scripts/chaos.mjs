@@ -19,6 +19,7 @@ import { fileURLToPath } from "node:url";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { compiledLibrary } from "./compiled-lib.mjs";
+import { Random } from "./gguf-mutate.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const MARGIN = 0.02;
@@ -52,19 +53,6 @@ function parseArgs(argv) {
   if (!Number.isInteger(options.ops) || options.ops < 1) throw new Error("--ops must be a positive integer");
   if (!options.parallel.every((n) => Number.isInteger(n) && n >= 1)) throw new Error("--parallel takes positive integers");
   return options;
-}
-
-/** mulberry32: a small seeded generator, so that a failing run can be repeated. */
-function random(seed) {
-  let state = seed >>> 0;
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-  return { next, int: (n) => Math.floor(next() * n), pick: (list) => list[Math.floor(next() * list.length)] };
 }
 
 setFlagsFromString("--expose-gc");
@@ -364,7 +352,8 @@ async function main() {
   const library = compiledLibrary();
   Object.assign(process.env, library.env);
   const { Llama } = createRequire(import.meta.url)(join(library.lib, "index.js"));
-  const rng = random(options.seed);
+  // Seeded, so that a failing run can be repeated.
+  const rng = new Random(options.seed, 0);
   const refs = await references(Llama, options.model);
   log(`references: ${refs.completions.length} completions, ${refs.chats.length} chats with clear margins`);
   const ops = operations(rng, refs);

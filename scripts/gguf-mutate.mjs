@@ -22,7 +22,8 @@ function hash32(a, b) {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
-class Random {
+/** A seeded generator (mulberry32) for case `index` of a run seeded `seed`. */
+export class Random {
   constructor(seed, index) {
     this.state = hash32(seed, index) || 1;
   }
