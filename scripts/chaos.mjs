@@ -14,7 +14,7 @@
 // Exit status 1 when any request broke a rule (listed under "failures").
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
-import { setImmediate as nextTurn, setTimeout as delay } from "node:timers/promises";
+import { setImmediate as turn, setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
@@ -57,8 +57,6 @@ function parseArgs(argv) {
 
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc");
-const sleep = (ms) => delay(ms);
-const turn = () => nextTurn();
 
 const PROMPTS = ["Once upon a time", "Lily and Tom went to the park", "The little dog was sad because", "One day, a girl", "Tim had a red ball", "The sun was"];
 const CHATS = [[{ role: "user", content: "Hi" }], [{ role: "system", content: "Be brief." }, { role: "user", content: "Tell me a story" }]];
