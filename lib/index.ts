@@ -9,8 +9,8 @@ export {
   type BuildInfo,
   type LogLevel,
   type Logger,
-} from "./backend.js";
-export { LlamaModel, type LoadModelOptions, type TokenizeOptions, type DetokenizeOptions, type ModelInfo } from "./model.js";
+} from "./core/backend.js";
+export { LlamaModel, type LoadModelOptions, type TokenizeOptions, type DetokenizeOptions, type ModelInfo } from "./core/model.js";
 export {
   LlamaContext,
   type ContextOptions,
@@ -23,9 +23,9 @@ export {
   type ContextInfo,
   type PoolingType,
   type FlashAttention,
-} from "./context.js";
-export { LlamaSampler, type SamplerOptions, type MirostatOptions } from "./sampler.js";
-export { TokenDecoder } from "./token-decoder.js";
+} from "./core/context.js";
+export { LlamaSampler, type SamplerOptions, type MirostatOptions } from "./core/sampler.js";
+export { TokenDecoder } from "./core/token-decoder.js";
 export {
   quantize,
   quantTypes,
@@ -35,8 +35,8 @@ export {
   type QuantType,
   type QuantTypeInfo,
   type QuantizeOptions,
-} from "./quantize.js";
-export { readImatrix, type ImportanceMatrix } from "./imatrix.js";
+} from "./tools/quantize.js";
+export { readImatrix, type ImportanceMatrix } from "./tools/imatrix.js";
 export {
   perplexity,
   compareModels,
@@ -45,11 +45,11 @@ export {
   type ModelComparison,
   type Distribution,
   type Estimate,
-} from "./perplexity.js";
-export { measureSpeed, type SpeedOptions, type SpeedResult, type SpeedProgress, type ThroughputTest, type TimeToFirstToken } from "./speed.js";
-export { bench, type BenchOptions, type BenchProgress, type BenchReport, type BenchModelResult, type BaseDivergence } from "./bench.js";
-export { toMarkdown, toCsv, toJson, toHtml, toChartSvg, renderReport } from "./report.js";
-export { generateTokens, type GenerateOptions } from "./generate.js";
+} from "./tools/perplexity.js";
+export { measureSpeed, type SpeedOptions, type SpeedResult, type SpeedProgress, type ThroughputTest, type TimeToFirstToken } from "./tools/speed.js";
+export { bench, type BenchOptions, type BenchProgress, type BenchReport, type BenchModelResult, type BaseDivergence } from "./tools/bench.js";
+export { toMarkdown, toCsv, toJson, toHtml, toChartSvg, renderReport } from "./tools/report.js";
+export { generateTokens, type GenerateOptions } from "./completion/generate-tokens.js";
 export {
   Llama,
   type LlamaLoadOptions,
@@ -59,8 +59,8 @@ export {
   type ResponseFormat,
   type MirostatSampling,
   type EmbedOptions,
-} from "./llama.js";
-export type * from "./completion-types.js";
-export { jsonSchemaGrammar, jsonObjectGrammar } from "./json-grammar.js";
-export { startRpcServer, type RpcServerOptions, type RpcServer } from "./rpc.js";
+} from "./completion/llama.js";
+export type * from "./completion/types.js";
+export { jsonSchemaGrammar, jsonObjectGrammar } from "./completion/json-grammar.js";
+export { startRpcServer, type RpcServerOptions, type RpcServer } from "./core/rpc.js";
 export { startServer, OpenAIServer, type ServerOptions } from "./server/index.js";

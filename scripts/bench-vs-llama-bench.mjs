@@ -55,7 +55,7 @@ const { lib, env } = compiledLibrary();
 Object.assign(process.env, env); // the measuring children load the same addon copy
 const require = createRequire(import.meta.url);
 const { quantize, measureSpeed, buildInfo } = require(join(lib, "index.js"));
-const { synthesizeModel } = require(join(lib, "synth.js"));
+const { synthesizeModel } = require(join(lib, "tools/synth.js"));
 
 const dir = join(root, ".bench", "quant");
 mkdirSync(dir, { recursive: true });

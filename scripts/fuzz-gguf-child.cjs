@@ -10,8 +10,8 @@ const { join } = require("node:path");
 const lib = process.env.FUZZ_LIB;
 const target = process.env.FUZZ_TARGET ?? "api";
 const { LlamaModel, LlamaError, generateTokens } = require(join(lib, "index.js"));
-const { readGgufHeader } = require(join(lib, "gguf.js"));
-const { native } = require(join(lib, "native.js"));
+const { readGgufHeader } = require(join(lib, "gguf/reader.js"));
+const { native } = require(join(lib, "core/binding.js"));
 
 const PROMPT = "Hello world! Once upon a time, there was a 猫 named ünïcödé.";
 

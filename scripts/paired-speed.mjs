@@ -13,7 +13,7 @@ export async function ensureBenchModel() {
   const q4 = join(benchDir, "llama3-1b-q4_0.gguf");
   if (existsSync(q4)) return q4;
   mkdirSync(benchDir, { recursive: true });
-  const { synthesizeModel } = await import(join(root, "dist/cjs/synth.js"));
+  const { synthesizeModel } = await import(join(root, "dist/cjs/tools/synth.js"));
   const { quantize } = await import(join(root, "dist/cjs/index.js"));
   const f16 = join(benchDir, "llama3-1b-f16.gguf");
   if (!existsSync(f16)) {

@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { quantize, type QuantType } from "../lib/index.js";
-import { MODEL_SHAPES, synthesizeModel, type ModelShape } from "../lib/synth.js";
+import { MODEL_SHAPES, synthesizeModel, type ModelShape } from "../lib/tools/synth.js";
 import { llamaCppDir, repoRoot } from "./helpers.js";
 
 /** Llama 3.2 1B's width (2048, FFN 8192, 32 heads, 8 KV heads) with two layers and Llama 2's 32k vocabulary. */

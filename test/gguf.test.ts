@@ -16,9 +16,9 @@ import {
   type GgufHeader,
   type GgufKv,
   type ReadGgufHeaderOptions,
-} from "../lib/gguf.js";
-import { encodeGgufHeader, writeGguf, type GgufTensorSource } from "../lib/gguf-writer.js";
-import { float32ToFloat16, MODEL_SHAPES, synthesizeModel, type ModelShape } from "../lib/synth.js";
+} from "../lib/gguf/reader.js";
+import { encodeGgufHeader, writeGguf, type GgufTensorSource } from "../lib/gguf/writer.js";
+import { float32ToFloat16, MODEL_SHAPES, synthesizeModel, type ModelShape } from "../lib/tools/synth.js";
 import { llamaCppDir, modelPath } from "./helpers.js";
 
 const vocabFolder = join(llamaCppDir(), "models");

@@ -7,15 +7,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bench } from "../lib/bench.js";
+import { bench } from "../lib/tools/bench.js";
 import { benchCommand, quantizeCommand, synthCommand } from "../lib/cli/quant.js";
-import { GgmlType, readGgufHeader, type GgufKv } from "../lib/gguf.js";
-import { writeGguf } from "../lib/gguf-writer.js";
-import { readImatrix } from "../lib/imatrix.js";
+import { GgmlType, readGgufHeader, type GgufKv } from "../lib/gguf/reader.js";
+import { writeGguf } from "../lib/gguf/writer.js";
+import { readImatrix } from "../lib/tools/imatrix.js";
 import { LlamaError, LlamaModel, generateTokens } from "../lib/index.js";
-import { compareModels, perplexity } from "../lib/perplexity.js";
-import { IMATRIX_TYPES, QUANT_TYPES, quantize, quantTypes } from "../lib/quantize.js";
-import { synthesizeModel, type ModelShape } from "../lib/synth.js";
+import { compareModels, perplexity } from "../lib/tools/perplexity.js";
+import { IMATRIX_TYPES, QUANT_TYPES, quantize, quantTypes } from "../lib/tools/quantize.js";
+import { synthesizeModel, type ModelShape } from "../lib/tools/synth.js";
 import { modelPath, repoRoot } from "./helpers.js";
 
 interface Golden {

@@ -2,8 +2,8 @@
 // editing and history by readline, the conversation kept across turns); otherwise each stdin line
 // is a user turn, or -p sends one message.
 import { createInterface } from "node:readline";
-import type { ChatMessage } from "../completion-types.js";
-import type { Llama, SamplingOptions } from "../llama.js";
+import type { ChatMessage } from "../completion/types.js";
+import type { Llama, SamplingOptions } from "../completion/llama.js";
 import { helpOption, UsageError, type CommandSpec, type Flags } from "./args.js";
 import { loadLlama, readTextFile, type CliIo } from "./io.js";
 import { loadOptions, loadOptionsFrom, samplingOptions, samplingOptionsFrom } from "./options.js";

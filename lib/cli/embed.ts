@@ -1,6 +1,6 @@
 // `llama-napi embed`: embedding vectors of texts.
 import { createInterface } from "node:readline";
-import type { EmbeddingList } from "../completion-types.js";
+import type { EmbeddingList } from "../completion/types.js";
 import { helpOption, UsageError, type CommandSpec, type Flags } from "./args.js";
 import { loadLlama, type CliIo } from "./io.js";
 import { loadOptions, loadOptionsFrom } from "./options.js";

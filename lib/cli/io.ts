@@ -1,7 +1,7 @@
 // The streams a command talks to (the process's, or test doubles), the load progress bar, and the
 // one place the CLI loads the addon: lazily, so that --help and inspect never do.
 import { readFile } from "node:fs/promises";
-import type { Llama, LlamaLoadOptions } from "../llama.js";
+import type { Llama, LlamaLoadOptions } from "../completion/llama.js";
 
 export interface CliInput extends NodeJS.ReadableStream {
   isTTY?: boolean;
@@ -41,7 +41,7 @@ export function progressBar(out: CliOutput | null, label: string): { update(frac
 
 /** Loads the model with a progress bar (unless llama.cpp's own log is on). */
 export async function loadLlama(io: CliIo, options: LlamaLoadOptions): Promise<Llama> {
-  const { Llama } = await import("../llama.js");
+  const { Llama } = await import("../completion/llama.js");
   const name = options.modelPath.split(/[\\/]/).pop() ?? options.modelPath;
   const bar = progressBar(options.verbose ? null : io.stderr, `Loading ${name}`);
   try {

@@ -1,6 +1,6 @@
 // Option groups shared by the commands that load a model or sample text, and their translation to
 // the Llama API. Type-only imports: nothing here loads the addon.
-import type { LlamaLoadOptions, SamplingOptions } from "../llama.js";
+import type { LlamaLoadOptions, SamplingOptions } from "../completion/llama.js";
 import { Flags, UsageError, type OptionSpecs } from "./args.js";
 
 export const modelOption: OptionSpecs = {

@@ -6,11 +6,11 @@
  */
 import { stat, writeFile } from "node:fs/promises";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { bench, type BenchProgress } from "../bench.js";
+import { bench, type BenchProgress } from "../tools/bench.js";
 import { LlamaError } from "../errors.js";
-import { parseQuantType, quantize, quantTypes } from "../quantize.js";
-import { formatBytes, formatFor, renderReport, toMarkdown } from "../report.js";
-import { MODEL_SHAPES, synthesizeModel, type ModelShapeName } from "../synth.js";
+import { parseQuantType, quantize, quantTypes } from "../tools/quantize.js";
+import { formatBytes, formatFor, renderReport, toMarkdown } from "../tools/report.js";
+import { MODEL_SHAPES, synthesizeModel, type ModelShapeName } from "../tools/synth.js";
 
 export interface CommandIo {
   stdout: NodeJS.WritableStream;

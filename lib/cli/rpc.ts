@@ -44,7 +44,7 @@ export async function rpcServerCommand(argv: string[]): Promise<number> {
     process.stderr.write(`llama-napi rpc-server: --threads must be a positive integer, got ${values.threads}\n`);
     return 2;
   }
-  const { startRpcServer, isLoopback } = await import("../rpc.js");
+  const { startRpcServer, isLoopback } = await import("../core/rpc.js");
   const host = values.host ?? "127.0.0.1";
   if (!isLoopback(host)) {
     process.stderr.write(

@@ -1,5 +1,5 @@
 // `llama-napi tokenize`: the model's tokens of a text, with ids and pieces. Loads the vocabulary only.
-import type { Llama } from "../llama.js";
+import type { Llama } from "../completion/llama.js";
 import { helpOption, UsageError, type CommandSpec, type Flags } from "./args.js";
 import { loadLlama, readAll, type CliIo } from "./io.js";
 import { modelOption } from "./options.js";

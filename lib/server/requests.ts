@@ -1,10 +1,10 @@
 // OpenAI request bodies to Llama options. Every field is checked under its OpenAI name, so that a
 // bad request gets a 400 naming the field rather than an error from deeper down. Unknown fields are
 // ignored, as OpenAI clients send extras (user, metadata, store, ...).
-import type { ChatMessage } from "../completion-types.js";
+import type { ChatMessage } from "../completion/types.js";
 import { LlamaError } from "../errors.js";
-import { jsonObjectGrammar, jsonSchemaGrammar } from "../json-grammar.js";
-import type { ChatCompletionOptions, CompletionOptions, SamplingOptions } from "../llama.js";
+import { jsonObjectGrammar, jsonSchemaGrammar } from "../completion/json-grammar.js";
+import type { ChatCompletionOptions, CompletionOptions, SamplingOptions } from "../completion/llama.js";
 
 /** An error in OpenAI's shape: `{ error: { message, type, param, code } }` with its HTTP status. */
 export class ApiError extends Error {

@@ -6,7 +6,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { basename } from "node:path";
-import type { Llama } from "../llama.js";
+import type { Llama } from "../completion/llama.js";
 import {
   ApiError,
   badRequest,

@@ -9,7 +9,7 @@
  */
 import { constants as fsConstants } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
-import { LlamaError } from "./errors.js";
+import { LlamaError } from "../errors.js";
 
 /** One ggml tensor type: `blockSize` elements are stored in `typeSize` bytes. */
 export interface GgmlTypeInfo {

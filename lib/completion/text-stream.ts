@@ -1,4 +1,4 @@
-import type { TokenDecoder } from "./token-decoder.js";
+import type { TokenDecoder } from "../core/token-decoder.js";
 
 /**
  * Turns generated tokens into text deltas that honour stop strings across token boundaries: text

@@ -2,9 +2,9 @@
  * Synthesizes llama-architecture GGUF models with random weights and a real tokenizer, to measure
  * speed and memory at the sizes of real models without shipping gigabytes of weights.
  */
-import { LlamaError } from "./errors.js";
-import { GgmlType, readGgufHeader, type GgufKv } from "./gguf.js";
-import { writeGguf, type GgufTensorSource } from "./gguf-writer.js";
+import { LlamaError } from "../errors.js";
+import { GgmlType, readGgufHeader, type GgufKv } from "../gguf/reader.js";
+import { writeGguf, type GgufTensorSource } from "../gguf/writer.js";
 
 /** Hyperparameters of a llama-architecture model (no MoE). */
 export interface ModelShape {

@@ -1,13 +1,14 @@
 import { stat } from "node:fs/promises";
 import { withAbort, callNative } from "./abort.js";
 import { LlamaContext, type ContextOptions } from "./context.js";
-import { LlamaError } from "./errors.js";
-import { readGgufHeader, type GgufArray, type GgufHeader, type GgufValue, type GgufValueType } from "./gguf.js";
-import { native, type NativeLoadOptions, type NativeModel, type NativeModelInfo } from "./native.js";
+import { LlamaError } from "../errors.js";
+import { readGgufHeader, type GgufArray, type GgufHeader, type GgufValue, type GgufValueType } from "../gguf/reader.js";
+import { native } from "./binding.js";
+import type { NativeLoadOptions, NativeModel, NativeModelInfo } from "./native.js";
 import { LlamaSampler, type SamplerOptions } from "./sampler.js";
 import { TokenDecoder } from "./token-decoder.js";
 import { checkEndpoints, watchRpc } from "./rpc.js";
-import { boolean, number, checkOptions, expectBoolean, expectInteger, expectString, func, integer, signal, toTokenArray } from "./validate.js";
+import { boolean, number, checkOptions, expectBoolean, expectInteger, expectString, func, integer, signal, toTokenArray } from "../validate.js";
 
 export interface LoadModelOptions {
   /** Layers to offload to the GPU (0: none, -1: all). Default 0. */

@@ -1,10 +1,10 @@
 // Continuous batching: requests run as sequences of one context; every step decodes one batch
 // holding the next token of each generating sequence plus prompt chunks of new ones, and samples
 // all of them in the same native call.
-import type { LlamaContext, SampleResult } from "./context.js";
-import { LlamaError } from "./errors.js";
-import type { NativeBatch } from "./native.js";
-import type { LlamaSampler } from "./sampler.js";
+import type { LlamaContext, SampleResult } from "../core/context.js";
+import { LlamaError } from "../errors.js";
+import type { NativeBatch } from "../core/native.js";
+import type { LlamaSampler } from "../core/sampler.js";
 
 export interface TokenLogprob {
   /** Log-probability of the chosen token. */

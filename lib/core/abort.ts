@@ -1,5 +1,6 @@
-import { LlamaError, fromNativeError } from "./errors.js";
-import { native, type NativeAbortFlag } from "./native.js";
+import { LlamaError, fromNativeError } from "../errors.js";
+import { native } from "./binding.js";
+import type { NativeAbortFlag } from "./native.js";
 
 /**
  * Runs a native operation with an AbortSignal mirrored into the addon's atomic abort flag, which

@@ -1,8 +1,8 @@
-import type { LlamaContext } from "./context.js";
-import { LlamaError } from "./errors.js";
-import type { NativeBatch } from "./native.js";
-import type { LlamaSampler } from "./sampler.js";
-import { checkOptions, expectHandle, integer, boolean, signal, toTokenArray } from "./validate.js";
+import type { LlamaContext } from "../core/context.js";
+import { LlamaError } from "../errors.js";
+import type { NativeBatch } from "../core/native.js";
+import type { LlamaSampler } from "../core/sampler.js";
+import { checkOptions, expectHandle, integer, boolean, signal, toTokenArray } from "../validate.js";
 
 export interface GenerateOptions {
   /** Stop after this many tokens. Default: until end of generation or a full context. */

@@ -7,13 +7,13 @@
 import { existsSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { basename, dirname, extname, join } from "node:path";
-import { buildInfo, devices } from "./backend.js";
-import { LlamaError } from "./errors.js";
-import { readGgufHeader } from "./gguf.js";
+import { buildInfo, devices } from "../core/backend.js";
+import { LlamaError } from "../errors.js";
+import { readGgufHeader } from "../gguf/reader.js";
 import { compareModels, perplexity, type ModelComparison, type PerplexityResult } from "./perplexity.js";
 import { parseQuantType, quantize, quantTypeName, type QuantType } from "./quantize.js";
 import { measureSpeed, speedOptionChecks, type SpeedProgress, type SpeedResult } from "./speed.js";
-import { checkOptions, expectString, func, integer, signal, string } from "./validate.js";
+import { checkOptions, expectString, func, integer, signal, string } from "../validate.js";
 
 export interface BenchOptions {
   /** Model files to measure. */

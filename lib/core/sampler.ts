@@ -1,9 +1,10 @@
 import { callNative } from "./abort.js";
 import type { LlamaContext } from "./context.js";
-import { LlamaError } from "./errors.js";
+import { LlamaError } from "../errors.js";
 import type { LlamaModel } from "./model.js";
-import { native, type NativeSampler, type NativeSamplerOptions } from "./native.js";
-import { checkOptions, expectHandle, expectInteger, expectNumber, expectObject, integer, number, string } from "./validate.js";
+import { native } from "./binding.js";
+import type { NativeSampler, NativeSamplerOptions } from "./native.js";
+import { checkOptions, expectHandle, expectInteger, expectNumber, expectObject, integer, number, string } from "../validate.js";
 
 export interface MirostatOptions {
   /** 1 or 2. */

@@ -3,8 +3,8 @@
  * format, normalised exactly as llama-quantize does before it hands them to llama.cpp.
  */
 import { open, readFile } from "node:fs/promises";
-import { LlamaError } from "./errors.js";
-import { GgmlType, readGgufHeader, type GgufTensorInfo, type GgufValue } from "./gguf.js";
+import { LlamaError } from "../errors.js";
+import { GgmlType, readGgufHeader, type GgufTensorInfo, type GgufValue } from "../gguf/reader.js";
 
 export interface ImportanceMatrix {
   /** Mean squared activation of each input column, by weight tensor name (e.g. "blk.0.attn_q.weight"). */

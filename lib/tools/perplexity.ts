@@ -10,11 +10,11 @@
  * a large vocabulary). It computes KL divergence exactly, where llama-perplexity stores the base
  * log-probabilities in 16 bits and skips probabilities below e^-16: figures agree to about 1%.
  */
-import type { LlamaContext } from "./context.js";
-import { LlamaError } from "./errors.js";
-import { LlamaModel } from "./model.js";
-import type { NativeBatch } from "./native.js";
-import { checkOptions, expectString, func, integer, signal } from "./validate.js";
+import type { LlamaContext } from "../core/context.js";
+import { LlamaError } from "../errors.js";
+import { LlamaModel } from "../core/model.js";
+import type { NativeBatch } from "../core/native.js";
+import { checkOptions, expectString, func, integer, signal } from "../validate.js";
 
 export interface PerplexityOptions {
   /** Tokens per chunk (llama-perplexity's -c). Default 512. */

@@ -1,7 +1,8 @@
 // Process-wide facts and settings: llama.cpp's log, system info, build info, devices.
 import { availableParallelism } from "node:os";
-import { expectFunction } from "./validate.js";
-import { native, nativeKind, nativePath, type NativeBuildInfo, type NativeDevice } from "./native.js";
+import { expectFunction } from "../validate.js";
+import { native, nativeKind, nativePath } from "./binding.js";
+import type { NativeBuildInfo, NativeDevice } from "./native.js";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type Logger = (level: LogLevel, text: string) => void;

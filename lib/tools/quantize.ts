@@ -1,10 +1,10 @@
 import { stat } from "node:fs/promises";
-import { withAbort } from "./abort.js";
-import { LlamaError } from "./errors.js";
-import { GGML_TYPES } from "./gguf.js";
+import { withAbort } from "../core/abort.js";
+import { LlamaError } from "../errors.js";
+import { GGML_TYPES } from "../gguf/reader.js";
 import { readImatrix, type ImportanceMatrix } from "./imatrix.js";
-import { native } from "./native.js";
-import { boolean, checkOptions, expectString, func, integer, signal } from "./validate.js";
+import { native } from "../core/binding.js";
+import { boolean, checkOptions, expectString, func, integer, signal } from "../validate.js";
 
 /**
  * The quantization types llama-quantize offers (its names, llama_ftype values and descriptions,

@@ -1,7 +1,7 @@
 // The completion API in llama-cpp-python's shape: Llama.load, createCompletion (streaming or
 // not), createChatCompletion, createEmbedding/embed, with OpenAI's response objects.
 import { randomUUID } from "node:crypto";
-import { defaultThreads, holdVerboseLog } from "./backend.js";
+import { defaultThreads, holdVerboseLog } from "../core/backend.js";
 import type {
   ChatCompletion,
   ChatCompletionChunk,
@@ -12,15 +12,15 @@ import type {
   CompletionLogprobs,
   EmbeddingList,
   FinishReason,
-} from "./completion-types.js";
-import { MAX_CONTEXT_TOKENS, type LlamaContext } from "./context.js";
-import { LlamaError } from "./errors.js";
+} from "./types.js";
+import { MAX_CONTEXT_TOKENS, type LlamaContext } from "../core/context.js";
+import { LlamaError } from "../errors.js";
 import { jsonObjectGrammar, jsonSchemaGrammar } from "./json-grammar.js";
-import { LlamaModel } from "./model.js";
-import { native } from "./native.js";
-import type { LlamaSampler, SamplerOptions } from "./sampler.js";
+import { LlamaModel } from "../core/model.js";
+import { native } from "../core/binding.js";
+import type { LlamaSampler, SamplerOptions } from "../core/sampler.js";
 import { Scheduler, type SchedulerStats, type TokenLogprob } from "./scheduler.js";
-import { checkEndpoints } from "./rpc.js";
+import { checkEndpoints } from "../core/rpc.js";
 import { StopTextStream } from "./text-stream.js";
 import {
   boolean,
@@ -33,7 +33,7 @@ import {
   signal,
   string,
   toTokenArray,
-} from "./validate.js";
+} from "../validate.js";
 
 export interface LlamaLoadOptions {
   /** Path of the GGUF model. Required. */

@@ -1,8 +1,8 @@
 // ggml's RPC backend: run a worker (`startRpcServer`) and notice a worker that goes away.
-import { LlamaError } from "./errors.js";
-import { native } from "./native.js";
+import { LlamaError } from "../errors.js";
+import { native } from "./binding.js";
 import { defaultThreads } from "./backend.js";
-import { checkOptions, integer, string } from "./validate.js";
+import { checkOptions, integer, string } from "../validate.js";
 
 export interface RpcServerOptions {
   /** Address to bind. Default 127.0.0.1: the protocol has no authentication. */

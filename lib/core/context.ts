@@ -1,6 +1,6 @@
 import { callNative, withAbort } from "./abort.js";
 import { defaultThreads } from "./backend.js";
-import { LlamaError } from "./errors.js";
+import { LlamaError } from "../errors.js";
 import type { LlamaModel } from "./model.js";
 import type {
   NativeAbortFlag,
@@ -12,10 +12,10 @@ import type {
   NativePerf,
   NativeSampleResult,
 } from "./native.js";
-import { native } from "./native.js";
+import { native } from "./binding.js";
 import { watchRpc } from "./rpc.js";
 import type { LlamaSampler } from "./sampler.js";
-import { boolean, checkOptions, expectHandle, expectInteger, expectObject, integer, oneOf, string, toTokenArray } from "./validate.js";
+import { boolean, checkOptions, expectHandle, expectInteger, expectObject, integer, oneOf, string, toTokenArray } from "../validate.js";
 
 export type PoolingType = "unspecified" | "none" | "mean" | "cls" | "last" | "rank";
 export type FlashAttention = "auto" | "on" | "off";

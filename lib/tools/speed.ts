@@ -13,11 +13,11 @@ import { fork } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import type { LlamaContext } from "./context.js";
-import { LlamaError, type LlamaErrorCode } from "./errors.js";
-import { LlamaModel } from "./model.js";
-import type { NativeBatch } from "./native.js";
-import { checkOptions, expectString, func, integer, signal } from "./validate.js";
+import type { LlamaContext } from "../core/context.js";
+import { LlamaError, type LlamaErrorCode } from "../errors.js";
+import { LlamaModel } from "../core/model.js";
+import type { NativeBatch } from "../core/native.js";
+import { checkOptions, expectString, func, integer, signal } from "../validate.js";
 
 export interface SpeedOptions {
   /** Prompt tokens of the pp test and the TTFT prompt (llama-bench -p). Default 512. */

@@ -1,4 +1,4 @@
-import { expectFunction } from "./validate.js";
+import { expectFunction } from "../validate.js";
 
 /**
  * Turns a stream of token ids into text without ever splitting a UTF-8 sequence: bytes of a

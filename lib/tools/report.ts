@@ -5,7 +5,7 @@
 import { basename } from "node:path";
 import type { BenchModelResult, BenchReport } from "./bench.js";
 import type { ThroughputTest } from "./speed.js";
-import { expectNumber, expectObject, expectString } from "./validate.js";
+import { expectNumber, expectObject, expectString } from "../validate.js";
 
 const KIB = 1024;
 const MIB = KIB * 1024;
