@@ -14,7 +14,6 @@ export { LlamaModel, type LoadModelOptions, type TokenizeOptions, type Detokeniz
 export {
   LlamaContext,
   type ContextOptions,
-  type Batch,
   type DecodeOptions,
   type DecodeAndSampleOptions,
   type SampleRequest,
@@ -24,6 +23,7 @@ export {
   type PoolingType,
   type FlashAttention,
 } from "./core/context.js";
+export type { Batch } from "./core/batch.js";
 export { LlamaSampler, type SamplerOptions, type MirostatOptions } from "./core/sampler.js";
 export { TokenDecoder } from "./core/token-decoder.js";
 export {

@@ -1,6 +1,6 @@
-import type { LlamaContext } from "../core/context.js";
+import type { LlamaContext, SampleResult } from "../core/context.js";
 import { LlamaError } from "../errors.js";
-import type { NativeBatch } from "../core/native.js";
+import { promptBatches, sequenceBatch } from "../core/batch.js";
 import type { LlamaSampler } from "../core/sampler.js";
 import { checkOptions, expectHandle, integer, boolean, signal, toTokenArray } from "../validate.js";
 
@@ -12,18 +12,6 @@ export interface GenerateOptions {
   /** Stop at end-of-generation tokens (not yielded). Default true. */
   stopAtEog?: boolean;
   signal?: AbortSignal;
-}
-
-/** Consecutive tokens of one sequence from `position` on, with logits for the last one if asked. */
-function sequenceBatch(tokens: Int32Array, position: number, seqId: number, lastLogits: boolean): NativeBatch {
-  const logits = new Uint8Array(tokens.length);
-  if (lastLogits) logits[tokens.length - 1] = 1;
-  return {
-    tokens,
-    positions: Int32Array.from(tokens, (_, i) => position + i),
-    seqIds: new Int32Array(tokens.length).fill(seqId),
-    logits,
-  };
 }
 
 /**
@@ -57,25 +45,21 @@ export async function* generateTokens(
   }
   if (maxTokens === 0) return;
 
-  // The prompt goes in nBatch-sized chunks; only its last token needs logits.
-  const chunk = context.nBatch;
-  const headLength = Math.floor((tokens.length - 1) / chunk) * chunk;
-  for (let start = 0; start < headLength; start += chunk) {
-    await context.decode(sequenceBatch(tokens.subarray(start, start + chunk), position, seqId, false), { signal: o.signal });
-    position += chunk;
+  // The prompt goes in nBatch-sized batches; only its last token needs logits.
+  let result: SampleResult | undefined;
+  for (const { batch, sampleIndex } of promptBatches(tokens, position, seqId, context.nBatch)) {
+    if (sampleIndex === null) await context.decode(batch, { signal: o.signal });
+    else result = await context.decodeAndSample(batch, [{ sampler, index: sampleIndex }], { signal: o.signal });
   }
-  const last = tokens.subarray(headLength);
-  const lastBatch = sequenceBatch(last, position, seqId, true);
-  let result = await context.decodeAndSample(lastBatch, [{ sampler, index: last.length - 1 }], { signal: o.signal });
-  position += last.length;
+  position += tokens.length;
 
   for (let produced = 0; ; ) {
-    const token = result.tokens[0]!;
+    const token = result!.tokens[0]!;
     if (stopAtEog && context.model.isEog(token)) return;
     yield token;
     produced++;
     if (produced >= maxTokens || position >= context.nCtxSeq) return;
-    result = await context.decodeAndSample(sequenceBatch(Int32Array.of(token), position, seqId, true), [{ sampler, index: 0 }], {
+    result = await context.decodeAndSample(sequenceBatch(Int32Array.of(token), position, seqId, "last"), [{ sampler, index: 0 }], {
       signal: o.signal,
     });
     position++;

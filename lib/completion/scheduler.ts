@@ -3,7 +3,7 @@
 // all of them in the same native call.
 import type { LlamaContext, SampleResult } from "../core/context.js";
 import { LlamaError } from "../errors.js";
-import type { NativeBatch } from "../core/native.js";
+import { BatchBuilder } from "../core/batch.js";
 import type { LlamaSampler } from "../core/sampler.js";
 
 export interface TokenLogprob {
@@ -245,9 +245,7 @@ export class Scheduler {
         return;
       }
     }
-    const tokens: number[] = [];
-    const positions: number[] = [];
-    const seqIds: number[] = [];
+    const batch = new BatchBuilder();
     const samples: Array<{ slot: Slot; index: number }> = [];
     // The slots in this batch and how many prompt tokens each put in (0 for a generated token).
     const inBatch = new Map<Slot, number>();
@@ -270,28 +268,23 @@ export class Scheduler {
           this.#finish(slot, "context-full");
           continue;
         }
-        tokens.push(slot.pendingToken);
-        positions.push(slot.cached.length);
-        seqIds.push(slot.seqId);
-        samples.push({ slot, index: tokens.length - 1 });
+        samples.push({ slot, index: batch.add(slot.pendingToken, slot.cached.length, slot.seqId, true) });
         inBatch.set(slot, 0);
       }
     }
     for (const slot of this.#slots) {
       const job = slot.job;
       if (job === null || slot.pendingToken !== null) continue;
-      const room = context.nBatch - tokens.length;
+      const room = context.nBatch - batch.length;
       if (room <= 0) break;
       const end = Math.min(job.prompt.length, slot.promptCursor + room);
       for (let i = slot.promptCursor; i < end; i++) {
-        tokens.push(job.prompt[i]!);
-        positions.push(i);
-        seqIds.push(slot.seqId);
+        const index = batch.add(job.prompt[i]!, i, slot.seqId, i === job.prompt.length - 1);
+        if (i === job.prompt.length - 1) samples.push({ slot, index });
       }
       inBatch.set(slot, end - slot.promptCursor);
-      if (end === job.prompt.length) samples.push({ slot, index: tokens.length - 1 });
     }
-    if (tokens.length === 0) {
+    if (batch.length === 0) {
       // Every generating job waits for its reader.
       if (paused.length > 0) await Promise.race(paused);
       return;
@@ -300,26 +293,18 @@ export class Scheduler {
       if (slot.job!.logprobs !== undefined) logprobs = Math.max(logprobs, slot.job!.logprobs);
     }
 
-    const logits = new Uint8Array(tokens.length);
-    for (const { index } of samples) logits[index] = 1;
-    const batch: NativeBatch = {
-      tokens: Int32Array.from(tokens),
-      positions: Int32Array.from(positions),
-      seqIds: Int32Array.from(seqIds),
-      logits,
-    };
     this.stats.batches++;
-    this.stats.tokens += tokens.length;
+    this.stats.tokens += batch.length;
     this.stats.maxSequencesPerBatch = Math.max(this.stats.maxSequencesPerBatch, inBatch.size);
     // A lone request may abort mid-decode; with several, the others' work must finish.
     const signal = inBatch.size === 1 ? [...inBatch.keys()][0]!.job!.signal : undefined;
     let result: SampleResult | undefined;
     try {
       if (samples.length === 0) {
-        await context.decode(batch, { signal });
+        await context.decode(batch.build(), { signal });
       } else {
         result = await context.decodeAndSample(
-          batch,
+          batch.build(),
           samples.map(({ slot, index }) => ({ sampler: slot.job!.sampler, index })),
           { signal, logprobs: logprobs >= 0 ? logprobs : undefined },
         );

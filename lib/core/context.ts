@@ -2,9 +2,9 @@ import { callNative, withAbort } from "./abort.js";
 import { defaultThreads } from "./backend.js";
 import { LlamaError } from "../errors.js";
 import type { LlamaModel } from "./model.js";
+import { isNativeBatch, toNativeBatch, type Batch, type NativeBatch } from "./batch.js";
 import type {
   NativeAbortFlag,
-  NativeBatch,
   NativeContext,
   NativeContextInfo,
   NativeGenerateRequest,
@@ -44,17 +44,6 @@ export interface ContextOptions {
   typeV?: string;
   /** One KV buffer shared by all sequences. Default false. */
   kvUnified?: boolean;
-}
-
-/** Tokens to evaluate, each with its position and sequence. */
-export interface Batch {
-  tokens: Int32Array | readonly number[];
-  /** Default: each token continues its sequence, after the last position in the KV cache. */
-  positions?: Int32Array | readonly number[];
-  /** One sequence for all tokens, or one per token. Default 0. */
-  seqIds?: number | Int32Array | readonly number[];
-  /** Which tokens keep logits: "last" (default), "all", "none", or one flag per token. */
-  logits?: "last" | "all" | "none" | Uint8Array | readonly boolean[];
 }
 
 export interface DecodeOptions {
@@ -202,45 +191,11 @@ export class LlamaContext {
 
   /** Converts a Batch into the addon's arrays, filling default positions, sequences and logits. */
   toNativeBatch(batch: Batch): NativeBatch {
-    const b = expectObject("batch", batch);
-    const tokens = toTokenArray("batch.tokens", b.tokens);
-    const n = tokens.length;
-    if (n === 0) throw new RangeError("batch.tokens must not be empty");
-    if (n > this.info.nBatch) throw new RangeError(`batch.tokens has ${n} tokens, more than nBatch (${this.info.nBatch})`);
-    let seqIds: Int32Array;
-    if (b.seqIds === undefined || typeof b.seqIds === "number") {
-      const seq = b.seqIds === undefined ? 0 : expectInteger("batch.seqIds", b.seqIds, { min: 0, max: this.info.nSeqMax - 1 });
-      seqIds = new Int32Array(n).fill(seq);
-    } else {
-      seqIds = toTokenArray("batch.seqIds", b.seqIds);
-      if (seqIds.length !== n) throw new RangeError("batch.seqIds must have one entry per token");
-    }
-    let positions: Int32Array;
-    if (b.positions === undefined) {
-      positions = new Int32Array(n);
-      const next = new Map<number, number>();
-      for (let i = 0; i < n; i++) {
-        const seq = seqIds[i]!;
-        const pos = next.get(seq) ?? callNative(() => this.native.seqPosRange(seq))[1] + 1;
-        positions[i] = pos;
-        next.set(seq, pos + 1);
-      }
-    } else {
-      positions = toTokenArray("batch.positions", b.positions);
-      if (positions.length !== n) throw new RangeError("batch.positions must have one entry per token");
-    }
-    const logits = new Uint8Array(n);
-    const want = b.logits ?? "last";
-    if (want === "last") logits[n - 1] = 1;
-    else if (want === "all") logits.fill(1);
-    else if (want !== "none") {
-      if (!(want instanceof Uint8Array) && !Array.isArray(want)) {
-        throw new TypeError('batch.logits must be "last", "all", "none" or one flag per token');
-      }
-      if (want.length !== n) throw new RangeError("batch.logits must have one flag per token");
-      for (let i = 0; i < n; i++) logits[i] = want[i] ? 1 : 0;
-    }
-    return { tokens, positions, seqIds, logits };
+    return toNativeBatch(batch, {
+      nBatch: this.info.nBatch,
+      nSeqMax: this.info.nSeqMax,
+      nextPosition: (seqId) => callNative(() => this.native.seqPosRange(seqId))[1] + 1,
+    });
   }
 
   /** Evaluates a batch off the event loop. Rejects with CONTEXT_FULL when the KV cache has no room. */
@@ -336,16 +291,9 @@ export class LlamaContext {
     return { done, stop: () => stopFlag.abort() };
   }
 
-  /** A batch already in the addon's form passes as is (the generation loop builds those). */
+  /** A batch from the batch factory passes as is (the generation loops build those). */
   #prepare(batch: Batch | NativeBatch): NativeBatch {
-    const isNative =
-      typeof batch === "object" &&
-      batch !== null &&
-      batch.tokens instanceof Int32Array &&
-      batch.positions instanceof Int32Array &&
-      batch.seqIds instanceof Int32Array &&
-      batch.logits instanceof Uint8Array;
-    return isNative ? (batch as NativeBatch) : this.toNativeBatch(batch as Batch);
+    return isNativeBatch(batch) ? batch : this.toNativeBatch(batch);
   }
 
   /** The logits (one per vocabulary entry) of a batch index of the last decode. */

@@ -93,7 +93,7 @@ export interface NativeContextInfo {
   stateSize: number;
 }
 
-export interface NativeBatch {
+export interface NativeBatchArrays {
   tokens: Int32Array;
   positions: Int32Array;
   seqIds: Int32Array;
@@ -140,9 +140,9 @@ export interface NativeGenerateResult {
 export interface NativeContext {
   dispose(): void;
   info(): NativeContextInfo;
-  decode(batch: NativeBatch, abort?: NativeAbortFlag): Promise<void>;
+  decode(batch: NativeBatchArrays, abort?: NativeAbortFlag): Promise<void>;
   decodeAndSample(
-    batch: NativeBatch,
+    batch: NativeBatchArrays,
     samplers: NativeSampler[],
     indices: Int32Array,
     abort?: NativeAbortFlag,

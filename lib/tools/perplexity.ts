@@ -13,7 +13,7 @@
 import type { LlamaContext } from "../core/context.js";
 import { LlamaError } from "../errors.js";
 import { LlamaModel } from "../core/model.js";
-import type { NativeBatch } from "../core/native.js";
+import { BatchBuilder } from "../core/batch.js";
 import { checkOptions, expectString, func, integer, signal } from "../validate.js";
 
 export interface PerplexityOptions {
@@ -145,23 +145,15 @@ async function evaluateChunks(
   for (const context of contexts) context.clear();
   for (let batchStart = 0; batchStart < plan.nCtx; batchStart += plan.nBatch) {
     const length = Math.min(plan.nBatch, plan.nCtx - batchStart);
-    const size = length * count;
-    const batch: NativeBatch = {
-      tokens: new Int32Array(size),
-      positions: new Int32Array(size),
-      seqIds: new Int32Array(size),
-      logits: new Uint8Array(size),
-    };
+    const builder = new BatchBuilder();
     for (let seq = 0; seq < count; seq++) {
       const start = (firstChunk + seq) * plan.nCtx + batchStart;
-      batch.tokens.set(plan.tokens.subarray(start, start + length), seq * length);
-      if (batchStart === 0 && plan.bos >= 0) batch.tokens[seq * length] = plan.bos;
       for (let k = 0; k < length; k++) {
-        batch.positions[seq * length + k] = batchStart + k;
-        batch.seqIds[seq * length + k] = seq;
-        batch.logits[seq * length + k] = batchStart + k >= plan.first ? 1 : 0;
+        const token = k === 0 && batchStart === 0 && plan.bos >= 0 ? plan.bos : plan.tokens[start + k]!;
+        builder.add(token, batchStart + k, seq, batchStart + k >= plan.first);
       }
     }
+    const batch = builder.build();
     for (const context of contexts) await context.decode(batch, { signal });
     for (let seq = 0; seq < count; seq++) {
       const chunkStart = (firstChunk + seq) * plan.nCtx;

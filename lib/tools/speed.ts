@@ -16,7 +16,7 @@ import { dirname, join } from "node:path";
 import type { LlamaContext } from "../core/context.js";
 import { LlamaError, type LlamaErrorCode } from "../errors.js";
 import { LlamaModel } from "../core/model.js";
-import type { NativeBatch } from "../core/native.js";
+import { promptBatches, sequenceBatch } from "../core/batch.js";
 import { checkOptions, expectString, func, integer, signal } from "../validate.js";
 
 export interface SpeedOptions {
@@ -143,19 +143,13 @@ class TokenSource {
   }
 }
 
-function sequenceBatch(tokens: Int32Array, position: number, lastLogits: boolean): NativeBatch {
-  const logits = new Uint8Array(tokens.length);
-  if (lastLogits) logits[tokens.length - 1] = 1;
-  return { tokens, positions: Int32Array.from(tokens, (_, i) => position + i), seqIds: new Int32Array(tokens.length), logits };
-}
-
 /** llama-bench's test_prompt: the prompt in nBatch-sized batches, BOS first when the model adds one. */
 async function promptRun(context: LlamaContext, model: LlamaModel, nPrompt: number, random: TokenSource): Promise<void> {
   for (let done = 0; done < nPrompt; ) {
     const n = Math.min(nPrompt - done, context.nBatch);
     const tokens = Int32Array.from({ length: n }, () => random.next());
     if (done === 0 && model.info.addBos) tokens[0] = model.info.bos;
-    await context.decode(sequenceBatch(tokens, done, true));
+    await context.decode(sequenceBatch(tokens, done, 0, "last"));
     done += n;
   }
 }
@@ -242,12 +236,10 @@ export async function runSpeedTests(
           const prompt = Int32Array.from({ length: o.nPrompt }, () => random.next());
           if (model.info.addBos) prompt[0] = model.info.bos;
           const start = nowNs();
-          const head = Math.floor((o.nPrompt - 1) / ppContext.nBatch) * ppContext.nBatch;
-          for (let done = 0; done < head; done += ppContext.nBatch) {
-            await ppContext.decode(sequenceBatch(prompt.subarray(done, done + ppContext.nBatch), done, false));
+          for (const { batch, sampleIndex } of promptBatches(prompt, 0, 0, ppContext.nBatch)) {
+            if (sampleIndex === null) await ppContext.decode(batch);
+            else await ppContext.decodeAndSample(batch, [{ sampler, index: sampleIndex }]);
           }
-          const last = prompt.subarray(head);
-          await ppContext.decodeAndSample(sequenceBatch(last, head, true), [{ sampler, index: last.length - 1 }]);
           ttftSamples.push(Number(nowNs() - start) / 1e6);
         }
       } finally {
