@@ -1,7 +1,7 @@
 // The completion API in llama-cpp-python's shape: Llama.load, createCompletion (streaming or
 // not), createChatCompletion, createEmbedding/embed, with OpenAI's response objects.
 import { randomUUID } from "node:crypto";
-import { defaultThreads, holdVerboseLog } from "../core/backend.js";
+import { defaultThreads, holdVerboseLog, maxParallelSequences } from "../core/backend.js";
 import type {
   ChatCompletion,
   ChatCompletionChunk,
@@ -17,7 +17,7 @@ import { MAX_CONTEXT_TOKENS, type LlamaContext } from "../core/context.js";
 import { LlamaError } from "../errors.js";
 import { jsonObjectGrammar, jsonSchemaGrammar } from "./json-grammar.js";
 import { LlamaModel } from "../core/model.js";
-import { native } from "../core/binding.js";
+import { applyChatTemplate, builtinChatTemplates } from "../core/chat-template.js";
 import type { LlamaSampler, SamplerOptions } from "../core/sampler.js";
 import { Scheduler, type SchedulerStats, type TokenLogprob } from "./scheduler.js";
 import { checkEndpoints } from "../core/rpc.js";
@@ -358,7 +358,7 @@ export class Llama {
       flashAttn: (name: string, value: unknown) => {
         if (value !== "auto" && typeof value !== "boolean") throw new TypeError(`${name} must be true, false or "auto"`);
       },
-      nParallel: integer({ min: 1, max: native.buildInfo().maxParallelSequences }),
+      nParallel: integer({ min: 1, max: maxParallelSequences() }),
       chatTemplate: string,
       rpcServers: (name, value) => checkEndpoints(name, value),
       tensorSplit: (name, value) => {
@@ -768,18 +768,18 @@ export class Llama {
       }
       template = "chatml";
     }
-    const prompt = native.applyChatTemplate(template, roles, contents, true);
+    const prompt = applyChatTemplate(template, roles, contents, true);
     if (prompt === null) {
       throw new LlamaError(
         "UNSUPPORTED",
-        `llama.cpp does not know this chat template; pass chatTemplate with one of: ${native.builtinChatTemplates().join(", ")}`,
+        `llama.cpp does not know this chat template; pass chatTemplate with one of: ${builtinChatTemplates().join(", ")}`,
       );
     }
     // The text that closes an assistant turn: what the template writes after an assistant message.
     const marker = "\u0001";
-    const closed = native.applyChatTemplate(template, ["user", "assistant"], ["x", marker], false) ?? "";
+    const closed = applyChatTemplate(template, ["user", "assistant"], ["x", marker], false) ?? "";
     const after = closed.slice(closed.indexOf(marker) + 1);
-    const opened = native.applyChatTemplate(template, ["user", "assistant", "user"], ["x", marker, "y"], false) ?? "";
+    const opened = applyChatTemplate(template, ["user", "assistant", "user"], ["x", marker, "y"], false) ?? "";
     const between = opened.slice(opened.indexOf(marker) + 1);
     const common = after.length > 0 ? after : between.slice(0, Math.max(0, between.indexOf("y")));
     const endOfTurn = common.trim();

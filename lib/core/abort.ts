@@ -39,3 +39,30 @@ export function callNative<T>(run: () => T): T {
     throw fromNativeError(err);
   }
 }
+
+/**
+ * Progress of a native operation, reported from its thread through the event loop and so possibly
+ * after the operation settled: `report` drops late and repeated values, and `settle` ends a
+ * successful operation on 1.
+ */
+export function progressReporter(onProgress: ((fraction: number) => void) | undefined): {
+  report: ((fraction: number) => void) | undefined;
+  settle(succeeded: boolean): void;
+} {
+  let settled = false;
+  let last = -1;
+  return {
+    report:
+      onProgress &&
+      ((fraction: number) => {
+        if (settled || fraction <= last) return;
+        last = fraction;
+        onProgress(fraction);
+      }),
+    settle(succeeded) {
+      if (settled) return;
+      settled = true;
+      if (succeeded && onProgress && last < 1) onProgress(1);
+    },
+  };
+}

@@ -79,6 +79,11 @@ export function buildInfo(): BuildInfo {
   return { ...native.buildInfo(), binaryPath: nativePath, binaryKind: nativeKind, gpuDevices };
 }
 
+/** The most sequences one context can hold (llama.cpp's LLAMA_MAX_SEQ). */
+export function maxParallelSequences(): number {
+  return native.buildInfo().maxParallelSequences;
+}
+
 /** The path of the loaded addon, for packages that build on it. */
 export function binaryPath(): string {
   return nativePath;

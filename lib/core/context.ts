@@ -1,5 +1,5 @@
 import { callNative, withAbort } from "./abort.js";
-import { defaultThreads } from "./backend.js";
+import { defaultThreads, maxParallelSequences } from "./backend.js";
 import { LlamaError } from "../errors.js";
 import type { LlamaModel } from "./model.js";
 import { isNativeBatch, toNativeBatch, type Batch, type NativeBatch } from "./batch.js";
@@ -101,7 +101,7 @@ export class LlamaContext {
       nCtx: integer({ min: 0, max: MAX_CONTEXT_TOKENS }),
       nBatch: integer({ min: 1, max: 1 << 20 }),
       nUbatch: integer({ min: 1, max: 1 << 20 }),
-      nSeqMax: integer({ min: 1, max: native.buildInfo().maxParallelSequences }),
+      nSeqMax: integer({ min: 1, max: maxParallelSequences() }),
       nThreads: integer({ min: 1, max: 1024 }),
       nThreadsBatch: integer({ min: 1, max: 1024 }),
       embeddings: boolean,

@@ -1,5 +1,5 @@
 import { stat } from "node:fs/promises";
-import { withAbort, callNative } from "./abort.js";
+import { callNative, progressReporter, withAbort } from "./abort.js";
 import { LlamaContext, type ContextOptions } from "./context.js";
 import { LlamaError } from "../errors.js";
 import { readGgufHeader, type GgufArray, type GgufHeader, type GgufValue, type GgufValueType } from "../gguf/reader.js";
@@ -225,27 +225,18 @@ export class LlamaModel {
     const { onProgress, signal: abortSignal, ...modelOptions } = o;
     // The vocabulary itself is read natively, byte for byte, and only where llama.cpp can hang on it.
     const loadOptions: NativeLoadOptions = { ...modelOptions, checkRwkvVocabulary: valueOf(header, "tokenizer.ggml.model", "string") === "rwkv" };
-    // Progress arrives from the loading thread through the event loop, possibly after the load
-    // settled: late reports are dropped and a successful load always ends on 1.
-    let settled = false;
-    let last = -1;
-    const report = onProgress && ((p: number) => {
-      if (settled || p <= last) return;
-      last = p;
-      onProgress(p);
-    });
+    const progress = progressReporter(onProgress);
+    const usesRpc = (loadOptions.rpcServers?.length ?? 0) > 0;
+    let handle: NativeModel | null = null;
     try {
-      const usesRpc = (loadOptions.rpcServers?.length ?? 0) > 0;
-      const handle = await withAbort(abortSignal, "model load", (flag) => {
-        const loading = native.loadModel(path, loadOptions, report, flag);
+      handle = await withAbort(abortSignal, "model load", (flag) => {
+        const loading = native.loadModel(path, loadOptions, progress.report, flag);
         return usesRpc ? watchRpc(loading) : loading;
       });
-      settled = true;
-      if (onProgress && last < 1) onProgress(1);
-      return new LlamaModel(path, handle, usesRpc);
     } finally {
-      settled = true;
+      progress.settle(handle !== null);
     }
+    return new LlamaModel(path, handle, usesRpc);
   }
 
   /** The native handle, or DISPOSED. */

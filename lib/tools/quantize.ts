@@ -1,9 +1,8 @@
 import { stat } from "node:fs/promises";
-import { withAbort } from "../core/abort.js";
 import { LlamaError } from "../errors.js";
 import { GGML_TYPES } from "../gguf/reader.js";
 import { readImatrix, type ImportanceMatrix } from "./imatrix.js";
-import { native } from "../core/binding.js";
+import { quantizeModelFile } from "../core/quantize.js";
 import { boolean, checkOptions, expectString, func, integer, signal } from "../validate.js";
 
 /**
@@ -185,35 +184,24 @@ export async function quantize(input: string, output: string, options: QuantizeO
     throw new LlamaError("MODEL_NOT_FOUND", `model file not found: ${input}`, { cause: err });
   }
   const imatrix = typeof o.imatrix === "string" ? await readImatrix(o.imatrix) : o.imatrix;
-  const { onProgress } = o;
-  // Reports come from the quantizing thread through the event loop and may trail the result.
-  let settled = false;
-  let last = -1;
-  const report = onProgress && ((fraction: number) => {
-    if (settled || fraction <= last) return;
-    last = fraction;
-    onProgress(fraction);
-  });
   try {
-    await withAbort(o.signal, "quantization", (flag) =>
-      native.quantize(
-        input,
-        output,
-        {
-          ftype: QUANT_TYPES[type],
-          nThreads: o.threads ?? 0,
-          allowRequantize: o.allowRequantize ?? false,
-          leaveOutputTensor: o.leaveOutputTensor ?? false,
-          pure: o.pure ?? false,
-          onlyCopy: type === "COPY",
-          outputTensorType: o.outputTensorType === undefined ? undefined : ggmlTypeId("outputTensorType", o.outputTensorType),
-          tokenEmbeddingType: o.tokenEmbeddingType === undefined ? undefined : ggmlTypeId("tokenEmbeddingType", o.tokenEmbeddingType),
-          imatrix: imatrix && { names: [...imatrix.entries.keys()], values: [...imatrix.entries.values()] },
-          metadata: imatrix && imatrixMetadata(typeof o.imatrix === "string" ? o.imatrix : "(in memory)", imatrix),
-        },
-        report,
-        flag,
-      ),
+    await quantizeModelFile(
+      input,
+      output,
+      {
+        ftype: QUANT_TYPES[type],
+        nThreads: o.threads ?? 0,
+        allowRequantize: o.allowRequantize ?? false,
+        leaveOutputTensor: o.leaveOutputTensor ?? false,
+        pure: o.pure ?? false,
+        onlyCopy: type === "COPY",
+        outputTensorType: o.outputTensorType === undefined ? undefined : ggmlTypeId("outputTensorType", o.outputTensorType),
+        tokenEmbeddingType: o.tokenEmbeddingType === undefined ? undefined : ggmlTypeId("tokenEmbeddingType", o.tokenEmbeddingType),
+        imatrix: imatrix && { names: [...imatrix.entries.keys()], values: [...imatrix.entries.values()] },
+        metadata: imatrix && imatrixMetadata(typeof o.imatrix === "string" ? o.imatrix : "(in memory)", imatrix),
+      },
+      o.onProgress,
+      o.signal,
     );
   } catch (err) {
     if (err instanceof LlamaError && err.code === "QUANTIZE_FAILED" && err.message.includes("requires an importance matrix")) {
@@ -224,8 +212,5 @@ export async function quantize(input: string, output: string, options: QuantizeO
       throw new LlamaError("QUANTIZE_FAILED", `${type} needs an importance matrix: pass options.imatrix, a file made by llama-imatrix${detail}`);
     }
     throw err;
-  } finally {
-    settled = true;
   }
-  if (onProgress && last < 1) onProgress(1);
 }
