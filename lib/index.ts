@@ -10,7 +10,8 @@ export {
   type LogLevel,
   type Logger,
 } from "./core/backend.js";
-export { LlamaModel, type LoadModelOptions, type TokenizeOptions, type DetokenizeOptions, type ModelInfo } from "./core/model.js";
+export { LlamaModel, type LoadModelOptions } from "./core/model.js";
+export { LoadedModel, type TokenizeOptions, type DetokenizeOptions, type ModelInfo } from "./core/loaded-model.js";
 export {
   LlamaContext,
   type ContextOptions,

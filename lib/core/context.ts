@@ -1,7 +1,7 @@
 import { callNative, withAbort } from "./abort.js";
 import { defaultThreads, maxParallelSequences } from "./backend.js";
 import { LlamaError } from "../errors.js";
-import type { LlamaModel } from "./model.js";
+import type { LoadedModel } from "./loaded-model.js";
 import { isNativeBatch, toNativeBatch, type Batch, type NativeBatch } from "./batch.js";
 import type {
   NativeAbortFlag,
@@ -73,7 +73,7 @@ export const MAX_CONTEXT_TOKENS = 1 << 24;
 
 /** A llama.cpp context: the KV cache of one or more sequences, over a model it keeps alive. */
 export class LlamaContext {
-  readonly model: LlamaModel;
+  readonly model: LoadedModel;
   readonly info: ContextInfo;
   /**
    * Tokens one sequence may hold: the nCtx asked for (split over nSeqMax sequences unless the KV
@@ -87,7 +87,7 @@ export class LlamaContext {
   #disposing: Promise<void> | null = null;
   #rpcFailure: LlamaError | null = null;
 
-  private constructor(model: LlamaModel, handle: NativeContext, requestedCtx: number, kvUnified: boolean) {
+  private constructor(model: LoadedModel, handle: NativeContext, requestedCtx: number, kvUnified: boolean) {
     this.model = model;
     this.#native = handle;
     this.info = handle.info();
@@ -96,7 +96,7 @@ export class LlamaContext {
     this.nCtx = requestedCtx > 0 ? Math.min(requestedCtx, this.info.nCtx) : this.info.nCtx;
   }
 
-  static async create(model: LlamaModel, options: ContextOptions = {}): Promise<LlamaContext> {
+  static async create(model: LoadedModel, options: ContextOptions = {}): Promise<LlamaContext> {
     const o = checkOptions<ContextOptions>("options", options, {
       nCtx: integer({ min: 0, max: MAX_CONTEXT_TOKENS }),
       nBatch: integer({ min: 1, max: 1 << 20 }),

@@ -1,9 +1,8 @@
 import { callNative } from "./abort.js";
-import type { LlamaContext } from "./context.js";
 import { LlamaError } from "../errors.js";
-import type { LlamaModel } from "./model.js";
+import type { LoadedModel } from "./loaded-model.js";
 import { native } from "./binding.js";
-import type { NativeSampler, NativeSamplerOptions } from "./native.js";
+import type { NativeContext, NativeSampler, NativeSamplerOptions } from "./native.js";
 import { checkOptions, expectHandle, expectInteger, expectNumber, expectObject, integer, number, string } from "../validate.js";
 
 export interface MirostatOptions {
@@ -43,6 +42,12 @@ export interface SamplerOptions {
   grammarRoot?: string;
 }
 
+/** The context whose logits sample() reads: a LlamaContext (typed by what is read, as the context's file imports this one). */
+export interface LogitsSource {
+  readonly native: NativeContext;
+  readonly nCtxSeq: number;
+}
+
 // topK and repeatLastN reach llama.cpp as int32.
 const INT32_MAX = 0x7fffffff;
 
@@ -52,12 +57,12 @@ function randomSeed(): number {
 
 /** A llama.cpp sampler chain: penalties, grammar, truncation, temperature, then the pick. */
 export class LlamaSampler {
-  readonly model: LlamaModel;
+  readonly model: LoadedModel;
   /** The seed actually used (a random one unless given). */
   readonly seed: number;
   #native: NativeSampler | null;
 
-  constructor(model: LlamaModel, options: SamplerOptions = {}) {
+  constructor(model: LoadedModel, options: SamplerOptions = {}) {
     expectHandle("model", model, "LlamaModel", "nVocab");
     this.model = model;
     const o = checkOptions<SamplerOptions>("options", options, {
@@ -134,7 +139,7 @@ export class LlamaSampler {
   }
 
   /** Samples a token from the logits of a batch index of the context's last decode, and accepts it. */
-  sample(context: LlamaContext, index: number): number {
+  sample(context: LogitsSource, index: number): number {
     expectHandle("context", context, "LlamaContext", "nCtxSeq");
     expectInteger("index", index, { min: 0 });
     return callNative(() => this.native.sample(context.native, index));
