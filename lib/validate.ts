@@ -122,3 +122,17 @@ export const oneOf =
     }
     return value as T;
   };
+
+/**
+ * Reads an option that also has an older name (`threads` for `nThreads`): the alias counts as the
+ * option, and both given with different values is a TypeError. Returns the options with `name` set.
+ */
+export function withAlias<T extends object>(what: string, options: T, name: keyof T & string, alias: keyof T & string): T {
+  const value = options[name];
+  const aliased = options[alias];
+  if (aliased === undefined) return options;
+  if (value !== undefined && value !== aliased) {
+    throw new TypeError(`${what}.${name} and its alias ${what}.${alias} differ (${String(value)} and ${String(aliased)}): pass ${name} only`);
+  }
+  return { ...options, [name]: aliased };
+}

@@ -7,13 +7,15 @@ namespace llama_napi {
 
 namespace {
 
+// The parameters of lib/core/sampling.ts, which names and defaults each one and always sends it;
+// the values here are neutral (that step left out) and apply only to a parameter not sent.
 struct SamplerOptions {
-  double temperature = 0.8;
-  int32_t top_k = 40;
-  double top_p = 0.95;
-  double min_p = 0.05;
+  double temperature = 1.0;
+  int32_t top_k = 0;
+  double top_p = 1.0;
+  double min_p = 0.0;
   double typical_p = 1.0;
-  int32_t penalty_last_n = 64;
+  int32_t repeat_last_n = 0;
   double repeat_penalty = 1.0;
   double frequency_penalty = 0.0;
   double presence_penalty = 0.0;
@@ -36,6 +38,59 @@ void ReadInt(const Napi::Object &options, const char *key, int32_t &target) {
   if (value.IsNumber()) target = value.As<Napi::Number>().Int32Value();
 }
 
+void ReadString(const Napi::Object &options, const char *key, std::string &target) {
+  Napi::Value value = options.Get(key);
+  if (value.IsString()) target = value.As<Napi::String>().Utf8Value();
+}
+
+// Reads the options object of lib/core/sampling.ts's resolveSampling; throws and returns false when
+// the logit biases are malformed.
+bool ReadSamplerOptions(Napi::Env env, const Napi::Object &options, int32_t n_vocab, SamplerOptions &o) {
+  ReadNumber(options, "temperature", o.temperature);
+  ReadInt(options, "topK", o.top_k);
+  ReadNumber(options, "topP", o.top_p);
+  ReadNumber(options, "minP", o.min_p);
+  ReadNumber(options, "typicalP", o.typical_p);
+  ReadInt(options, "repeatLastN", o.repeat_last_n);
+  ReadNumber(options, "repeatPenalty", o.repeat_penalty);
+  ReadNumber(options, "frequencyPenalty", o.frequency_penalty);
+  ReadNumber(options, "presencePenalty", o.presence_penalty);
+  Napi::Value mirostat = options.Get("mirostat");
+  if (mirostat.IsObject()) {
+    ReadInt(mirostat.As<Napi::Object>(), "mode", o.mirostat);
+    ReadNumber(mirostat.As<Napi::Object>(), "tau", o.mirostat_tau);
+    ReadNumber(mirostat.As<Napi::Object>(), "eta", o.mirostat_eta);
+  }
+  Napi::Value seed = options.Get("seed");
+  if (seed.IsNumber()) o.seed = seed.As<Napi::Number>().Uint32Value();
+  ReadString(options, "grammar", o.grammar);
+  ReadString(options, "grammarRoot", o.grammar_root);
+  Napi::Value bias = options.Get("logitBias");
+  if (!bias.IsObject()) return true;
+  Napi::Value bias_tokens = bias.As<Napi::Object>().Get("tokens");
+  Napi::Value bias_values = bias.As<Napi::Object>().Get("values");
+  if (!bias_tokens.IsTypedArray() || bias_tokens.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
+      !bias_values.IsTypedArray() || bias_values.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    ThrowTypeError(env, "logitBias must be { tokens: Int32Array, values: Float32Array }");
+    return false;
+  }
+  Napi::Int32Array tokens = bias_tokens.As<Napi::Int32Array>();
+  Napi::Float32Array values = bias_values.As<Napi::Float32Array>();
+  if (tokens.ElementLength() != values.ElementLength()) {
+    Napi::RangeError::New(env, "logitBias: one value per token").ThrowAsJavaScriptException();
+    return false;
+  }
+  for (size_t i = 0; i < tokens.ElementLength(); i++) {
+    if (tokens[i] < 0 || tokens[i] >= n_vocab) {
+      Napi::RangeError::New(env, "logitBias: token " + std::to_string(tokens[i]) + " is outside the vocabulary")
+          .ThrowAsJavaScriptException();
+      return false;
+    }
+    o.logit_bias.push_back({tokens[i], values[i]});
+  }
+  return true;
+}
+
 // The chain follows llama.cpp's common sampling order: bias, penalties, grammar, truncation,
 // temperature, then the final pick (greedy, mirostat or seeded distribution).
 llama_sampler *BuildChain(const SamplerOptions &o, const llama_vocab *vocab, std::string &error) {
@@ -49,7 +104,7 @@ llama_sampler *BuildChain(const SamplerOptions &o, const llama_vocab *vocab, std
   if (o.repeat_penalty != 1.0 || o.frequency_penalty != 0.0 || o.presence_penalty != 0.0) {
     llama_sampler_chain_add(
         chain,
-        llama_sampler_init_penalties(n_vocab, o.penalty_last_n, static_cast<float>(o.repeat_penalty),
+        llama_sampler_init_penalties(n_vocab, o.repeat_last_n, static_cast<float>(o.repeat_penalty),
                                      static_cast<float>(o.frequency_penalty), static_cast<float>(o.presence_penalty)));
   }
   if (!o.grammar.empty()) {
@@ -111,45 +166,8 @@ Sampler::Sampler(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Sampler>(inf
   }
   auto model = Model::HandleOf(info[0]);
   if (!model) return;
-  Napi::Object options = info[1].As<Napi::Object>();
   SamplerOptions o;
-  ReadNumber(options, "temperature", o.temperature);
-  ReadInt(options, "topK", o.top_k);
-  ReadNumber(options, "topP", o.top_p);
-  ReadNumber(options, "minP", o.min_p);
-  ReadNumber(options, "typicalP", o.typical_p);
-  ReadInt(options, "penaltyLastN", o.penalty_last_n);
-  ReadNumber(options, "repeatPenalty", o.repeat_penalty);
-  ReadNumber(options, "frequencyPenalty", o.frequency_penalty);
-  ReadNumber(options, "presencePenalty", o.presence_penalty);
-  ReadInt(options, "mirostat", o.mirostat);
-  ReadNumber(options, "mirostatTau", o.mirostat_tau);
-  ReadNumber(options, "mirostatEta", o.mirostat_eta);
-  Napi::Value seed = options.Get("seed");
-  if (seed.IsNumber()) o.seed = seed.As<Napi::Number>().Uint32Value();
-  Napi::Value grammar = options.Get("grammar");
-  if (grammar.IsString()) o.grammar = grammar.As<Napi::String>().Utf8Value();
-  Napi::Value grammar_root = options.Get("grammarRoot");
-  if (grammar_root.IsString()) o.grammar_root = grammar_root.As<Napi::String>().Utf8Value();
-  Napi::Value bias_tokens = options.Get("logitBiasTokens");
-  Napi::Value bias_values = options.Get("logitBiasValues");
-  if (bias_tokens.IsTypedArray() && bias_values.IsTypedArray()) {
-    Napi::Int32Array tokens = bias_tokens.As<Napi::Int32Array>();
-    Napi::Float32Array values = bias_values.As<Napi::Float32Array>();
-    int32_t n_vocab = llama_vocab_n_tokens(model->vocab);
-    if (tokens.ElementLength() != values.ElementLength()) {
-      Napi::RangeError::New(env, "logitBias: one value per token").ThrowAsJavaScriptException();
-      return;
-    }
-    for (size_t i = 0; i < tokens.ElementLength(); i++) {
-      if (tokens[i] < 0 || tokens[i] >= n_vocab) {
-        Napi::RangeError::New(env, "logitBias: token " + std::to_string(tokens[i]) + " is outside the vocabulary")
-            .ThrowAsJavaScriptException();
-        return;
-      }
-      o.logit_bias.push_back({tokens[i], values[i]});
-    }
-  }
+  if (!ReadSamplerOptions(env, info[1].As<Napi::Object>(), llama_vocab_n_tokens(model->vocab), o)) return;
   std::string error;
   llama_sampler *chain = BuildChain(o, model->vocab, error);
   if (chain == nullptr) {

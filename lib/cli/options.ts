@@ -1,6 +1,7 @@
 // Option groups shared by the commands that load a model or sample text, and their translation to
-// the Llama API. Type-only imports: nothing here loads the addon.
+// the Llama API. Nothing here loads the addon: the sampling parameters' table is plain data.
 import type { LlamaLoadOptions, SamplingOptions } from "../completion/llama.js";
+import { scalarSamplingParameters, type SamplingParameterName } from "../core/sampling.js";
 import { Flags, UsageError, type OptionSpecs } from "./args.js";
 
 export const modelOption: OptionSpecs = {
@@ -22,24 +23,31 @@ export const loadOptions: OptionSpecs = {
   verbose: { type: "boolean", help: "print llama.cpp's log to stderr" },
 };
 
+/** llama.cpp's flag names, where they are not the parameter's name in kebab case. */
+const LLAMA_CPP_FLAGS: Partial<Record<SamplingParameterName, string>> = { temperature: "temp", typicalP: "typical" };
+const SHORT_FLAGS: Partial<Record<SamplingParameterName, string>> = { seed: "s" };
+const HELP_DEFAULTS: Partial<Record<SamplingParameterName, string>> = { temperature: "complete: 0.8, chat: 0.2" };
+
+/** The sampling parameters a flag gives as a plain number or string (lib/core/sampling.ts), with their flags. */
+const scalarFlags = scalarSamplingParameters().map((parameter) => ({
+  ...parameter,
+  flag: LLAMA_CPP_FLAGS[parameter.name] ?? parameter.name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`),
+}));
+
 export const samplingOptions: OptionSpecs = {
   "max-tokens": { type: "string", short: "n", value: "N", help: "tokens to generate; 0: until the end of generation (complete: 16, chat: 0)" },
-  temp: { type: "string", value: "T", help: "temperature; 0: greedy (complete: 0.8, chat: 0.2)" },
-  "top-p": { type: "string", value: "P", help: "nucleus sampling (default 0.95)" },
-  "top-k": { type: "string", value: "K", help: "keep the K most likely tokens; 0: all (default 40)" },
-  "min-p": { type: "string", value: "P", help: "drop tokens below P times the best one's probability (default 0.05)" },
-  typical: { type: "string", value: "P", help: "locally typical sampling; 1: off (default 1)" },
-  "repeat-penalty": { type: "string", value: "X", help: "penalty for repeated tokens; 1: off (default 1)" },
-  "repeat-last-n": { type: "string", value: "N", help: "tokens the penalties look back on; -1: the context (default 64)" },
-  "presence-penalty": { type: "string", value: "X", help: "OpenAI presence penalty, -2 to 2 (default 0)" },
-  "frequency-penalty": { type: "string", value: "X", help: "OpenAI frequency penalty, -2 to 2 (default 0)" },
+  ...Object.fromEntries(
+    scalarFlags.map(({ name, flag, scalar, help, default: fallback }) => {
+      const shown = HELP_DEFAULTS[name] ?? (fallback === undefined ? undefined : `default ${String(fallback)}`);
+      const value = scalar === "string" ? "TEXT" : scalar === "integer" ? "N" : "X";
+      return [flag, { type: "string", short: SHORT_FLAGS[name], value, help: shown && !help.includes("default") ? `${help} (${shown})` : help }];
+    }),
+  ),
   mirostat: { type: "string", value: "0|1|2", help: "Mirostat sampling version; 0: off (default 0)" },
   "mirostat-tau": { type: "string", value: "X", help: "Mirostat target entropy (default 5)" },
   "mirostat-eta": { type: "string", value: "X", help: "Mirostat learning rate (default 0.1)" },
-  seed: { type: "string", short: "s", value: "N", help: "sampling seed (default: random)" },
   stop: { type: "string", multiple: true, value: "TEXT", help: "stop before this text" },
   "logit-bias": { type: "string", multiple: true, value: "ID=BIAS", help: "add BIAS to token ID's logit (-inf bans it)" },
-  grammar: { type: "string", value: "GBNF", help: "constrain the output with a GBNF grammar" },
   "grammar-file": { type: "string", value: "FILE", help: "read the GBNF grammar from FILE" },
 };
 
@@ -77,28 +85,23 @@ function parseLogitBias(entries: string[]): Record<number, number> | undefined {
 
 export async function samplingOptionsFrom(flags: Flags, readText: (path: string) => Promise<string>): Promise<SamplingOptions> {
   if (flags.has("grammar") && flags.has("grammar-file")) throw new UsageError("use either --grammar or --grammar-file");
+  const options: Record<string, unknown> = {};
+  for (const { name, flag, scalar, min, max } of scalarFlags) {
+    options[name] = scalar === "string" ? flags.string(flag) : scalar === "integer" ? flags.int(flag, { min, max }) : flags.number(flag, { min, max });
+  }
   const grammarFile = flags.string("grammar-file");
+  if (grammarFile !== undefined) options.grammar = await readText(grammarFile);
   const mirostat = flags.int("mirostat", { min: 0, max: 2 });
   const stop = flags.list("stop");
   return dropUndefined({
+    ...(options as SamplingOptions),
     maxTokens: flags.int("max-tokens", { min: 0 }),
-    temperature: flags.number("temp", { min: 0 }),
-    topP: flags.number("top-p", { min: 0, max: 1 }),
-    topK: flags.int("top-k", { min: 0 }),
-    minP: flags.number("min-p", { min: 0, max: 1 }),
-    typicalP: flags.number("typical", { min: 0, max: 1 }),
-    repeatPenalty: flags.number("repeat-penalty", { min: 0 }),
-    repeatLastN: flags.int("repeat-last-n", { min: -1 }),
-    presencePenalty: flags.number("presence-penalty", { min: -2, max: 2 }),
-    frequencyPenalty: flags.number("frequency-penalty", { min: -2, max: 2 }),
     mirostat:
       mirostat === undefined || mirostat === 0
         ? undefined
         : { mode: mirostat as 1 | 2, tau: flags.number("mirostat-tau", { min: 0 }), eta: flags.number("mirostat-eta", { min: 0 }) },
-    seed: flags.int("seed", { min: 0, max: 0xfffffffe }),
     stop: stop.length > 0 ? stop : undefined,
     logitBias: parseLogitBias(flags.list("logit-bias")),
-    grammar: grammarFile !== undefined ? await readText(grammarFile) : flags.string("grammar"),
   });
 }
 

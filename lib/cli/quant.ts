@@ -154,7 +154,7 @@ export function quantizeCommand(argv: string[], io: CommandIo = defaultIo()): Pr
     const started = Date.now();
     await quantize(input, output, {
       type,
-      threads: positiveInteger("threads", values.threads),
+      nThreads: positiveInteger("threads", values.threads),
       imatrix: values.imatrix as string | undefined,
       allowRequantize: values["allow-requantize"] as boolean | undefined,
       leaveOutputTensor: values["leave-output-tensor"] as boolean | undefined,
@@ -229,7 +229,7 @@ export function benchCommand(argv: string[], io: CommandIo = defaultIo()): Promi
       nPrompt: positiveInteger("n-prompt", values["n-prompt"]),
       nGen: positiveInteger("n-gen", values["n-gen"]),
       repetitions: positiveInteger("repetitions", values.repetitions),
-      threads: positiveInteger("threads", values.threads),
+      nThreads: positiveInteger("threads", values.threads),
       nBatch: positiveInteger("batch-size", values["batch-size"]),
       nUbatch: positiveInteger("ub", values.ub),
       signal,

@@ -51,7 +51,7 @@ export async function rpcServerCommand(argv: string[]): Promise<number> {
       `warning: the RPC protocol has no authentication: anyone who can reach ${host}:${port} can run work on this machine\n`,
     );
   }
-  const server = startRpcServer({ host, port, threads });
+  const server = startRpcServer({ host, port, nThreads: threads });
   process.stderr.write(`rpc-server listening on ${server.endpoint}\n`);
   try {
     await server.done;

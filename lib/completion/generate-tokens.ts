@@ -1,5 +1,6 @@
 import type { LlamaContext, SampleResult } from "../core/context.js";
 import { LlamaError } from "../errors.js";
+import { abortError, StopCondition } from "./stopping.js";
 import { promptBatches, sequenceBatch } from "../core/batch.js";
 import type { LlamaSampler } from "../core/sampler.js";
 import { checkOptions, expectHandle, integer, boolean, signal, toTokenArray } from "../validate.js";
@@ -16,8 +17,8 @@ export interface GenerateOptions {
 
 /**
  * Evaluates `prompt` after what the sequence already holds, then yields sampled tokens one by one.
- * Each step is one native call (decode and sample together). Stops at end of generation, at
- * maxTokens, or when the context is full.
+ * Each step is one native call (decode and sample together). Stops where StopCondition says: at end
+ * of generation, at maxTokens, or when the context is full.
  */
 export async function* generateTokens(
   context: LlamaContext,
@@ -53,12 +54,22 @@ export async function* generateTokens(
   }
   position += tokens.length;
 
-  for (let produced = 0; ; ) {
+  // The last token is sampled, never decoded: one more than the context holds after the prompt.
+  const stop = new StopCondition({
+    decoder: context.model.createTokenDecoder(),
+    isEog: (token) => stopAtEog && context.model.isEog(token),
+    stops: [],
+    maxTokens,
+    room: context.nCtxSeq - position + 1,
+    signal: o.signal,
+  });
+  for (;;) {
     const token = result!.tokens[0]!;
-    if (stopAtEog && context.model.isEog(token)) return;
+    const { stop: reason } = stop.next(token);
+    if (reason === "abort") throw abortError(o.signal);
+    if (reason === "eog") return;
     yield token;
-    produced++;
-    if (produced >= maxTokens || position >= context.nCtxSeq) return;
+    if (reason !== null) return;
     result = await context.decodeAndSample(sequenceBatch(Int32Array.of(token), position, seqId, "last"), [{ sampler, index: 0 }], {
       signal: o.signal,
     });

@@ -13,34 +13,37 @@ export interface TokenLogprob {
   top: Array<{ token: number; logprob: number }>;
 }
 
-/** What a request tells the scheduler after each token. */
-export type StepVerdict = "continue" | "done";
-
-export interface GenerationJob {
-  prompt: Int32Array;
-  sampler: LlamaSampler;
+/**
+ * A request as the scheduler runs it (completion/generation.ts makes them). The job decides when it
+ * stops; the scheduler asks it, feeds it tokens, and tells it when it is done with it.
+ */
+export interface SchedulerJob {
+  readonly prompt: Int32Array;
+  readonly sampler: LlamaSampler;
   /** Alternatives per token to report (undefined: no log-probabilities). */
-  logprobs?: number;
-  signal?: AbortSignal;
-  /** Called with each sampled token; "done" ends the request. */
-  onToken(token: number, logprob: TokenLogprob | undefined): StepVerdict;
-  /** How many more tokens onToken takes at most (the last of them answered "done"). Default: no limit. */
-  tokensLeft?(): number;
+  readonly logprobs: number | undefined;
+  /** Aborts a decode of this job alone mid-way. */
+  readonly signal: AbortSignal | undefined;
+  /** Whether the job still wants tokens: false once it stopped or was aborted. */
+  continues(): boolean;
+  /** Takes a sampled token; false when generation ends with it. */
+  accept(token: number, logprob: TokenLogprob | undefined): boolean;
+  /** How many more tokens accept() takes at most. */
+  tokensLeft(): number;
   /**
-   * Asked after each token: a promise while the job's reader has not taken it yet (the job gets no
-   * new token before it resolves, which it must also do on abort), or null. Default: null.
+   * Asked after each token: while the job's reader has not taken it, a promise that settles when it
+   * has (it must also settle on abort); the job gets no new token before. Otherwise null.
    */
-  demand?(): Promise<void> | null;
-  /** Called once when the request ends without error. `reason` is why the scheduler ended it. */
-  onEnd(reason: "done" | "context-full"): void;
-  onError(error: unknown): void;
+  waitForReader(): Promise<void> | null;
+  /** The scheduler is done with the job: it stopped (or was aborted), or failed with `error`. */
+  end(error?: unknown): void;
 }
 
 interface Slot {
   seqId: number;
   /** Tokens whose KV entries this sequence holds, in position order. */
   cached: number[];
-  job: GenerationJob | null;
+  job: SchedulerJob | null;
   /** Prompt tokens still to evaluate, from this index of job.prompt. */
   promptCursor: number;
   /** The last sampled token, not yet in the KV cache. */
@@ -70,7 +73,7 @@ export class Scheduler {
   readonly stats: SchedulerStats = { batches: 0, tokens: 0, maxSequencesPerBatch: 0 };
   readonly #context: LlamaContext;
   readonly #slots: Slot[];
-  readonly #queue: GenerationJob[] = [];
+  readonly #queue: SchedulerJob[] = [];
   #running = false;
   /** Ends a run ahead (a lone sequence generating natively), so that a new request can join. */
   #stopAhead: (() => void) | null = null;
@@ -92,11 +95,16 @@ export class Scheduler {
     return this.#queue.length;
   }
 
+  /** Tokens one sequence holds. */
+  get nCtxSeq(): number {
+    return this.#context.nCtxSeq;
+  }
+
   get active(): number {
     return this.#slots.filter((s) => s.job !== null).length;
   }
 
-  submit(job: GenerationJob): void {
+  submit(job: SchedulerJob): void {
     if (job.prompt.length === 0) throw new RangeError("the prompt must hold at least one token");
     if (job.prompt.length > this.#context.nCtxSeq) {
       throw new LlamaError(
@@ -113,7 +121,7 @@ export class Scheduler {
         const at = this.#queue.indexOf(job);
         if (at < 0) return;
         this.#queue.splice(at, 1);
-        job.onError(new LlamaError("ABORTED", "generation aborted", { cause: job.signal?.reason }));
+        job.end();
       },
       { once: true },
     );
@@ -136,7 +144,7 @@ export class Scheduler {
         this.#forget(slot);
         this.#finish(slot, { error });
       }
-      for (const job of this.#queue.splice(0)) job.onError(error);
+      for (const job of this.#queue.splice(0)) job.end(error);
     } finally {
       this.#running = false;
       // A job submitted while the loop was winding down.
@@ -156,11 +164,11 @@ export class Scheduler {
       if (free.length === 0) return;
       this.#queue.shift();
       if (this.#context.disposed) {
-        job.onError(new LlamaError("DISPOSED", "the model has been disposed"));
+        job.end(new LlamaError("DISPOSED", "the model has been disposed"));
         continue;
       }
-      if (job.signal?.aborted) {
-        job.onError(new LlamaError("ABORTED", "generation aborted", { cause: job.signal.reason }));
+      if (!job.continues()) {
+        job.end();
         continue;
       }
       let best = free[0]!;
@@ -183,7 +191,7 @@ export class Scheduler {
           best.cached.length = keep;
         }
       } catch (err) {
-        job.onError(err);
+        job.end(err);
         continue;
       }
       best.job = job;
@@ -193,14 +201,15 @@ export class Scheduler {
     }
   }
 
-  #finish(slot: Slot, reason: "done" | "context-full" | { error: unknown }): void {
+  /** Frees the slot and ends its job: it stopped, or failed with `failure.error`. */
+  #finish(slot: Slot, failure?: { error: unknown }): void {
     const job = slot.job;
     slot.job = null;
     slot.pendingToken = null;
     slot.paused = null;
     if (job === null) return;
-    if (typeof reason === "object") job.onError(reason.error);
-    else job.onEnd(reason);
+    if (failure) job.end(failure.error);
+    else job.end();
   }
 
   /**
@@ -239,7 +248,7 @@ export class Scheduler {
     const lone = active.length === 1 && !joinable ? active[0]! : null;
     if (lone !== null && lone.pendingToken !== null && lone.paused === null && lone.job!.logprobs === undefined) {
       const room = context.nCtxSeq - lone.cached.length;
-      const left = Math.min(lone.job!.tokensLeft?.() ?? room, room);
+      const left = Math.min(lone.job!.tokensLeft(), room);
       if (left > 0) {
         await this.#runAhead(lone, left);
         return;
@@ -255,8 +264,8 @@ export class Scheduler {
     for (const slot of this.#slots) {
       const job = slot.job;
       if (job === null) continue;
-      if (job.signal?.aborted) {
-        this.#finish(slot, { error: new LlamaError("ABORTED", "generation aborted", { cause: job.signal.reason }) });
+      if (!job.continues()) {
+        this.#finish(slot);
         continue;
       }
       if (slot.paused !== null) {
@@ -264,10 +273,6 @@ export class Scheduler {
         continue;
       }
       if (slot.pendingToken !== null) {
-        if (slot.cached.length >= context.nCtxSeq) {
-          this.#finish(slot, "context-full");
-          continue;
-        }
         samples.push({ slot, index: batch.add(slot.pendingToken, slot.cached.length, slot.seqId, true) });
         inBatch.set(slot, 0);
       }
@@ -340,27 +345,27 @@ export class Scheduler {
         };
       }
       const ended = this.#deliver(slot, result.tokens[i]!, info);
-      if (ended !== null) this.#finish(slot, ended);
+      if (ended !== null) this.#finish(slot, ended === "stopped" ? undefined : ended);
     });
   }
 
   /**
    * Hands a sampled token to the slot's job. It becomes the slot's pending token (null), or the job
-   * is to end: done, or with the error its onToken threw.
+   * is to end: it stopped, or failed with the error accept() threw.
    */
-  #deliver(slot: Slot, token: number, info: TokenLogprob | undefined): "done" | { error: unknown } | null {
-    let verdict: StepVerdict;
+  #deliver(slot: Slot, token: number, info: TokenLogprob | undefined): "stopped" | { error: unknown } | null {
+    let goesOn: boolean;
     try {
-      verdict = slot.job!.onToken(token, info);
+      goesOn = slot.job!.accept(token, info);
     } catch (error) {
       return { error };
     }
-    if (verdict === "done") return "done";
+    if (!goesOn) return "stopped";
     slot.pendingToken = token;
-    const demand = slot.job!.demand?.() ?? null;
-    slot.paused = demand;
-    void demand?.then(() => {
-      if (slot.paused === demand) slot.paused = null;
+    const reader = slot.job!.waitForReader();
+    slot.paused = reader;
+    void reader?.then(() => {
+      if (slot.paused === reader) slot.paused = null;
     });
     return null;
   }
@@ -375,7 +380,7 @@ export class Scheduler {
     const job = slot.job!;
     // How the job ended during the run. It is told once the run has settled, so that whoever gets
     // the result finds the context idle.
-    const outcome: { ended: "done" | { error: unknown } | null } = { ended: null };
+    const outcome: { ended: "stopped" | { error: unknown } | null } = { ended: null };
     const run = context.generateAhead(
       {
         token: slot.pendingToken!,
@@ -392,7 +397,7 @@ export class Scheduler {
         this.stats.batches++;
         this.stats.tokens++;
         // Tokens sampled after the job ended or was aborted (at most the one in flight) go nowhere.
-        if (outcome.ended !== null || job.signal?.aborted) return;
+        if (outcome.ended !== null || !job.continues()) return;
         outcome.ended = this.#deliver(slot, token, undefined);
         if (outcome.ended !== null) run.stop();
         // The run goes on once the reader has taken the token.
@@ -411,6 +416,6 @@ export class Scheduler {
     } finally {
       this.#stopAhead = null;
     }
-    if (outcome.ended !== null) this.#finish(slot, outcome.ended);
+    if (outcome.ended !== null) this.#finish(slot, outcome.ended === "stopped" ? undefined : outcome.ended);
   }
 }

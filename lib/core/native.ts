@@ -175,25 +175,8 @@ export interface NativeContext {
   setThreads(nThreads: number, nThreadsBatch: number): void;
 }
 
-export interface NativeSamplerOptions {
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  minP?: number;
-  typicalP?: number;
-  penaltyLastN?: number;
-  repeatPenalty?: number;
-  frequencyPenalty?: number;
-  presencePenalty?: number;
-  mirostat?: number;
-  mirostatTau?: number;
-  mirostatEta?: number;
-  seed?: number;
-  grammar?: string;
-  grammarRoot?: string;
-  logitBiasTokens?: Int32Array;
-  logitBiasValues?: Float32Array;
-}
+/** The sampling parameters of lib/core/sampling.ts, resolved and named as there (native/sampler.cpp reads them). */
+export type NativeSamplerOptions = Readonly<Record<string, unknown>>;
 
 export interface NativeSampler {
   sample(context: NativeContext, index: number): number;

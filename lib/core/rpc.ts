@@ -2,7 +2,7 @@
 import { LlamaError } from "../errors.js";
 import { native } from "./binding.js";
 import { defaultThreads } from "./backend.js";
-import { checkOptions, integer, string } from "../validate.js";
+import { checkOptions, integer, string, withAlias } from "../validate.js";
 
 export interface RpcServerOptions {
   /** Address to bind. Default 127.0.0.1: the protocol has no authentication. */
@@ -10,6 +10,8 @@ export interface RpcServerOptions {
   /** Default 50052. */
   port?: number;
   /** CPU threads for the work it receives. Default: defaultThreads(). */
+  nThreads?: number;
+  /** @deprecated The older name of nThreads (still accepted). */
   threads?: number;
 }
 
@@ -31,14 +33,16 @@ export function isLoopback(host: string): boolean {
  * sends to it, one client at a time, until the process ends.
  */
 export function startRpcServer(options: RpcServerOptions = {}): RpcServer {
-  const o = checkOptions<RpcServerOptions>("options", options, {
+  const checked = checkOptions<RpcServerOptions>("options", options, {
     host: string,
     port: integer({ min: 1, max: 65535 }),
+    nThreads: integer({ min: 1, max: 1024 }),
     threads: integer({ min: 1, max: 1024 }),
   });
+  const o = withAlias("options", checked, "nThreads", "threads");
   const host = o.host ?? "127.0.0.1";
   const endpoint = `${host.includes(":") && !host.startsWith("[") ? `[${host}]` : host}:${o.port ?? 50052}`;
-  const done = native.startRpcServer(endpoint, o.threads ?? defaultThreads()).catch((err: unknown) => {
+  const done = native.startRpcServer(endpoint, o.nThreads ?? defaultThreads()).catch((err: unknown) => {
     throw new LlamaError("RPC_UNAVAILABLE", err instanceof Error ? err.message : String(err));
   });
   return { endpoint, done };

@@ -5,6 +5,7 @@ import type { ChatMessage } from "../completion/types.js";
 import { LlamaError } from "../errors.js";
 import { jsonObjectGrammar, jsonSchemaGrammar } from "../completion/json-grammar.js";
 import type { ChatCompletionOptions, CompletionOptions, SamplingOptions } from "../completion/llama.js";
+import { MAX_SEED, scalarSamplingParameters, type SamplingParameterName } from "../core/sampling.js";
 
 /** An error in OpenAI's shape: `{ error: { message, type, param, code } }` with its HTTP status. */
 export class ApiError extends Error {
@@ -142,7 +143,7 @@ function logitBiasOf(f: Fields, nVocab: number): Record<number, number> | undefi
 function seedOf(f: Fields): number | undefined {
   const seed = f.int("seed");
   if (seed === undefined || seed === -1) return undefined; // -1: random, as llama.cpp's server
-  if (seed < 0 || seed > 0xfffffffe) throw badRequest("seed must be from 0 to 4294967294 (or -1: random)", "seed");
+  if (seed < 0 || seed > MAX_SEED) throw badRequest(`seed must be from 0 to ${MAX_SEED} (or -1: random)`, "seed");
   return seed;
 }
 
@@ -180,24 +181,29 @@ function maxTokensOf(f: Fields, names: string[], fallback: number, cap: number):
   return Math.min(fallback, cap);
 }
 
+/** OpenAI's limits, where they are narrower than llama.cpp's. */
+const OPENAI_LIMITS: Partial<Record<SamplingParameterName, { max: number }>> = { temperature: { max: 2 } };
+
+/** The sampling parameters a request field gives as a plain number or string (lib/core/sampling.ts), under their snake_case names. */
+const scalarFields = scalarSamplingParameters()
+  // The seed takes -1 for random, and a grammar may come as response_format.
+  .filter(({ name }) => name !== "seed" && name !== "grammar")
+  .map((parameter) => ({ ...parameter, field: parameter.name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`) }));
+
 function samplingOf(f: Fields, limits: RequestLimits): SamplingOptions {
+  const options: Record<string, unknown> = {};
+  for (const { name, field, scalar, min, max } of scalarFields) {
+    const bounds = { min, max: OPENAI_LIMITS[name]?.max ?? max };
+    options[name] = scalar === "string" ? f.string(field) : scalar === "integer" ? f.int(field, bounds) : f.number(field, bounds);
+  }
   const mirostat = f.int("mirostat", { min: 0, max: 2 });
-  const options: SamplingOptions = {
-    temperature: f.number("temperature", { min: 0, max: 2 }),
-    topP: f.number("top_p", { min: 0, max: 1 }),
-    topK: f.int("top_k", { min: 0 }),
-    minP: f.number("min_p", { min: 0, max: 1 }),
-    typicalP: f.number("typical_p", { min: 0, max: 1 }),
-    presencePenalty: f.number("presence_penalty", { min: -2, max: 2 }),
-    frequencyPenalty: f.number("frequency_penalty", { min: -2, max: 2 }),
-    repeatPenalty: f.number("repeat_penalty", { min: 0 }),
-    repeatLastN: f.int("repeat_last_n", { min: -1 }),
+  Object.assign(options, {
     mirostat: mirostat ? { mode: mirostat as 1 | 2, tau: f.number("mirostat_tau", { min: 0 }), eta: f.number("mirostat_eta", { min: 0 }) } : undefined,
     seed: seedOf(f),
     stop: stopOf(f),
     logitBias: logitBiasOf(f, limits.nVocab),
     grammar: grammarOf(f),
-  };
+  });
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as SamplingOptions;
 }
 

@@ -13,7 +13,7 @@ import { readGgufHeader } from "../gguf/reader.js";
 import { compareModels, perplexity, type ModelComparison, type PerplexityResult } from "./perplexity.js";
 import { parseQuantType, quantize, quantTypeName, type QuantType } from "./quantize.js";
 import { measureSpeed, speedOptionChecks, type SpeedProgress, type SpeedResult } from "./speed.js";
-import { checkOptions, expectString, func, integer, signal, string } from "../validate.js";
+import { checkOptions, expectString, func, integer, signal, string, withAlias } from "../validate.js";
 
 export interface BenchOptions {
   /** Model files to measure. */
@@ -39,6 +39,8 @@ export interface BenchOptions {
   nBatch?: number;
   nUbatch?: number;
   /** Threads for everything. Default: the library's default. */
+  nThreads?: number;
+  /** @deprecated The older name of nThreads (still accepted). */
   threads?: number;
   onProgress?: (event: BenchProgress) => void;
   signal?: AbortSignal;
@@ -74,6 +76,8 @@ export interface BenchReport {
     repetitions: number;
     nBatch: number;
     nUbatch: number;
+    nThreads?: number;
+    /** @deprecated The older name of nThreads (the same number). */
     threads?: number;
     text?: string;
     nCtx?: number;
@@ -111,7 +115,7 @@ function cpuDescription(): string {
 
 /** Measures models; see BenchOptions. Results keep the order: base, then by decreasing file size. */
 export async function bench(options: BenchOptions): Promise<BenchReport> {
-  const o = checkOptions<BenchOptions>("options", options, {
+  const checked = checkOptions<BenchOptions>("options", options, {
     models: (name, value) => {
       if (!Array.isArray(value)) throw new TypeError(`${name} must be an array of paths`);
       value.forEach((v, i) => expectString(`${name}[${i}]`, v));
@@ -130,6 +134,7 @@ export async function bench(options: BenchOptions): Promise<BenchReport> {
     onProgress: func,
     signal,
   });
+  const o = withAlias("options", checked, "nThreads", "threads");
   const types = (o.types ?? []).map((t) => parseQuantType(t));
   if (types.length > 0 && o.base === undefined) throw new TypeError("options.types needs options.base, the model to quantize");
   const paths: string[] = [];
@@ -139,7 +144,7 @@ export async function bench(options: BenchOptions): Promise<BenchReport> {
     if (!existsSync(target)) {
       await quantize(o.base!, target, {
         type,
-        threads: o.threads ?? 0,
+        nThreads: o.nThreads ?? 0,
         imatrix: o.imatrix,
         signal: o.signal,
         onProgress: (fraction) => o.onProgress?.({ phase: "quantize", model: target, type, fraction }),
@@ -160,7 +165,7 @@ export async function bench(options: BenchOptions): Promise<BenchReport> {
     repetitions: o.repetitions ?? 5,
     nBatch: o.nBatch ?? 2048,
     nUbatch: o.nUbatch ?? 512,
-    threads: o.threads,
+    nThreads: o.nThreads,
   };
   const results: BenchModelResult[] = [];
   for (const path of unique) {
@@ -180,7 +185,7 @@ export async function bench(options: BenchOptions): Promise<BenchReport> {
 
   if (o.text !== undefined) {
     const text = await readFile(o.text, "utf8");
-    const quality = { nCtx: o.nCtx, nChunks: o.nChunks, threads: o.threads, signal: o.signal };
+    const quality = { nCtx: o.nCtx, nChunks: o.nChunks, nThreads: o.nThreads, signal: o.signal };
     const base = results.find((r) => r.isBase);
     for (const result of results) {
       const onProgress = (chunksDone: number, chunksTotal: number) =>
@@ -209,7 +214,8 @@ export async function bench(options: BenchOptions): Promise<BenchReport> {
       repetitions: speedOptions.repetitions,
       nBatch: speedOptions.nBatch,
       nUbatch: speedOptions.nUbatch,
-      threads: o.threads,
+      nThreads: o.nThreads,
+      threads: o.nThreads,
       text: o.text,
       nCtx: o.text === undefined ? undefined : (o.nCtx ?? 512),
     },

@@ -14,7 +14,7 @@ import type { LlamaContext } from "../core/context.js";
 import { LlamaError } from "../errors.js";
 import { LlamaModel } from "../core/model.js";
 import { BatchBuilder } from "../core/batch.js";
-import { checkOptions, expectString, func, integer, signal } from "../validate.js";
+import { checkOptions, expectString, func, integer, signal, withAlias } from "../validate.js";
 
 export interface PerplexityOptions {
   /** Tokens per chunk (llama-perplexity's -c). Default 512. */
@@ -24,6 +24,8 @@ export interface PerplexityOptions {
   /** Evaluate at most this many chunks (llama-perplexity's --chunks). Default: all. */
   nChunks?: number;
   /** Threads for evaluation. Default: the context's default. */
+  nThreads?: number;
+  /** @deprecated The older name of nThreads (still accepted). */
   threads?: number;
   /** Called after each chunk. */
   onProgress?: (chunksDone: number, chunksTotal: number) => void;
@@ -93,19 +95,21 @@ interface ChunkPlan {
   bos: number;
 }
 
-type Resolved = Required<Omit<PerplexityOptions, "onProgress" | "signal" | "threads" | "nChunks">> &
-  Pick<PerplexityOptions, "onProgress" | "signal" | "threads" | "nChunks">;
+type Resolved = Required<Omit<PerplexityOptions, "onProgress" | "signal" | "nThreads" | "threads" | "nChunks">> &
+  Pick<PerplexityOptions, "onProgress" | "signal" | "nThreads" | "nChunks">;
 
 function checkPerplexityOptions(options: PerplexityOptions): Resolved {
   const o = checkOptions<PerplexityOptions>("options", options, {
     nCtx: integer({ min: 8, max: 1 << 20 }),
     nBatch: integer({ min: 1, max: 1 << 20 }),
     nChunks: integer({ min: 1 }),
+    nThreads: integer({ min: 1, max: 1024 }),
     threads: integer({ min: 1, max: 1024 }),
     onProgress: func,
     signal,
   });
-  return { ...o, nCtx: o.nCtx ?? 512, nBatch: o.nBatch ?? 2048 };
+  const { threads: _alias, ...given } = withAlias("options", o, "nThreads", "threads");
+  return { ...given, nCtx: o.nCtx ?? 512, nBatch: o.nBatch ?? 2048 };
 }
 
 function planChunks(model: LlamaModel, text: string, o: Resolved): ChunkPlan {
@@ -271,7 +275,7 @@ async function withModel<T>(source: LlamaModel | string, use: (model: LlamaModel
   }
 }
 
-async function withContexts<T>(models: readonly LlamaModel[], plan: ChunkPlan, threads: number | undefined, use: (contexts: LlamaContext[]) => Promise<T>): Promise<T> {
+async function withContexts<T>(models: readonly LlamaModel[], plan: ChunkPlan, nThreads: number | undefined, use: (contexts: LlamaContext[]) => Promise<T>): Promise<T> {
   const contexts: LlamaContext[] = [];
   try {
     for (const model of models) {
@@ -282,7 +286,7 @@ async function withContexts<T>(models: readonly LlamaModel[], plan: ChunkPlan, t
           nSeqMax: plan.nSeq,
           nBatch,
           nUbatch: Math.min(512, nBatch),
-          nThreads: threads,
+          nThreads,
         }),
       );
     }
@@ -300,7 +304,7 @@ export async function perplexity(model: LlamaModel | string, text: string, optio
     const plan = planChunks(loaded, text, o);
     const exps = new Float64Array(loaded.nVocab);
     const nll = new RunningMean();
-    await withContexts([loaded], plan, o.threads, (contexts) =>
+    await withContexts([loaded], plan, o.nThreads, (contexts) =>
       evaluateAll(contexts, plan, o, ([row], next) => {
         const { max, logSum } = softmaxStats(row!, exps);
         nll.add(max + logSum - row![next]!);
@@ -347,7 +351,7 @@ export async function compareModels(
       const klValues = new Float64Array(total);
       const deltaPValues = new Float64Array(total);
       let scored = 0;
-      await withContexts([baseModel, candidateModel], plan, o.threads, (contexts) =>
+      await withContexts([baseModel, candidateModel], plan, o.nThreads, (contexts) =>
         evaluateAll(contexts, plan, o, ([baseRow, candidateRow], next) => {
           const b = softmaxStats(baseRow!, baseExps);
           const c = softmaxStats(candidateRow!, candidateExps);

@@ -3,7 +3,7 @@ import { LlamaError } from "../errors.js";
 import { GGML_TYPES } from "../gguf/reader.js";
 import { readImatrix, type ImportanceMatrix } from "./imatrix.js";
 import { quantizeModelFile } from "../core/quantize.js";
-import { boolean, checkOptions, expectString, func, integer, signal } from "../validate.js";
+import { boolean, checkOptions, expectString, func, integer, signal, withAlias } from "../validate.js";
 
 /**
  * The quantization types llama-quantize offers (its names, llama_ftype values and descriptions,
@@ -122,6 +122,8 @@ export interface QuantizeOptions {
   /** The target type, by llama-quantize's name (case-insensitive). */
   type: QuantType | string;
   /** Threads (0: all cores). Default 0. */
+  nThreads?: number;
+  /** @deprecated The older name of nThreads (still accepted). */
   threads?: number;
   /** Allow quantizing tensors that are already quantized. Default false. */
   allowRequantize?: boolean;
@@ -160,8 +162,9 @@ function imatrixMetadata(source: string, imatrix: ImportanceMatrix): { keys: str
 export async function quantize(input: string, output: string, options: QuantizeOptions): Promise<void> {
   expectString("input", input);
   expectString("output", output);
-  const o = checkOptions<QuantizeOptions>("options", options, {
+  const checked = checkOptions<QuantizeOptions>("options", options, {
     type: (name, value) => parseQuantType(expectString(name, value), name),
+    nThreads: integer({ min: 0, max: 1024 }),
     threads: integer({ min: 0, max: 1024 }),
     allowRequantize: boolean,
     leaveOutputTensor: boolean,
@@ -176,6 +179,7 @@ export async function quantize(input: string, output: string, options: QuantizeO
     onProgress: func,
     signal,
   });
+  const o = withAlias("options", checked, "nThreads", "threads");
   if (o.type === undefined) throw new TypeError(`options.type is required: one of ${Object.keys(QUANT_TABLE).join(", ")}`);
   const type = parseQuantType(o.type, "options.type");
   try {
@@ -190,7 +194,7 @@ export async function quantize(input: string, output: string, options: QuantizeO
       output,
       {
         ftype: QUANT_TYPES[type],
-        nThreads: o.threads ?? 0,
+        nThreads: o.nThreads ?? 0,
         allowRequantize: o.allowRequantize ?? false,
         leaveOutputTensor: o.leaveOutputTensor ?? false,
         pure: o.pure ?? false,

@@ -110,7 +110,7 @@ function settingsLine(report: BenchReport): string {
   const parts = [
     `llama.cpp ${report.system.buildCommit}`,
     report.system.cpuInfo,
-    `${s.threads ?? "default"} threads`,
+    `${s.nThreads ?? s.threads ?? "default"} threads`,
     `${s.repetitions} runs per test (mean ± sd)`,
     `batch ${s.nBatch}/${s.nUbatch}`,
   ];
@@ -174,7 +174,7 @@ function csvRows(report: BenchReport): CsvRow[] {
       model_n_params: m.nParams,
       n_batch: m.nBatch,
       n_ubatch: m.nUbatch,
-      n_threads: m.threads,
+      n_threads: m.nThreads ?? m.threads,
       n_prompt: test.n_prompt,
       n_gen: test.n_gen,
       test_time: report.createdAt,
@@ -226,7 +226,7 @@ export function toJson(report: BenchReport): string {
     model_n_params: m.nParams,
     n_batch: m.nBatch,
     n_ubatch: m.nUbatch,
-    n_threads: m.threads,
+    n_threads: m.nThreads ?? m.threads,
     quant_type: m.type,
     is_base: m.isBase,
     file_size: m.fileSize,

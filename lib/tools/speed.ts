@@ -17,7 +17,7 @@ import type { LlamaContext } from "../core/context.js";
 import { LlamaError, type LlamaErrorCode } from "../errors.js";
 import { LlamaModel } from "../core/model.js";
 import { promptBatches, sequenceBatch } from "../core/batch.js";
-import { checkOptions, expectString, func, integer, signal } from "../validate.js";
+import { checkOptions, expectString, func, integer, signal, withAlias } from "../validate.js";
 
 export interface SpeedOptions {
   /** Prompt tokens of the pp test and the TTFT prompt (llama-bench -p). Default 512. */
@@ -27,6 +27,8 @@ export interface SpeedOptions {
   /** Timed runs per test (llama-bench -r). Default 5. */
   repetitions?: number;
   /** Threads (llama-bench -t). Default: the context's default. */
+  nThreads?: number;
+  /** @deprecated The older name of nThreads (still accepted). */
   threads?: number;
   /** Logical and physical batch sizes (llama-bench -b, -ub). Default 2048 and 512. */
   nBatch?: number;
@@ -38,6 +40,7 @@ export const speedOptionChecks: { [K in keyof SpeedOptions]-?: (name: string, va
   nPrompt: integer({ min: 1, max: 1 << 20 }),
   nGen: integer({ min: 1, max: 1 << 20 }),
   repetitions: integer({ min: 1, max: 1000 }),
+  nThreads: integer({ min: 1, max: 1024 }),
   threads: integer({ min: 1, max: 1024 }),
   nBatch: integer({ min: 1, max: 1 << 20 }),
   nUbatch: integer({ min: 1, max: 1 << 20 }),
@@ -71,6 +74,8 @@ export interface SpeedResult {
   modelSize: number;
   nParams: number;
   nVocab: number;
+  nThreads: number;
+  /** @deprecated The older name of nThreads (the same number). */
   threads: number;
   nBatch: number;
   nUbatch: number;
@@ -90,10 +95,11 @@ export interface SpeedProgress {
   total: number;
 }
 
-type ResolvedSpeedOptions = Required<Omit<SpeedOptions, "threads">> & Pick<SpeedOptions, "threads">;
+type ResolvedSpeedOptions = Required<Omit<SpeedOptions, "nThreads" | "threads">> & Pick<SpeedOptions, "nThreads">;
 
 function resolve(options: SpeedOptions): ResolvedSpeedOptions {
-  return { nPrompt: 512, nGen: 128, repetitions: 5, nBatch: 2048, nUbatch: 512, ...options };
+  const { threads: _alias, ...given } = withAlias("options", options, "nThreads", "threads");
+  return { nPrompt: 512, nGen: 128, repetitions: 5, nBatch: 2048, nUbatch: 512, ...given };
 }
 
 function mean(values: readonly number[]): number {
@@ -201,7 +207,7 @@ export async function runSpeedTests(
   const model = await LlamaModel.load(path);
   const loadMs = Number(nowNs() - loadStart) / 1e6;
   const random = new TokenSource(1, model.nVocab);
-  const contextOptions = { nBatch: o.nBatch, nUbatch: Math.min(o.nUbatch, o.nBatch), nThreads: o.threads };
+  const contextOptions = { nBatch: o.nBatch, nUbatch: Math.min(o.nUbatch, o.nBatch), nThreads: o.nThreads };
   try {
     const timed = async (context: LlamaContext, step: "pp" | "tg", run: () => Promise<void>): Promise<number[]> => {
       onProgress({ step: "warmup", done: 0, total: 1 });
@@ -262,6 +268,7 @@ export async function runSpeedTests(
       modelSize: model.info.size,
       nParams: model.info.nParams,
       nVocab: model.nVocab,
+      nThreads: threads,
       threads,
       nBatch: o.nBatch,
       nUbatch: Math.min(o.nUbatch, o.nBatch),
@@ -307,7 +314,7 @@ export function measureSpeed(
   hooks: { onProgress?: (progress: SpeedProgress) => void; signal?: AbortSignal } = {},
 ): Promise<SpeedResult> {
   expectString("path", path);
-  const checked = checkOptions<SpeedOptions>("options", options, speedOptionChecks);
+  const checked = withAlias("options", checkOptions<SpeedOptions>("options", options, speedOptionChecks), "nThreads", "threads");
   // Only the known fields travel to the child: anything else could not be serialized.
   const fields = Object.keys(speedOptionChecks) as Array<keyof SpeedOptions>;
   const job: SpeedWorkerJob = { path, options: Object.fromEntries(fields.filter((key) => checked[key] !== undefined).map((key) => [key, checked[key]])) };

@@ -1,0 +1,209 @@
+// The options of Llama.load, createCompletion and createChatCompletion: their types, checks and the
+// defaults that are Llama's own. Sampling parameters come from lib/core/sampling.ts, where each is
+// named, checked and defaulted.
+import { maxParallelSequences } from "../core/backend.js";
+import { MAX_CONTEXT_TOKENS } from "../core/context.js";
+import { checkEndpoints } from "../core/rpc.js";
+import { SAMPLING_PARAMETERS, samplingChecks, type MirostatOptions, type SamplerOptions } from "../core/sampling.js";
+import { boolean, checkOptions, expectObject, expectString, func, integer, number, signal, string } from "../validate.js";
+import type { ChatMessage } from "./types.js";
+
+export interface LlamaLoadOptions {
+  /** Path of the GGUF model. Required. */
+  modelPath: string;
+  /** Load the tokenizer only: tokenize/detokenize work, generation does not. Default false. */
+  vocabOnly?: boolean;
+  /** Context window of each sequence, in tokens (0: the model's training context). Default 512. */
+  nCtx?: number;
+  /** Most tokens per decode. Default 512. */
+  nBatch?: number;
+  /** Physical batch size. Default 512. */
+  nUbatch?: number;
+  /** Generation threads. Default: defaultThreads() (all cores up to 4, half above). */
+  nThreads?: number;
+  /** Prompt-processing threads. Default: nThreads. */
+  nThreadsBatch?: number;
+  /** Layers offloaded to the GPU (-1: all). Default 0. */
+  nGpuLayers?: number;
+  /** Default seed of sampling (a call's seed overrides it). Default: random per call. */
+  seed?: number;
+  /** Print llama.cpp's log to stderr. Default false (llama-cpp-python: true). */
+  verbose?: boolean;
+  /** Prepare for createEmbedding()/embed() at load. Default false: the embedding context is created on first use. */
+  embedding?: boolean;
+  /** Map the model file. Default true. */
+  useMmap?: boolean;
+  /** Lock the model in RAM. Default false. */
+  useMlock?: boolean;
+  /** Flash attention: true, false or "auto". Default "auto", llama.cpp's default (llama-cpp-python: false). */
+  flashAttn?: boolean | "auto";
+  /** Requests decoded together as sequences of one context (continuous batching). Default 1: requests queue. */
+  nParallel?: number;
+  /** Chat template: a built-in name (see builtinChatTemplates()) or a template string. Default: the model's. */
+  chatTemplate?: string;
+  /** ggml rpc-server workers ("host:port") that take offloaded layers (see nGpuLayers). */
+  rpcServers?: string[];
+  /** Share of the offloaded layers per device: RPC servers first, then local GPUs. */
+  tensorSplit?: number[];
+  onProgress?: (progress: number) => void;
+  signal?: AbortSignal;
+}
+
+/** Mirostat sampling of a completion or chat (the sampler's MirostatOptions). */
+export type MirostatSampling = MirostatOptions;
+
+/** The sampling parameters (lib/core/sampling.ts) and what ends a generation. */
+export interface SamplingOptions extends SamplerOptions {
+  /** Stop strings: the text ends before the first one. */
+  stop?: string | string[];
+  /** Tokens to generate (0 or null: until end of generation or a full context). */
+  maxTokens?: number | null;
+  signal?: AbortSignal;
+}
+
+export interface CompletionOptions extends SamplingOptions {
+  /** Report the log-probabilities of each token and this many alternatives. */
+  logprobs?: number | null;
+  /** Prepend the prompt to the returned text. */
+  echo?: boolean;
+  /** Text after the completion: fill-in-the-middle, for models with FIM tokens. */
+  suffix?: string | null;
+  /** Drop the start of a prompt too long for the context instead of failing with CONTEXT_FULL. */
+  truncate?: boolean;
+  stream?: boolean;
+}
+
+export type ResponseFormat =
+  | { type: "text" }
+  | { type: "json_object"; schema?: Record<string, unknown> }
+  | { type: "json_schema"; json_schema: { name?: string; schema: Record<string, unknown>; strict?: boolean } };
+
+export interface ChatCompletionOptions extends SamplingOptions {
+  messages: ChatMessage[];
+  /** Report log-probabilities of the chosen tokens. */
+  logprobs?: boolean;
+  /** Alternatives per token with logprobs. */
+  topLogprobs?: number;
+  responseFormat?: ResponseFormat;
+  stream?: boolean;
+}
+
+export interface EmbedOptions {
+  /** Scale each vector to unit length. Default false. */
+  normalize?: boolean;
+}
+
+/** Llama's own defaults, where they differ from the sampler's: llama-cpp-python's. */
+export const COMPLETION_DEFAULTS = { maxTokens: 16 } as const;
+export const CHAT_DEFAULTS = { temperature: 0.2, maxTokens: null } as const;
+export const LOAD_DEFAULTS = { nCtx: 512, nBatch: 512, nUbatch: 512, nParallel: 1, nGpuLayers: 0 } as const;
+
+const samplingOptionChecks = {
+  ...samplingChecks,
+  stop: (name: string, value: unknown) => {
+    const list = Array.isArray(value) ? value : [value];
+    list.forEach((s, i) => expectString(Array.isArray(value) ? `${name}[${i}]` : name, s));
+  },
+  maxTokens: (name: string, value: unknown) => {
+    if (value !== null) integer({ min: 0 })(name, value);
+  },
+  signal,
+};
+
+export function checkLoadOptions(options: LlamaLoadOptions): LlamaLoadOptions & { modelPath: string } {
+  const o = checkOptions<LlamaLoadOptions>("options", options, {
+    modelPath: string,
+    vocabOnly: boolean,
+    nCtx: integer({ min: 0, max: MAX_CONTEXT_TOKENS }),
+    nBatch: integer({ min: 1, max: 1 << 20 }),
+    nUbatch: integer({ min: 1, max: 1 << 20 }),
+    nThreads: integer({ min: 1, max: 1024 }),
+    nThreadsBatch: integer({ min: 1, max: 1024 }),
+    nGpuLayers: integer({ min: -1 }),
+    seed: SAMPLING_PARAMETERS.seed.check,
+    verbose: boolean,
+    embedding: boolean,
+    useMmap: boolean,
+    useMlock: boolean,
+    flashAttn: (name: string, value: unknown) => {
+      if (value !== "auto" && typeof value !== "boolean") throw new TypeError(`${name} must be true, false or "auto"`);
+    },
+    nParallel: integer({ min: 1, max: maxParallelSequences() }),
+    chatTemplate: string,
+    rpcServers: (name, value) => checkEndpoints(name, value),
+    tensorSplit: (name, value) => {
+      if (!Array.isArray(value)) throw new TypeError(`${name} must be an array of numbers`);
+      value.forEach((v, i) => number({ min: 0 })(`${name}[${i}]`, v));
+    },
+    onProgress: func,
+    signal,
+  });
+  if (o.modelPath === undefined) throw new TypeError("options.modelPath is required");
+  return o;
+}
+
+export function checkCompletionOptions(prompt: unknown, options: CompletionOptions): CompletionOptions {
+  if (typeof prompt !== "string" && !Array.isArray(prompt) && !(prompt instanceof Int32Array)) {
+    throw new TypeError("prompt must be a string or an array of token ids");
+  }
+  return checkOptions<CompletionOptions>("options", options, {
+    ...samplingOptionChecks,
+    logprobs: (name, value) => {
+      if (value !== null) integer({ min: 0, max: 100 })(name, value);
+    },
+    echo: boolean,
+    suffix: (name, value) => {
+      if (value !== null) string(name, value);
+    },
+    truncate: boolean,
+    stream: boolean,
+  });
+}
+
+export function checkChatOptions(options: ChatCompletionOptions): ChatCompletionOptions {
+  const o = checkOptions<ChatCompletionOptions>("options", options, {
+    ...samplingOptionChecks,
+    messages: (name, value) => {
+      if (!Array.isArray(value)) throw new TypeError(`${name} must be an array of messages`);
+    },
+    logprobs: boolean,
+    topLogprobs: integer({ min: 0, max: 20 }),
+    responseFormat: (name, value) => {
+      const format = expectObject(name, value);
+      if (format.type === "json_object") {
+        if (format.schema !== undefined) expectObject(`${name}.schema`, format.schema);
+      } else if (format.type === "json_schema") {
+        expectObject(`${name}.json_schema.schema`, expectObject(`${name}.json_schema`, format.json_schema).schema);
+      } else if (format.type !== "text") {
+        throw new RangeError(`${name}.type must be "text", "json_object" or "json_schema"`);
+      }
+    },
+    stream: boolean,
+  });
+  if (o.grammar !== undefined && o.responseFormat !== undefined && o.responseFormat.type !== "text") {
+    throw new RangeError("options.grammar and options.responseFormat both constrain the output: pass one of them");
+  }
+  if (o.topLogprobs !== undefined && !o.logprobs) throw new RangeError("options.topLogprobs needs options.logprobs: true");
+  return o;
+}
+
+/** The sampler's options of a request: its sampling parameters, with Llama's defaults where it gives none. */
+export function samplerOptionsOf(o: SamplingOptions, defaults: { temperature?: number; seed?: number }): SamplerOptions {
+  const sampler: SamplerOptions = {};
+  for (const name of Object.keys(SAMPLING_PARAMETERS) as Array<keyof SamplerOptions>) {
+    if (o[name] !== undefined) (sampler as Record<string, unknown>)[name] = o[name];
+  }
+  sampler.temperature ??= defaults.temperature;
+  sampler.seed ??= defaults.seed;
+  return sampler;
+}
+
+/** A request's maxTokens as a number of tokens (Infinity: no limit). */
+export function tokenLimit(maxTokens: number | null | undefined, fallback: number | null): number {
+  const limit = maxTokens === undefined ? fallback : maxTokens;
+  return limit === null || limit === 0 ? Infinity : limit;
+}
+
+export function stopList(stop: string | string[] | undefined): string[] {
+  return stop === undefined ? [] : Array.isArray(stop) ? stop : [stop];
+}
