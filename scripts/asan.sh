@@ -40,8 +40,8 @@ nice -n 5 node node_modules/cmake-js/bin/cmake-js build --out "$out" --config Re
   { tail -30 "$out.log"; echo "asan: build failed (log: $out.log)" >&2; exit 2; }
 
 tests=("$@")
-[ ${#tests[@]} -gt 0 ] || tests=(test/errors.test.ts test/tokenizer.test.ts test/generation.test.ts test/state.test.ts
-  test/arguments.test.ts test/lifecycle.test.ts test/fuzz.test.ts)
+[ ${#tests[@]} -gt 0 ] || tests=(test/robustness/errors.test.ts test/core/tokenizer.test.ts test/core/generation.test.ts test/core/state.test.ts
+  test/robustness/arguments.test.ts test/robustness/lifecycle.test.ts test/robustness/fuzz.test.ts)
 
 # The tests' child processes use a compiled copy of lib/ with this addon: compile it now, without
 # the sanitizer (tsc under ASan takes minutes).

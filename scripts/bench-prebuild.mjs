@@ -40,7 +40,7 @@ for (const [name, path] of Object.entries(binaries)) {
 }
 for (const model of models) {
   if (!existsSync(model)) {
-    console.error(`model missing: ${model} (the realistic-width test models: npx vitest run test/realistic.test.ts)`);
+    console.error(`model missing: ${model} (the realistic-width test models: npx vitest run test/core/realistic.test.ts)`);
     process.exit(1);
   }
 }

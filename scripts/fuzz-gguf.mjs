@@ -261,7 +261,7 @@ function parseArgs(argv) {
 async function main() {
   const options = parseArgs(process.argv.slice(2));
   options.library = compiledLibrary();
-  options.typeInfo = createRequire(import.meta.url)(join(options.library.lib, "gguf.js")).ggmlTypeInfo;
+  options.typeInfo = createRequire(import.meta.url)(join(options.library.lib, "gguf", "reader.js")).ggmlTypeInfo;
   options.workDir = mkdtempSync(join(tmpdir(), "llama-napi-fuzz-"));
   try {
     if (options.dryRun) {

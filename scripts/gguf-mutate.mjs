@@ -1,4 +1,4 @@
-// Deterministic GGUF mutations for scripts/fuzz-gguf.mjs and test/fuzz.test.ts: maps well-formed
+// Deterministic GGUF mutations for scripts/fuzz-gguf.mjs and test/robustness/fuzz.test.ts: maps well-formed
 // seed files field by field and damages one region at a time (magic, version, counts, key/value
 // types and lengths, strings, arrays, tensor names, shapes, types and offsets, alignment,
 // truncation), or lays a file out again with another alignment. Case i of seed s is always the

@@ -17,7 +17,7 @@ import {
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, listening, modelPath, repoRoot } from "./helpers.js";
+import { freePort, listening, modelPath, repoRoot } from "../helpers.js";
 
 const platformDir = `${process.platform}-${process.arch}`;
 const prebuildAddon = join(repoRoot, "prebuilds", platformDir, "node.napi.glibc.node");

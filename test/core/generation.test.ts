@@ -1,19 +1,11 @@
-// Greedy generation through the low-level classes equals llama.cpp's own llama-simple output
-// (test/goldens/simple.json, made by scripts/make-goldens.mjs), and sampling behaves.
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
+// Greedy generation through the low-level classes equals llama.cpp's own output
+// (llama-completion at temperature 0, built from the vendored source and run here), and sampling behaves.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LlamaContext, LlamaModel, LlamaSampler, generateTokens } from "../lib/index.js";
-import { modelPath, repoRoot } from "./helpers.js";
+import { LlamaContext, LlamaModel, LlamaSampler, generateTokens } from "../../lib/index.js";
+import { modelPath } from "../helpers.js";
+import { greedyReferences } from "../llama-cpp-tools.js";
 
-interface Golden {
-  model: "stories260K.gguf" | "llama-2-tiny-random.gguf";
-  prompt: string;
-  nPredict: number;
-  stdoutHex: string;
-}
-
-const { goldens } = JSON.parse(readFileSync(join(repoRoot, "test", "goldens", "simple.json"), "utf8")) as { goldens: Golden[] };
+const goldens = greedyReferences();
 
 async function collect(iterable: AsyncIterable<number>): Promise<number[]> {
   const out: number[] = [];
@@ -22,19 +14,18 @@ async function collect(iterable: AsyncIterable<number>): Promise<number[]> {
 }
 
 describe.each(goldens)("greedy $model $prompt", (golden) => {
-  it("prints exactly what llama-simple printed", async () => {
+  it("prints exactly what llama.cpp printed", async () => {
     const model = await LlamaModel.load(modelPath(golden.model));
     const context = await model.createContext({ nCtx: 512, nThreads: 2 });
     const sampler = model.createSampler({ temperature: 0 });
     try {
-      // llama-simple tokenizes with BOS and special-token parsing and prints pieces with special tokens rendered.
+      // llama.cpp tokenizes with BOS and special-token parsing and prints the prompt's pieces but BOS.
       const prompt = model.tokenize(golden.prompt, { addSpecial: true, parseSpecial: true });
-      const pieces: Uint8Array[] = Array.from(prompt, (t) => model.tokenBytes(t, true));
+      const pieces: Uint8Array[] = Array.from(prompt.subarray(1), (t) => model.tokenBytes(t, true));
       for await (const token of generateTokens(context, sampler, prompt, { maxTokens: golden.nPredict })) {
         pieces.push(model.tokenBytes(token, true));
       }
-      pieces.push(Buffer.from("\n"));
-      expect(Buffer.concat(pieces).toString("hex")).toBe(golden.stdoutHex);
+      expect(Buffer.concat(pieces).toString("hex")).toBe(golden.printed.toString("hex"));
     } finally {
       sampler.dispose();
       await context.dispose();

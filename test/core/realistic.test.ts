@@ -2,9 +2,9 @@
 // Q4_0 and Q8_0 decode with 2 threads (ggml's AMX kernels crash when GCC 12 compiles them),
 // the event loop keeps running during a long decode, and aborts and disposal mid-work are clean.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LlamaError, LlamaModel, generateTokens, type LlamaContext } from "../lib/index.js";
-import { wideModel } from "./fixtures.js";
-import { sleep } from "./helpers.js";
+import { LlamaError, LlamaModel, generateTokens, type LlamaContext } from "../../lib/index.js";
+import { wideModel } from "../fixtures.js";
+import { sleep } from "../helpers.js";
 
 function correlation(a: Float32Array, b: Float32Array): number {
   let ma = 0;

@@ -3,8 +3,8 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LlamaModel } from "../lib/index.js";
-import { llamaCppDir } from "./helpers.js";
+import { LlamaModel } from "../../lib/index.js";
+import { llamaCppDir } from "../helpers.js";
 
 const SEPARATOR = "\n__ggml_vocab_test__\n";
 const modelsFolder = join(llamaCppDir(), "models");

@@ -18,8 +18,8 @@ import {
   toMarkdown,
   setLogger,
   type LlamaContext,
-} from "../lib/index.js";
-import { errorOf, modelPath } from "./helpers.js";
+} from "../../lib/index.js";
+import { errorOf, modelPath } from "../helpers.js";
 
 /** A numeric kind is an integer unless `real`; bounds are inclusive. */
 type Kind = "string" | "boolean" | "function" | "object" | "tokens" | "handle" | { min?: number; max?: number; real?: boolean };

@@ -3,8 +3,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LlamaModel, buildInfo, devices, setLogger, systemInfo, type LlamaContext } from "../lib/index.js";
-import { modelPath, repoRoot } from "./helpers.js";
+import { LlamaModel, buildInfo, devices, setLogger, systemInfo, type LlamaContext } from "../../lib/index.js";
+import { modelPath, repoRoot } from "../helpers.js";
 
 let model: LlamaModel;
 let scratch: string;

@@ -1,11 +1,10 @@
 // The completion API in llama-cpp-python's shape, on stories260K, the Llama 2 vocab model and
 // tiny generated models that carry real tokenizers and chat templates.
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { Llama, LlamaError, type CompletionChunk } from "../lib/index.js";
-import { tinyModel } from "./fixtures.js";
-import { drain, modelPath, repoRoot, sleep } from "./helpers.js";
+import { Llama, LlamaError, type CompletionChunk } from "../../lib/index.js";
+import { tinyModel } from "../fixtures.js";
+import { drain, modelPath, sleep } from "../helpers.js";
+import { greedyReferences } from "../llama-cpp-tools.js";
 
 const STORIES = () => modelPath("stories260K.gguf");
 
@@ -32,14 +31,11 @@ describe("createCompletion on stories260K", () => {
     expect(res.usage).toEqual({ prompt_tokens: 5, completion_tokens: 12, total_tokens: 17 });
   });
 
-  it("temperature 0 gives llama.cpp's greedy output (llama-simple's golden)", async () => {
-    const { goldens } = JSON.parse(readFileSync(join(repoRoot, "test", "goldens", "simple.json"), "utf8")) as {
-      goldens: Array<{ model: string; prompt: string; nPredict: number; stdoutText: string }>;
-    };
-    for (const golden of goldens.filter((g) => g.model === "stories260K.gguf")) {
+  it("temperature 0 gives llama.cpp's greedy output (llama-completion's, run here)", async () => {
+    for (const golden of greedyReferences().filter((g) => g.model === "stories260K.gguf")) {
       const res = await llm.createCompletion(golden.prompt, { maxTokens: golden.nPredict, temperature: 0 });
-      // llama-simple prints "<s>", the prompt, the continuation and a newline.
-      expect(`<s> ${golden.prompt}${res.choices[0]!.text}\n`).toBe(golden.stdoutText);
+      // llama-completion prints the prompt (SentencePiece's leading space) and the continuation.
+      expect(` ${golden.prompt}${res.choices[0]!.text}`).toBe(golden.printed.toString("utf8"));
     }
   });
 

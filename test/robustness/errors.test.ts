@@ -3,8 +3,8 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LlamaError, LlamaModel, generateTokens, quantize } from "../lib/index.js";
-import { modelPath } from "./helpers.js";
+import { LlamaError, LlamaModel, generateTokens, quantize } from "../../lib/index.js";
+import { modelPath } from "../helpers.js";
 
 let scratch: string;
 beforeAll(() => {

@@ -7,9 +7,9 @@ import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LlamaError, LlamaModel } from "../lib/index.js";
-import { compiledLibrary, type CompiledLibrary } from "../scripts/compiled-lib.mjs";
-import { modelPath, repoRoot, runNodeChild, type ChildResult } from "./helpers.js";
+import { LlamaError, LlamaModel } from "../../lib/index.js";
+import { compiledLibrary, type CompiledLibrary } from "../../scripts/compiled-lib.mjs";
+import { modelPath, repoRoot, runNodeChild, type ChildResult } from "../helpers.js";
 
 let library: CompiledLibrary;
 let scratch: string;

@@ -6,7 +6,7 @@ import { mkdtemp, open, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LlamaError } from "../lib/errors.js";
+import { LlamaError } from "../../lib/errors.js";
 import {
   GGML_TYPES,
   GgmlType,
@@ -16,10 +16,10 @@ import {
   type GgufHeader,
   type GgufKv,
   type ReadGgufHeaderOptions,
-} from "../lib/gguf/reader.js";
-import { encodeGgufHeader, writeGguf, type GgufTensorSource } from "../lib/gguf/writer.js";
-import { float32ToFloat16, MODEL_SHAPES, synthesizeModel, type ModelShape } from "../lib/tools/synth.js";
-import { llamaCppDir, modelPath } from "./helpers.js";
+} from "../../lib/gguf/reader.js";
+import { encodeGgufHeader, writeGguf, type GgufTensorSource } from "../../lib/gguf/writer.js";
+import { float32ToFloat16, MODEL_SHAPES, synthesizeModel, type ModelShape } from "../../lib/tools/synth.js";
+import { llamaCppDir, modelPath } from "../helpers.js";
 
 const vocabFolder = join(llamaCppDir(), "models");
 const vocabFiles = readdirSync(vocabFolder)

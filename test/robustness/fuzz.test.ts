@@ -8,11 +8,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LlamaError, LlamaModel, generateTokens } from "../lib/index.js";
-import { GgmlType, ggmlTypeInfo, readGgufHeader, type GgufArray, type GgufHeader, type GgufKv } from "../lib/gguf/reader.js";
-import { encodeGgufHeader, writeGguf, type GgufTensorSource } from "../lib/gguf/writer.js";
-import { STRATEGIES, loadCorpus, makeCase } from "../scripts/gguf-mutate.mjs";
-import { modelPath, repoRoot } from "./helpers.js";
+import { LlamaError, LlamaModel, generateTokens } from "../../lib/index.js";
+import { GgmlType, ggmlTypeInfo, readGgufHeader, type GgufArray, type GgufHeader, type GgufKv } from "../../lib/gguf/reader.js";
+import { encodeGgufHeader, writeGguf, type GgufTensorSource } from "../../lib/gguf/writer.js";
+import { STRATEGIES, loadCorpus, makeCase } from "../../scripts/gguf-mutate.mjs";
+import { modelPath, repoRoot } from "../helpers.js";
 
 let scratch: string;
 beforeAll(() => {

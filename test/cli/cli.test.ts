@@ -8,9 +8,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable, Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCli } from "../lib/cli/main.js";
-import { Llama } from "../lib/index.js";
-import { modelPath, repoRoot } from "./helpers.js";
+import { runCli } from "../../lib/cli/main.js";
+import { Llama } from "../../lib/index.js";
+import { modelPath, repoRoot } from "../helpers.js";
 
 const STORIES = () => modelPath("stories260K.gguf");
 // A small context and one thread: quick to load, and no thread contention on a busy machine.

@@ -5,8 +5,8 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Llama, LlamaError } from "../lib/index.js";
-import { freePort, listening, modelPath, repoRoot } from "./helpers.js";
+import { Llama, LlamaError } from "../../lib/index.js";
+import { freePort, listening, modelPath, repoRoot } from "../helpers.js";
 
 interface Worker {
   port: number;

@@ -4,7 +4,7 @@
 // 50 ms; every 250 requests the Llama is disposed with requests in flight and a new one loaded.
 import { join } from "node:path";
 import { expect, it } from "vitest";
-import { modelPath, repoRoot, runNodeChild } from "./helpers.js";
+import { modelPath, repoRoot, runNodeChild } from "../helpers.js";
 
 interface ChaosSummary {
   tally: Record<string, { started: number; ok: number; aborted: number; disposed: number }>;

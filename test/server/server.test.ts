@@ -4,9 +4,9 @@ import { request as httpRequest, ServerResponse, type IncomingMessage } from "no
 import { connect } from "node:net";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { Llama } from "../lib/index.js";
-import { startServer, type OpenAIServer } from "../lib/server/index.js";
-import { modelPath } from "./helpers.js";
+import { Llama } from "../../lib/index.js";
+import { startServer, type OpenAIServer } from "../../lib/server/index.js";
+import { modelPath } from "../helpers.js";
 
 const STORIES = () => modelPath("stories260K.gguf");
 const KEY = "test-key";

@@ -5,7 +5,7 @@ import { readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { modelPath, repoRoot } from "./helpers.js";
+import { modelPath, repoRoot } from "../helpers.js";
 
 const consumerDir = join(repoRoot, "test", "consumer");
 const outDir = join(repoRoot, "test", ".consumer-build");
