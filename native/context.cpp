@@ -37,10 +37,6 @@ class ExecutionScope {
   ContextHandle &handle_;
 };
 
-struct ContextOptions {
-  llama_context_params params = llama_context_default_params();
-};
-
 ggml_type KvTypeByName(const std::string &name) {
   for (int i = 0; i < GGML_TYPE_COUNT; i++) {
     const char *candidate = ggml_type_name(static_cast<ggml_type>(i));
