@@ -2,13 +2,13 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstring>
 #include <thread>
 
 #include "batch.h"
 #include "ggml-cpu.h"
 #include "log.h"
+#include "logprobs.h"
 #include "rpc.h"
 
 namespace llama_napi {
@@ -99,34 +99,6 @@ void RunDecode(ContextHandle &handle, const BatchInput &input) {
   std::string reason = capture.Summary();
   throw CodedError("DECODE_FAILED",
                    "llama_decode failed with status " + std::to_string(status) + (reason.empty() ? "" : ": " + reason));
-}
-
-// Log-probabilities over the vocabulary of one output row, computed in double for stability.
-struct TokenLogprobs {
-  float chosen = 0.0f;
-  std::vector<int32_t> top_ids;
-  std::vector<float> top_logprobs;
-};
-
-TokenLogprobs ComputeLogprobs(const float *logits, int32_t n_vocab, int32_t chosen, int32_t n_top) {
-  float max_logit = *std::max_element(logits, logits + n_vocab);
-  double sum = 0.0;
-  for (int32_t i = 0; i < n_vocab; i++) sum += std::exp(static_cast<double>(logits[i] - max_logit));
-  double log_sum = std::log(sum) + max_logit;
-  TokenLogprobs out;
-  out.chosen = static_cast<float>(logits[chosen] - log_sum);
-  if (n_top > 0) {
-    int32_t k = std::min(n_top, n_vocab);
-    std::vector<int32_t> ids(static_cast<size_t>(n_vocab));
-    for (int32_t i = 0; i < n_vocab; i++) ids[i] = i;
-    std::partial_sort(ids.begin(), ids.begin() + k, ids.end(),
-                      [logits](int32_t a, int32_t b) { return logits[a] > logits[b]; });
-    for (int32_t i = 0; i < k; i++) {
-      out.top_ids.push_back(ids[i]);
-      out.top_logprobs.push_back(static_cast<float>(logits[ids[i]] - log_sum));
-    }
-  }
-  return out;
 }
 
 void PoisonContext(ContextHandle &handle) {
