@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <thread>
 
 #include "context_internal.h"
@@ -57,81 +56,6 @@ class CreateWorker : public PromiseWorker {
   std::shared_ptr<ModelHandle> model_;
   llama_context_params params_;
   llama_context *ctx_ = nullptr;
-};
-
-// A state operation (get/set buffer, save/load file) on the worker thread.
-class StateWorker : public PromiseWorker {
- public:
-  enum class Kind { Get, Set, SaveFile, LoadFile };
-  StateWorker(Context *owner, std::shared_ptr<ContextHandle> handle, Kind kind)
-      : PromiseWorker(owner->Value()), owner_(owner), handle_(std::move(handle)), kind_(kind) {}
-  std::vector<uint8_t> data;
-  std::string path;
-  std::vector<int32_t> tokens;
-  size_t token_capacity = 0;
-
- protected:
-  void Run() override {
-    ExecutionScope scope(*handle_, nullptr);
-    LogCapture capture;
-    auto fail = [&](const std::string &what) {
-      std::string reason = capture.Summary();
-      throw CodedError("STATE_FAILED", what + (reason.empty() ? "" : ": " + reason));
-    };
-    switch (kind_) {
-      case Kind::Get: {
-        data.resize(llama_state_get_size(handle_->ctx));
-        size_t written = llama_state_get_data(handle_->ctx, data.data(), data.size());
-        if (written == 0) fail("could not serialize the context state");
-        data.resize(written);
-        break;
-      }
-      case Kind::Set: {
-        // llama.cpp allocates whatever length the leading architecture string claims (gigabytes for
-        // a garbage buffer): check that length against the buffer first.
-        uint32_t arch_length = 0;
-        if (data.size() >= sizeof(arch_length)) std::memcpy(&arch_length, data.data(), sizeof(arch_length));
-        if (data.size() < sizeof(arch_length) || arch_length > data.size() - sizeof(arch_length)) {
-          fail("not a context state saved by llama.cpp");
-        }
-        if (llama_state_set_data(handle_->ctx, data.data(), data.size()) == 0) fail("could not restore the state");
-        handle_->outputs.clear();
-        break;
-      }
-      case Kind::SaveFile:
-        if (!llama_state_save_file(handle_->ctx, path.c_str(), tokens.data(), tokens.size())) {
-          fail("could not save the state to " + path);
-        }
-        break;
-      case Kind::LoadFile: {
-        tokens.resize(token_capacity);
-        size_t count = 0;
-        if (!llama_state_load_file(handle_->ctx, path.c_str(), tokens.data(), tokens.size(), &count)) {
-          fail("could not load the state from " + path);
-        }
-        tokens.resize(count);
-        handle_->outputs.clear();
-        break;
-      }
-    }
-  }
-
-  void Settled() override { owner_->OperationSettled(); }
-
-  void Poison() override { PoisonContext(*handle_); }
-
-  Napi::Value Result(Napi::Env env) override {
-    if (kind_ == Kind::Get) return Napi::Buffer<uint8_t>::Copy(env, data.data(), data.size());
-    if (kind_ == Kind::LoadFile) {
-      return ToInt32Array(env, tokens);
-    }
-    return env.Undefined();
-  }
-
- private:
-  Context *owner_;
-  std::shared_ptr<ContextHandle> handle_;
-  Kind kind_;
 };
 
 int32_t SeqArg(const Napi::CallbackInfo &info, size_t index) {
@@ -498,67 +422,6 @@ Napi::Value Context::CanShift(const Napi::CallbackInfo &info) {
   auto handle = IdleHandle(env);
   if (!handle) return env.Undefined();
   return Napi::Boolean::New(env, llama_memory_can_shift(llama_get_memory(handle->ctx)));
-}
-
-Napi::Value Context::StateGet(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  auto handle = BeginOperation(env);
-  if (!handle) return env.Undefined();
-  auto *worker = new StateWorker(this, handle, StateWorker::Kind::Get);
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
-}
-
-Napi::Value Context::StateSet(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsTypedArray()) {
-    ThrowTypeError(env, "stateSet: state must be a Uint8Array or Buffer");
-    return env.Undefined();
-  }
-  Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
-  auto handle = BeginOperation(env);
-  if (!handle) return env.Undefined();
-  auto *worker = new StateWorker(this, handle, StateWorker::Kind::Set);
-  worker->data.assign(bytes.Data(), bytes.Data() + bytes.ByteLength());
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
-}
-
-// stateSaveFile(path, tokens: Int32Array)
-Napi::Value Context::StateSaveFile(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsTypedArray() ||
-      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-    ThrowTypeError(env, "stateSaveFile(path: string, tokens: Int32Array)");
-    return env.Undefined();
-  }
-  auto handle = BeginOperation(env);
-  if (!handle) return env.Undefined();
-  auto *worker = new StateWorker(this, handle, StateWorker::Kind::SaveFile);
-  worker->path = info[0].As<Napi::String>().Utf8Value();
-  worker->tokens = Int32Vector(info[1]);
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
-}
-
-// stateLoadFile(path) -> Promise<Int32Array> (the tokens saved with the state)
-Napi::Value Context::StateLoadFile(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsString()) {
-    ThrowTypeError(env, "stateLoadFile(path: string)");
-    return env.Undefined();
-  }
-  auto handle = BeginOperation(env);
-  if (!handle) return env.Undefined();
-  auto *worker = new StateWorker(this, handle, StateWorker::Kind::LoadFile);
-  worker->path = info[0].As<Napi::String>().Utf8Value();
-  worker->token_capacity = llama_n_ctx(handle->ctx);
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
 }
 
 Napi::Value Context::Perf(const Napi::CallbackInfo &info) {
