@@ -17,7 +17,9 @@ bool AbortRequested(void *data) {
   return handle->shutting_down.load() || (flag != nullptr && flag->load());
 }
 
-int32_t SeqArg(const Napi::CallbackInfo &info, size_t index) {
+// Argument `index` as an int32, or -1 when it is missing or not a number (for llama.cpp's sequence
+// and position arguments, -1 means all sequences or an open end).
+int32_t Int32Arg(const Napi::CallbackInfo &info, size_t index) {
   return info.Length() > index && info[index].IsNumber() ? info[index].As<Napi::Number>().Int32Value() : -1;
 }
 
@@ -192,7 +194,7 @@ Napi::Value Context::Logits(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   auto handle = IdleHandle(env);
   if (!handle) return env.Undefined();
-  int32_t index = SeqArg(info, 0);
+  int32_t index = Int32Arg(info, 0);
   if (index < 0 || static_cast<size_t>(index) >= handle->outputs.size() || !handle->outputs[index]) {
     Napi::RangeError::New(env, "logits: batch index " + std::to_string(index) + " has no logits from the last decode")
         .ThrowAsJavaScriptException();
@@ -214,7 +216,7 @@ Napi::Value Context::Embeddings(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   auto handle = IdleHandle(env);
   if (!handle) return env.Undefined();
-  int32_t index = SeqArg(info, 0);
+  int32_t index = Int32Arg(info, 0);
   if (index < 0 || static_cast<size_t>(index) >= handle->outputs.size() || !handle->outputs[index]) {
     Napi::RangeError::New(env, "embeddings: batch index " + std::to_string(index) + " has no output")
         .ThrowAsJavaScriptException();
@@ -236,7 +238,7 @@ Napi::Value Context::SequenceEmbeddings(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   auto handle = IdleHandle(env);
   if (!handle) return env.Undefined();
-  int32_t seq = SeqArg(info, 0);
+  int32_t seq = Int32Arg(info, 0);
   if (seq < 0 || seq >= static_cast<int32_t>(llama_n_seq_max(handle->ctx))) {
     Napi::RangeError::New(env, "sequenceEmbeddings: seqId out of range").ThrowAsJavaScriptException();
     return env.Undefined();
@@ -270,7 +272,8 @@ Napi::Value Context::SeqRemove(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   auto handle = IdleHandle(env);
   if (!handle) return env.Undefined();
-  bool removed = llama_memory_seq_rm(llama_get_memory(handle->ctx), SeqArg(info, 0), SeqArg(info, 1), SeqArg(info, 2));
+  bool removed =
+      llama_memory_seq_rm(llama_get_memory(handle->ctx), Int32Arg(info, 0), Int32Arg(info, 1), Int32Arg(info, 2));
   return Napi::Boolean::New(env, removed);
 }
 
@@ -279,8 +282,8 @@ Napi::Value Context::SeqCopy(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   auto handle = IdleHandle(env);
   if (!handle) return env.Undefined();
-  llama_memory_seq_cp(llama_get_memory(handle->ctx), SeqArg(info, 0), SeqArg(info, 1), SeqArg(info, 2),
-                      SeqArg(info, 3));
+  llama_memory_seq_cp(llama_get_memory(handle->ctx), Int32Arg(info, 0), Int32Arg(info, 1), Int32Arg(info, 2),
+                      Int32Arg(info, 3));
   return env.Undefined();
 }
 
@@ -288,7 +291,7 @@ Napi::Value Context::SeqKeep(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   auto handle = IdleHandle(env);
   if (!handle) return env.Undefined();
-  llama_memory_seq_keep(llama_get_memory(handle->ctx), SeqArg(info, 0));
+  llama_memory_seq_keep(llama_get_memory(handle->ctx), Int32Arg(info, 0));
   return env.Undefined();
 }
 
@@ -302,7 +305,7 @@ Napi::Value Context::SeqShift(const Napi::CallbackInfo &info) {
     ThrowError(env, "NATIVE_ERROR", "this context's memory cannot shift positions");
     return env.Undefined();
   }
-  llama_memory_seq_add(memory, SeqArg(info, 0), SeqArg(info, 1), SeqArg(info, 2), SeqArg(info, 3));
+  llama_memory_seq_add(memory, Int32Arg(info, 0), Int32Arg(info, 1), Int32Arg(info, 2), Int32Arg(info, 3));
   return env.Undefined();
 }
 
@@ -312,7 +315,7 @@ Napi::Value Context::SeqPosRange(const Napi::CallbackInfo &info) {
   auto handle = IdleHandle(env);
   if (!handle) return env.Undefined();
   llama_memory_t memory = llama_get_memory(handle->ctx);
-  int32_t seq = SeqArg(info, 0);
+  int32_t seq = Int32Arg(info, 0);
   Napi::Array out = Napi::Array::New(env, 2);
   out[0u] = llama_memory_seq_pos_min(memory, seq);
   out[1u] = llama_memory_seq_pos_max(memory, seq);
@@ -355,8 +358,8 @@ Napi::Value Context::SetThreads(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   auto handle = IdleHandle(env);
   if (!handle) return env.Undefined();
-  int32_t n_threads = SeqArg(info, 0);
-  int32_t n_threads_batch = SeqArg(info, 1);
+  int32_t n_threads = Int32Arg(info, 0);
+  int32_t n_threads_batch = Int32Arg(info, 1);
   if (n_threads < 1 || n_threads_batch < 1) {
     Napi::RangeError::New(env, "setThreads: thread counts must be >= 1").ThrowAsJavaScriptException();
     return env.Undefined();
