@@ -1,9 +1,8 @@
-// Module entry: process-wide backend setup, system facts, and the classes of the other files.
-#include <dlfcn.h>
-
+// Module entry: process-wide backend setup, the per-environment cleanup, and the table of exports.
 #include <mutex>
-#include <string>
 
+#include "backend.h"
+#include "chat.h"
 #include "common.h"
 #include "context.h"
 #include "ggml-backend.h"
@@ -19,14 +18,6 @@ namespace {
 
 std::once_flag backend_once;
 
-std::string AddonDirectory() {
-  Dl_info info{};
-  if (dladdr(reinterpret_cast<void *>(&AddonDirectory), &info) == 0 || info.dli_fname == nullptr) return ".";
-  std::string path = info.dli_fname;
-  size_t slash = path.find_last_of('/');
-  return slash == std::string::npos ? "." : path.substr(0, slash);
-}
-
 void InitBackendOnce() {
   std::call_once(backend_once, [] {
     InstallLogRouter();
@@ -37,160 +28,6 @@ void InitBackendOnce() {
 #endif
     llama_backend_init();
   });
-}
-
-Napi::Value SystemInfo(const Napi::CallbackInfo &info) {
-  return Napi::String::New(info.Env(), llama_print_system_info());
-}
-
-// The CPU backend in use: in a portable build, the libggml-cpu-<variant> module that ggml scored
-// best for this CPU among those beside the addon; otherwise the one compiled into the addon.
-void SetCpuBackendInfo(Napi::Env env, Napi::Object out) {
-  ggml_backend_reg_t cpu = ggml_backend_reg_by_name("CPU");
-  auto get_features = BackendFunction<ggml_backend_get_features_t>("CPU", "ggml_backend_get_features");
-  Napi::Array features = Napi::Array::New(env);
-  for (ggml_backend_feature *f = get_features ? get_features(cpu) : nullptr; f != nullptr && f->name != nullptr; f++) {
-    std::string value = f->value == nullptr ? "" : f->value;
-    features[features.Length()] = value == "1" ? std::string(f->name) : std::string(f->name) + "=" + value;
-  }
-  out.Set("cpuFeatures", features);
-  Dl_info where{};
-  std::string path;
-  if (get_features != nullptr && dladdr(reinterpret_cast<void *>(get_features), &where) != 0 && where.dli_fname) {
-    path = where.dli_fname;
-  }
-  out.Set("cpuBackendPath", path);
-  std::string file = path.substr(path.find_last_of('/') + 1);
-  const std::string module_prefix = "libggml-cpu-";
-  if (file.rfind(module_prefix, 0) == 0) {
-    out.Set("cpuVariant", file.substr(module_prefix.size(), file.rfind(".so") - module_prefix.size()));
-  } else {
-#ifdef LLAMA_NAPI_PORTABLE
-    out.Set("cpuVariant", "baseline");
-#else
-    out.Set("cpuVariant", "native");
-#endif
-  }
-}
-
-Napi::Value BuildInfo(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("llamaCommit", LLAMA_NAPI_LLAMA_COMMIT);
-  out.Set("compiler", LLAMA_NAPI_COMPILER);
-  out.Set("addonPath", AddonDirectory());
-#ifdef LLAMA_NAPI_PORTABLE
-  out.Set("portable", true);
-#else
-  out.Set("portable", false);
-#endif
-#ifdef LLAMA_NAPI_AMX_DISABLED
-  out.Set("amxDisabled", true);
-#else
-  out.Set("amxDisabled", false);
-#endif
-  out.Set("supportsMmap", llama_supports_mmap());
-  out.Set("supportsMlock", llama_supports_mlock());
-  out.Set("supportsGpuOffload", llama_supports_gpu_offload());
-  out.Set("supportsRpc", llama_supports_rpc());
-  out.Set("maxDevices", Napi::Number::New(env, static_cast<double>(llama_max_devices())));
-  out.Set("maxParallelSequences", Napi::Number::New(env, static_cast<double>(llama_max_parallel_sequences())));
-  Napi::Array backends = Napi::Array::New(env);
-  for (size_t i = 0; i < ggml_backend_reg_count(); i++) {
-    backends[static_cast<uint32_t>(i)] = ggml_backend_reg_name(ggml_backend_reg_get(i));
-  }
-  out.Set("backends", backends);
-  SetCpuBackendInfo(env, out);
-  return out;
-}
-
-Napi::Value Devices(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  Napi::Array out = Napi::Array::New(env);
-  for (size_t i = 0; i < ggml_backend_dev_count(); i++) {
-    ggml_backend_dev_t device = ggml_backend_dev_get(i);
-    size_t free_bytes = 0;
-    size_t total_bytes = 0;
-    ggml_backend_dev_memory(device, &free_bytes, &total_bytes);
-    Napi::Object entry = Napi::Object::New(env);
-    entry.Set("name", ggml_backend_dev_name(device));
-    entry.Set("description", ggml_backend_dev_description(device));
-    switch (ggml_backend_dev_type(device)) {
-      case GGML_BACKEND_DEVICE_TYPE_CPU:
-        entry.Set("type", "cpu");
-        break;
-      case GGML_BACKEND_DEVICE_TYPE_GPU:
-        entry.Set("type", "gpu");
-        break;
-      case GGML_BACKEND_DEVICE_TYPE_IGPU:
-        entry.Set("type", "igpu");
-        break;
-      default:
-        entry.Set("type", "accel");
-        break;
-    }
-    entry.Set("memoryFree", Napi::Number::New(env, static_cast<double>(free_bytes)));
-    entry.Set("memoryTotal", Napi::Number::New(env, static_cast<double>(total_bytes)));
-    out[static_cast<uint32_t>(i)] = entry;
-  }
-  return out;
-}
-
-Napi::Value FtypeName(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsNumber()) {
-    ThrowTypeError(env, "ftypeName(ftype: number)");
-    return env.Undefined();
-  }
-  return Napi::String::New(env, llama_ftype_name(static_cast<llama_ftype>(info[0].As<Napi::Number>().Int32Value())));
-}
-
-// applyChatTemplate(template, roles: string[], contents: string[], addAssistant) -> string | null
-// llama.cpp's built-in template formatter; null when it does not know the template.
-Napi::Value ApplyChatTemplate(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 4 || !info[0].IsString() || !info[1].IsArray() || !info[2].IsArray()) {
-    ThrowTypeError(env, "applyChatTemplate(template: string, roles: string[], contents: string[], addAssistant)");
-    return env.Undefined();
-  }
-  std::string tmpl = info[0].As<Napi::String>().Utf8Value();
-  Napi::Array roles_js = info[1].As<Napi::Array>();
-  Napi::Array contents_js = info[2].As<Napi::Array>();
-  if (roles_js.Length() != contents_js.Length()) {
-    Napi::RangeError::New(env, "applyChatTemplate: one content per role").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  std::vector<std::string> roles;
-  std::vector<std::string> contents;
-  size_t total = 0;
-  for (uint32_t i = 0; i < roles_js.Length(); i++) {
-    roles.push_back(roles_js.Get(i).ToString().Utf8Value());
-    contents.push_back(contents_js.Get(i).ToString().Utf8Value());
-    total += roles.back().size() + contents.back().size();
-  }
-  std::vector<llama_chat_message> messages;
-  for (size_t i = 0; i < roles.size(); i++) messages.push_back({roles[i].c_str(), contents[i].c_str()});
-  std::vector<char> buffer(total * 2 + 256);
-  bool add_assistant = info[3].ToBoolean();
-  int32_t n = llama_chat_apply_template(tmpl.c_str(), messages.data(), messages.size(), add_assistant, buffer.data(),
-                                        static_cast<int32_t>(buffer.size()));
-  if (n > static_cast<int32_t>(buffer.size())) {
-    buffer.resize(static_cast<size_t>(n));
-    n = llama_chat_apply_template(tmpl.c_str(), messages.data(), messages.size(), add_assistant, buffer.data(),
-                                  static_cast<int32_t>(buffer.size()));
-  }
-  if (n < 0) return env.Null();
-  return Napi::String::New(env, buffer.data(), static_cast<size_t>(n));
-}
-
-Napi::Value BuiltinChatTemplates(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  int32_t count = llama_chat_builtin_templates(nullptr, 0);
-  std::vector<const char *> names(static_cast<size_t>(count > 0 ? count : 0));
-  llama_chat_builtin_templates(names.data(), names.size());
-  Napi::Array out = Napi::Array::New(env, names.size());
-  for (size_t i = 0; i < names.size(); i++) out[static_cast<uint32_t>(i)] = names[i];
-  return out;
 }
 
 void CleanupEnv(void *env) {

@@ -2,12 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
-#include <cstring>
 #include <thread>
 
 #include "ggml-cpu.h"
-#include "log.h"
 #include "rpc.h"
 
 namespace llama_napi {
@@ -20,458 +17,9 @@ bool AbortRequested(void *data) {
   return handle->shutting_down.load() || (flag != nullptr && flag->load());
 }
 
-// Marks the handle busy for the duration of a worker's Run and points the abort callback at the
-// operation's own flag.
-class ExecutionScope {
- public:
-  ExecutionScope(ContextHandle &handle, const std::shared_ptr<std::atomic<bool>> &abort) : handle_(handle) {
-    handle_.executing.store(true);
-    handle_.current_abort.store(abort.get());
-  }
-  ~ExecutionScope() {
-    handle_.current_abort.store(nullptr);
-    handle_.executing.store(false);
-  }
-
- private:
-  ContextHandle &handle_;
-};
-
-struct ContextOptions {
-  llama_context_params params = llama_context_default_params();
-};
-
-ggml_type KvTypeByName(const std::string &name) {
-  for (int i = 0; i < GGML_TYPE_COUNT; i++) {
-    const char *candidate = ggml_type_name(static_cast<ggml_type>(i));
-    if (candidate != nullptr && name == candidate) return static_cast<ggml_type>(i);
-  }
-  return GGML_TYPE_COUNT;
-}
-
-class CreateWorker : public PromiseWorker {
- public:
-  CreateWorker(Napi::Env env, std::shared_ptr<ModelHandle> model, llama_context_params params)
-      : PromiseWorker(env), model_(std::move(model)), params_(params) {}
-  ~CreateWorker() override {
-    if (ctx_ != nullptr) llama_free(ctx_);
-  }
-
- protected:
-  void Run() override {
-    LogCapture capture;
-    ctx_ = llama_init_from_model(model_->model, params_);
-    if (ctx_ == nullptr) {
-      std::string reason = capture.Summary();
-      throw CodedError("CONTEXT_CREATE_FAILED", "failed to create the context" + (reason.empty() ? "" : ": " + reason));
-    }
-  }
-  Napi::Value Result(Napi::Env env) override {
-    auto *handle = new std::shared_ptr<ContextHandle>(std::make_shared<ContextHandle>(model_, ctx_));
-    ctx_ = nullptr;
-    Napi::Value result = DataOf(env).context.New({Napi::External<std::shared_ptr<ContextHandle>>::New(env, handle)});
-    delete handle;
-    return result;
-  }
-
- private:
-  std::shared_ptr<ModelHandle> model_;
-  llama_context_params params_;
-  llama_context *ctx_ = nullptr;
-};
-
-struct BatchInput {
-  std::vector<int32_t> tokens;
-  std::vector<int32_t> positions;
-  std::vector<int32_t> seq_ids;
-  std::vector<uint8_t> logits;
-};
-
-// Reads {tokens, positions, seqIds, logits} and checks it against the context; throws otherwise.
-bool ReadBatch(Napi::Env env, const Napi::Value &value, const ContextHandle &handle, BatchInput &batch) {
-  if (!value.IsObject()) {
-    ThrowTypeError(env, "batch must be an object");
-    return false;
-  }
-  Napi::Object object = value.As<Napi::Object>();
-  auto int32_field = [&](const char *name, std::vector<int32_t> &out) {
-    Napi::Value field = object.Get(name);
-    if (!field.IsTypedArray() || field.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-      ThrowTypeError(env, std::string("batch.") + name + " must be an Int32Array");
-      return false;
-    }
-    out = Int32Vector(field);
-    return true;
-  };
-  if (!int32_field("tokens", batch.tokens) || !int32_field("positions", batch.positions) ||
-      !int32_field("seqIds", batch.seq_ids)) {
-    return false;
-  }
-  Napi::Value logits = object.Get("logits");
-  if (!logits.IsTypedArray() || logits.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    ThrowTypeError(env, "batch.logits must be a Uint8Array");
-    return false;
-  }
-  Napi::Uint8Array logit_flags = logits.As<Napi::Uint8Array>();
-  batch.logits.assign(logit_flags.Data(), logit_flags.Data() + logit_flags.ElementLength());
-  size_t n = batch.tokens.size();
-  if (n == 0) {
-    Napi::RangeError::New(env, "batch is empty").ThrowAsJavaScriptException();
-    return false;
-  }
-  if (batch.positions.size() != n || batch.seq_ids.size() != n || batch.logits.size() != n) {
-    Napi::RangeError::New(env, "batch arrays must all have the same length").ThrowAsJavaScriptException();
-    return false;
-  }
-  if (n > static_cast<size_t>(handle.batch_capacity)) {
-    Napi::RangeError::New(
-        env, "batch of " + std::to_string(n) + " tokens exceeds nBatch (" + std::to_string(handle.batch_capacity) + ")")
-        .ThrowAsJavaScriptException();
-    return false;
-  }
-  int32_t n_vocab = llama_vocab_n_tokens(handle.model->vocab);
-  int32_t n_seq_max = static_cast<int32_t>(llama_n_seq_max(handle.ctx));
-  for (size_t i = 0; i < n; i++) {
-    if (batch.tokens[i] < 0 || batch.tokens[i] >= n_vocab) {
-      Napi::RangeError::New(env, "batch.tokens[" + std::to_string(i) + "] = " + std::to_string(batch.tokens[i]) +
-                                     " is outside the vocabulary")
-          .ThrowAsJavaScriptException();
-      return false;
-    }
-    if (batch.seq_ids[i] < 0 || batch.seq_ids[i] >= n_seq_max) {
-      Napi::RangeError::New(env,
-                            "batch.seqIds[" + std::to_string(i) + "] must be in 0.." + std::to_string(n_seq_max - 1))
-          .ThrowAsJavaScriptException();
-      return false;
-    }
-    if (batch.positions[i] < 0) {
-      Napi::RangeError::New(env, "batch.positions[" + std::to_string(i) + "] must not be negative")
-          .ThrowAsJavaScriptException();
-      return false;
-    }
-  }
-  return true;
-}
-
-void RunDecode(ContextHandle &handle, const BatchInput &input) {
-  llama_batch &batch = handle.batch;
-  batch.n_tokens = static_cast<int32_t>(input.tokens.size());
-  for (int32_t i = 0; i < batch.n_tokens; i++) {
-    batch.token[i] = input.tokens[i];
-    batch.pos[i] = input.positions[i];
-    batch.n_seq_id[i] = 1;
-    batch.seq_id[i][0] = input.seq_ids[i];
-    batch.logits[i] = input.logits[i] != 0;
-  }
-  LogCapture capture;
-  int32_t status = llama_decode(handle.ctx, batch);
-  // A failed decode leaves no readable outputs.
-  handle.outputs.assign(input.logits.size(), false);
-  if (status == 0) {
-    // A GPU backend may still be computing: the promise settles when the work is done (as
-    // llama-bench times it), and llama.cpp's perf counters count this decode on its own.
-    llama_synchronize(handle.ctx);
-    for (size_t i = 0; i < input.logits.size(); i++) handle.outputs[i] = input.logits[i] != 0;
-    return;
-  }
-  if (status == 2) throw CodedError("ABORTED", "decode aborted");
-  if (status == 1) {
-    throw CodedError("CONTEXT_FULL", "the context is full: no KV cache slot for a batch of " +
-                                         std::to_string(batch.n_tokens) + " tokens");
-  }
-  std::string reason = capture.Summary();
-  throw CodedError("DECODE_FAILED",
-                   "llama_decode failed with status " + std::to_string(status) + (reason.empty() ? "" : ": " + reason));
-}
-
-// Log-probabilities over the vocabulary of one output row, computed in double for stability.
-struct TokenLogprobs {
-  float chosen = 0.0f;
-  std::vector<int32_t> top_ids;
-  std::vector<float> top_logprobs;
-};
-
-TokenLogprobs ComputeLogprobs(const float *logits, int32_t n_vocab, int32_t chosen, int32_t n_top) {
-  float max_logit = *std::max_element(logits, logits + n_vocab);
-  double sum = 0.0;
-  for (int32_t i = 0; i < n_vocab; i++) sum += std::exp(static_cast<double>(logits[i] - max_logit));
-  double log_sum = std::log(sum) + max_logit;
-  TokenLogprobs out;
-  out.chosen = static_cast<float>(logits[chosen] - log_sum);
-  if (n_top > 0) {
-    int32_t k = std::min(n_top, n_vocab);
-    std::vector<int32_t> ids(static_cast<size_t>(n_vocab));
-    for (int32_t i = 0; i < n_vocab; i++) ids[i] = i;
-    std::partial_sort(ids.begin(), ids.begin() + k, ids.end(),
-                      [logits](int32_t a, int32_t b) { return logits[a] > logits[b]; });
-    for (int32_t i = 0; i < k; i++) {
-      out.top_ids.push_back(ids[i]);
-      out.top_logprobs.push_back(static_cast<float>(logits[ids[i]] - log_sum));
-    }
-  }
-  return out;
-}
-
-void PoisonContext(ContextHandle &handle) {
-  handle.poisoned.store(true);
-  handle.model->poisoned.store(true);
-}
-
-class DecodeWorker : public PromiseWorker {
- public:
-  struct SampleRequest {
-    std::shared_ptr<SamplerHandle> sampler;
-    int32_t index;
-  };
-
-  DecodeWorker(Context *owner, std::shared_ptr<ContextHandle> handle, BatchInput batch,
-               std::shared_ptr<std::atomic<bool>> abort, std::vector<SampleRequest> samples, int32_t n_logprobs)
-      : PromiseWorker(owner->Value()),
-        owner_(owner),
-        handle_(std::move(handle)),
-        batch_(std::move(batch)),
-        abort_(std::move(abort)),
-        samples_(std::move(samples)),
-        n_logprobs_(n_logprobs) {
-    for (auto &request : samples_) request.sampler->in_use++;
-  }
-
- protected:
-  void Run() override {
-    ExecutionScope scope(*handle_, abort_);
-    if (abort_ && abort_->load()) throw CodedError("ABORTED", "decode aborted");
-    RunDecode(*handle_, batch_);
-    int32_t n_vocab = llama_vocab_n_tokens(handle_->model->vocab);
-    for (auto &request : samples_) {
-      llama_token token = llama_sampler_sample(request.sampler->chain, handle_->ctx, request.index);
-      tokens_.push_back(token);
-      if (n_logprobs_ >= 0) {
-        const float *logits = llama_get_logits_ith(handle_->ctx, request.index);
-        if (logits == nullptr) throw CodedError("DECODE_FAILED", "no logits at the sampled index");
-        logprobs_.push_back(ComputeLogprobs(logits, n_vocab, token, n_logprobs_));
-      }
-    }
-  }
-
-  void Settled() override {
-    for (auto &request : samples_) request.sampler->in_use--;
-    owner_->OperationSettled();
-  }
-
-  void Poison() override { PoisonContext(*handle_); }
-
-  Napi::Value Result(Napi::Env env) override {
-    if (samples_.empty()) return env.Undefined();
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("tokens", ToInt32Array(env, tokens_));
-    if (n_logprobs_ >= 0) {
-      Napi::Float32Array chosen = Napi::Float32Array::New(env, logprobs_.size());
-      Napi::Array top = Napi::Array::New(env, logprobs_.size());
-      for (size_t i = 0; i < logprobs_.size(); i++) {
-        chosen[i] = logprobs_[i].chosen;
-        Napi::Object entry = Napi::Object::New(env);
-        Napi::Int32Array ids = ToInt32Array(env, logprobs_[i].top_ids);
-        Napi::Float32Array values = Napi::Float32Array::New(env, logprobs_[i].top_logprobs.size());
-        std::copy(logprobs_[i].top_logprobs.begin(), logprobs_[i].top_logprobs.end(), values.Data());
-        entry.Set("ids", ids);
-        entry.Set("logprobs", values);
-        top[i] = entry;
-      }
-      out.Set("logprobs", chosen);
-      out.Set("top", top);
-    }
-    return out;
-  }
-
- private:
-  Context *owner_;
-  std::shared_ptr<ContextHandle> handle_;
-  BatchInput batch_;
-  std::shared_ptr<std::atomic<bool>> abort_;
-  std::vector<SampleRequest> samples_;
-  int32_t n_logprobs_;
-  std::vector<int32_t> tokens_;
-  std::vector<TokenLogprobs> logprobs_;
-};
-
-// One sequence generated ahead of JavaScript: decode the pending token, sample the next, post it
-// to JS without waiting, repeat. A step-by-step loop crosses threads three times per token, a few
-// percent of a token on a busy 2-core machine; here that work overlaps with the next decode. JS
-// counts the tokens it has handled in `handled`, and the run stays at most one token ahead of it,
-// so that a stop (`stop`, or a stop string JS finds) wastes at most the decode in flight. When JS
-// falls behind, the run ends and hands back to it rather than block a thread-pool thread on the
-// main thread (process.exit joins the pool without telling anyone). The run also ends at
-// max_tokens, max_position or an end-of-generation token. Settles with the tokens now in the KV
-// cache and every token sampled, in order.
-class GenerateWorker : public PromiseWorker {
- public:
-  struct Request {
-    llama_token token = 0;  // sampled earlier, not yet in the KV cache
-    llama_pos position = 0;
-    llama_seq_id seq_id = 0;
-    int32_t max_tokens = 0;
-    llama_pos max_position = 0;  // decodes only below this position
-    bool stop_at_eog = true;
-  };
-
-  GenerateWorker(Context *owner, std::shared_ptr<ContextHandle> handle, std::shared_ptr<SamplerHandle> sampler,
-                 Request request, Napi::ThreadSafeFunction on_token, Napi::Int32Array handled,
-                 std::shared_ptr<std::atomic<bool>> stop, std::shared_ptr<std::atomic<bool>> abort)
-      : PromiseWorker(owner->Value()),
-        owner_(owner),
-        handle_(std::move(handle)),
-        sampler_(std::move(sampler)),
-        request_(request),
-        on_token_(std::move(on_token)),
-        handled_(handled.Data()),
-        handled_ref_(Napi::Persistent(handled)),
-        stop_(std::move(stop)),
-        abort_(std::move(abort)) {
-    sampler_->in_use++;
-  }
-
- protected:
-  void Run() override {
-    ExecutionScope scope(*handle_, abort_);
-    BatchInput step{{request_.token}, {request_.position}, {request_.seq_id}, {1}};
-    for (int32_t n = 0; n < request_.max_tokens && step.positions[0] < request_.max_position; n++) {
-      // Decoding token n - 1 needs JS to have handled token n - 2; an abort while waiting for it
-      // still rejects below.
-      if (n >= 2 && !JsCaughtUp(n - 1) && !Stopping()) break;
-      if (stop_->load()) break;
-      if (Stopping()) throw CodedError("ABORTED", "decode aborted");
-      RunDecode(*handle_, step);
-      decoded_.push_back(step.tokens[0]);
-      llama_token token = llama_sampler_sample(sampler_->chain, handle_->ctx, 0);
-      sampled_.push_back(token);
-      on_token_.NonBlockingCall([n, token](Napi::Env env, Napi::Function callback) {
-        callback.Call({Napi::Number::New(env, n), Napi::Number::New(env, token)});
-      });
-      if (request_.stop_at_eog && llama_vocab_is_eog(handle_->model->vocab, token)) break;
-      step.tokens[0] = token;
-      step.positions[0]++;
-    }
-  }
-
-  bool Stopping() const { return stop_->load() || (abort_ && abort_->load()) || handle_->shutting_down.load(); }
-
-  // Whether JS has handled `count` tokens, waiting up to 2 ms (a tiny model's token is shorter
-  // than JS's turn; a big model's is long enough that JS is never late).
-  bool JsCaughtUp(int32_t count) const {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(2);
-    while (__atomic_load_n(handled_, __ATOMIC_ACQUIRE) < count) {
-      if (Stopping() || std::chrono::steady_clock::now() >= deadline) return false;
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
-    }
-    return true;
-  }
-
-  void Settled() override {
-    on_token_.Release();
-    sampler_->in_use--;
-    owner_->OperationSettled();
-  }
-
-  void Poison() override { PoisonContext(*handle_); }
-
-  Napi::Value Result(Napi::Env env) override {
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("decoded", ToInt32Array(env, decoded_));
-    out.Set("sampled", ToInt32Array(env, sampled_));
-    return out;
-  }
-
- private:
-  Context *owner_;
-  std::shared_ptr<ContextHandle> handle_;
-  std::shared_ptr<SamplerHandle> sampler_;
-  Request request_;
-  Napi::ThreadSafeFunction on_token_;
-  // JS's count of handled tokens (Atomics.store), kept alive by the reference.
-  int32_t *handled_;
-  Napi::Reference<Napi::Int32Array> handled_ref_;
-  std::shared_ptr<std::atomic<bool>> stop_;
-  std::shared_ptr<std::atomic<bool>> abort_;
-  std::vector<int32_t> decoded_;
-  std::vector<int32_t> sampled_;
-};
-
-// A state operation (get/set buffer, save/load file) on the worker thread.
-class StateWorker : public PromiseWorker {
- public:
-  enum class Kind { Get, Set, SaveFile, LoadFile };
-  StateWorker(Context *owner, std::shared_ptr<ContextHandle> handle, Kind kind)
-      : PromiseWorker(owner->Value()), owner_(owner), handle_(std::move(handle)), kind_(kind) {}
-  std::vector<uint8_t> data;
-  std::string path;
-  std::vector<int32_t> tokens;
-  size_t token_capacity = 0;
-
- protected:
-  void Run() override {
-    ExecutionScope scope(*handle_, nullptr);
-    LogCapture capture;
-    auto fail = [&](const std::string &what) {
-      std::string reason = capture.Summary();
-      throw CodedError("STATE_FAILED", what + (reason.empty() ? "" : ": " + reason));
-    };
-    switch (kind_) {
-      case Kind::Get: {
-        data.resize(llama_state_get_size(handle_->ctx));
-        size_t written = llama_state_get_data(handle_->ctx, data.data(), data.size());
-        if (written == 0) fail("could not serialize the context state");
-        data.resize(written);
-        break;
-      }
-      case Kind::Set: {
-        // llama.cpp allocates whatever length the leading architecture string claims (gigabytes for
-        // a garbage buffer): check that length against the buffer first.
-        uint32_t arch_length = 0;
-        if (data.size() >= sizeof(arch_length)) std::memcpy(&arch_length, data.data(), sizeof(arch_length));
-        if (data.size() < sizeof(arch_length) || arch_length > data.size() - sizeof(arch_length)) {
-          fail("not a context state saved by llama.cpp");
-        }
-        if (llama_state_set_data(handle_->ctx, data.data(), data.size()) == 0) fail("could not restore the state");
-        handle_->outputs.clear();
-        break;
-      }
-      case Kind::SaveFile:
-        if (!llama_state_save_file(handle_->ctx, path.c_str(), tokens.data(), tokens.size())) {
-          fail("could not save the state to " + path);
-        }
-        break;
-      case Kind::LoadFile: {
-        tokens.resize(token_capacity);
-        size_t count = 0;
-        if (!llama_state_load_file(handle_->ctx, path.c_str(), tokens.data(), tokens.size(), &count)) {
-          fail("could not load the state from " + path);
-        }
-        tokens.resize(count);
-        handle_->outputs.clear();
-        break;
-      }
-    }
-  }
-
-  void Settled() override { owner_->OperationSettled(); }
-
-  void Poison() override { PoisonContext(*handle_); }
-
-  Napi::Value Result(Napi::Env env) override {
-    if (kind_ == Kind::Get) return Napi::Buffer<uint8_t>::Copy(env, data.data(), data.size());
-    if (kind_ == Kind::LoadFile) {
-      return ToInt32Array(env, tokens);
-    }
-    return env.Undefined();
-  }
-
- private:
-  Context *owner_;
-  std::shared_ptr<ContextHandle> handle_;
-  Kind kind_;
-};
-
-int32_t SeqArg(const Napi::CallbackInfo &info, size_t index) {
+// Argument `index` as an int32, or -1 when it is missing or not a number (for llama.cpp's sequence
+// and position arguments, -1 means all sequences or an open end).
+int32_t Int32Arg(const Napi::CallbackInfo &info, size_t index) {
   return info.Length() > index && info[index].IsNumber() ? info[index].As<Napi::Number>().Int32Value() : -1;
 }
 
@@ -581,63 +129,6 @@ void Context::ReleaseForShutdown() {
   Release();
 }
 
-Napi::Value Context::Create(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[1].IsObject()) {
-    ThrowTypeError(env, "createContext(model: Model, options: object)");
-    return env.Undefined();
-  }
-  auto model = Model::HandleOf(info[0]);
-  if (!model) return env.Undefined();
-  Napi::Object options = info[1].As<Napi::Object>();
-  llama_context_params params = llama_context_default_params();
-  auto uint_option = [&](const char *key, uint32_t &target) {
-    Napi::Value value = options.Get(key);
-    if (value.IsNumber()) target = value.As<Napi::Number>().Uint32Value();
-  };
-  auto int_option = [&](const char *key, int32_t &target) {
-    Napi::Value value = options.Get(key);
-    if (value.IsNumber()) target = value.As<Napi::Number>().Int32Value();
-  };
-  auto bool_option = [&](const char *key, bool &target) {
-    Napi::Value value = options.Get(key);
-    if (value.IsBoolean()) target = value.As<Napi::Boolean>().Value();
-  };
-  uint_option("nCtx", params.n_ctx);
-  uint_option("nBatch", params.n_batch);
-  uint_option("nUbatch", params.n_ubatch);
-  uint_option("nSeqMax", params.n_seq_max);
-  int_option("nThreads", params.n_threads);
-  int_option("nThreadsBatch", params.n_threads_batch);
-  bool_option("embeddings", params.embeddings);
-  bool_option("kvUnified", params.kv_unified);
-  bool_option("swaFull", params.swa_full);
-  bool_option("offloadKqv", params.offload_kqv);
-  bool_option("noPerf", params.no_perf);
-  int32_t pooling = params.pooling_type;
-  int_option("poolingType", pooling);
-  params.pooling_type = static_cast<enum llama_pooling_type>(pooling);
-  int32_t flash = params.flash_attn_type;
-  int_option("flashAttn", flash);
-  params.flash_attn_type = static_cast<llama_flash_attn_type>(flash);
-  for (auto [key, target] :
-       {std::pair<const char *, ggml_type *>{"typeK", &params.type_k}, {"typeV", &params.type_v}}) {
-    Napi::Value value = options.Get(key);
-    if (!value.IsString()) continue;
-    ggml_type type = KvTypeByName(value.As<Napi::String>().Utf8Value());
-    if (type == GGML_TYPE_COUNT) {
-      Napi::RangeError::New(env, std::string(key) + ": unknown ggml type " + value.As<Napi::String>().Utf8Value())
-          .ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    *target = type;
-  }
-  auto *worker = new CreateWorker(env, model, params);
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
-}
-
 std::shared_ptr<ContextHandle> Context::IdleHandle(Napi::Env env) {
   if (!handle_ || dispose_requested_) {
     ThrowError(env, "DISPOSED", "the context has been disposed");
@@ -698,132 +189,12 @@ Napi::Value Context::Info(const Napi::CallbackInfo &info) {
   return out;
 }
 
-// decode(batch, abortFlag?) -> Promise<void>
-Napi::Value Context::Decode(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  if (!RequireArgs(info, 1, "decode")) return env.Undefined();
-  auto handle = IdleHandle(env);
-  if (!handle) return env.Undefined();
-  BatchInput batch;
-  if (!ReadBatch(env, info[0], *handle, batch)) return env.Undefined();
-  auto abort = info.Length() > 1 ? AbortFlag::From(info[1]) : nullptr;
-  pending_++;
-  auto *worker = new DecodeWorker(this, handle, std::move(batch), std::move(abort), {}, -1);
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
-}
-
-// decodeAndSample(batch, samplers: Sampler[], indices: Int32Array, abortFlag?, nLogprobs = -1)
-//   -> Promise<{ tokens: Int32Array, logprobs?: Float32Array, top?: {ids, logprobs}[] }>
-// One crossing per generation step: decode, then sample each listed output with its sampler.
-Napi::Value Context::DecodeAndSample(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  if (!RequireArgs(info, 3, "decodeAndSample")) return env.Undefined();
-  auto handle = IdleHandle(env);
-  if (!handle) return env.Undefined();
-  BatchInput batch;
-  if (!ReadBatch(env, info[0], *handle, batch)) return env.Undefined();
-  if (!info[1].IsArray() || !info[2].IsTypedArray() ||
-      info[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-    ThrowTypeError(env, "decodeAndSample: samplers must be an array and indices an Int32Array");
-    return env.Undefined();
-  }
-  Napi::Array samplers = info[1].As<Napi::Array>();
-  std::vector<int32_t> indices = Int32Vector(info[2]);
-  if (samplers.Length() != indices.size()) {
-    Napi::RangeError::New(env, "decodeAndSample: one index per sampler").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  std::vector<DecodeWorker::SampleRequest> samples;
-  for (uint32_t i = 0; i < samplers.Length(); i++) {
-    auto sampler = Sampler::HandleOf(samplers.Get(i));
-    if (!sampler) return env.Undefined();
-    if (sampler->model->model != handle->model->model) {
-      ThrowTypeError(env, "decodeAndSample: a sampler belongs to another model");
-      return env.Undefined();
-    }
-    int32_t index = indices[i];
-    if (index < 0 || static_cast<size_t>(index) >= batch.logits.size() || batch.logits[index] == 0) {
-      Napi::RangeError::New(env, "decodeAndSample: index " + std::to_string(index) + " has no logits in the batch")
-          .ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    samples.push_back({sampler, index});
-  }
-  auto abort = info.Length() > 3 ? AbortFlag::From(info[3]) : nullptr;
-  int32_t n_logprobs = info.Length() > 4 && info[4].IsNumber() ? info[4].As<Napi::Number>().Int32Value() : -1;
-  pending_++;
-  auto *worker = new DecodeWorker(this, handle, std::move(batch), std::move(abort), std::move(samples), n_logprobs);
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
-}
-
-// generate({token, position, seqId, maxTokens, maxPosition, stopAtEog}, sampler, onToken(i, token),
-//          handled: Int32Array(1), stopFlag, abortFlag?) -> Promise<{ decoded, sampled: Int32Array }>
-// onToken may run before or after the promise settles: the index tells what it has seen.
-Napi::Value Context::Generate(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  if (!RequireArgs(info, 5, "generate")) return env.Undefined();
-  auto handle = IdleHandle(env);
-  if (!handle) return env.Undefined();
-  if (!info[0].IsObject() || !info[2].IsFunction() || !info[3].IsTypedArray() ||
-      info[3].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
-      info[3].As<Napi::TypedArray>().ElementLength() != 1) {
-    ThrowTypeError(env,
-                   "generate(request: object, sampler: Sampler, onToken: function, handled: Int32Array(1), "
-                   "stop: AbortFlag, abort?)");
-    return env.Undefined();
-  }
-  auto stop = AbortFlag::From(info[4]);
-  if (!stop) {
-    ThrowTypeError(env, "generate: stop must be an AbortFlag");
-    return env.Undefined();
-  }
-  auto sampler = Sampler::HandleOf(info[1]);
-  if (!sampler) return env.Undefined();
-  if (sampler->model->model != handle->model->model) {
-    ThrowTypeError(env, "generate: the sampler belongs to another model");
-    return env.Undefined();
-  }
-  Napi::Object options = info[0].As<Napi::Object>();
-  GenerateWorker::Request request;
-  for (auto [key, target] : {std::pair<const char *, int32_t *>{"token", &request.token},
-                             {"position", &request.position},
-                             {"seqId", &request.seq_id},
-                             {"maxTokens", &request.max_tokens},
-                             {"maxPosition", &request.max_position}}) {
-    Napi::Value value = options.Get(key);
-    if (!value.IsNumber()) {
-      ThrowTypeError(env, std::string("generate: request.") + key + " must be a number");
-      return env.Undefined();
-    }
-    *target = value.As<Napi::Number>().Int32Value();
-  }
-  request.stop_at_eog = options.Get("stopAtEog").ToBoolean().Value();
-  int32_t n_vocab = llama_vocab_n_tokens(handle->model->vocab);
-  if (request.token < 0 || request.token >= n_vocab || request.position < 0 || request.seq_id < 0 ||
-      request.seq_id >= static_cast<int32_t>(llama_n_seq_max(handle->ctx))) {
-    Napi::RangeError::New(env, "generate: token, position or seqId out of range").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  auto on_token = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "llama-napi-generate", 0, 1);
-  auto abort = info.Length() > 5 ? AbortFlag::From(info[5]) : nullptr;
-  pending_++;
-  auto *worker = new GenerateWorker(this, handle, std::move(sampler), request, std::move(on_token),
-                                    info[3].As<Napi::Int32Array>(), std::move(stop), std::move(abort));
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
-}
-
 // logits(index) -> Float32Array (a copy of the output row at that batch index)
 Napi::Value Context::Logits(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   auto handle = IdleHandle(env);
   if (!handle) return env.Undefined();
-  int32_t index = SeqArg(info, 0);
+  int32_t index = Int32Arg(info, 0);
   if (index < 0 || static_cast<size_t>(index) >= handle->outputs.size() || !handle->outputs[index]) {
     Napi::RangeError::New(env, "logits: batch index " + std::to_string(index) + " has no logits from the last decode")
         .ThrowAsJavaScriptException();
@@ -845,7 +216,7 @@ Napi::Value Context::Embeddings(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   auto handle = IdleHandle(env);
   if (!handle) return env.Undefined();
-  int32_t index = SeqArg(info, 0);
+  int32_t index = Int32Arg(info, 0);
   if (index < 0 || static_cast<size_t>(index) >= handle->outputs.size() || !handle->outputs[index]) {
     Napi::RangeError::New(env, "embeddings: batch index " + std::to_string(index) + " has no output")
         .ThrowAsJavaScriptException();
@@ -867,7 +238,7 @@ Napi::Value Context::SequenceEmbeddings(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   auto handle = IdleHandle(env);
   if (!handle) return env.Undefined();
-  int32_t seq = SeqArg(info, 0);
+  int32_t seq = Int32Arg(info, 0);
   if (seq < 0 || seq >= static_cast<int32_t>(llama_n_seq_max(handle->ctx))) {
     Napi::RangeError::New(env, "sequenceEmbeddings: seqId out of range").ThrowAsJavaScriptException();
     return env.Undefined();
@@ -901,7 +272,8 @@ Napi::Value Context::SeqRemove(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   auto handle = IdleHandle(env);
   if (!handle) return env.Undefined();
-  bool removed = llama_memory_seq_rm(llama_get_memory(handle->ctx), SeqArg(info, 0), SeqArg(info, 1), SeqArg(info, 2));
+  bool removed =
+      llama_memory_seq_rm(llama_get_memory(handle->ctx), Int32Arg(info, 0), Int32Arg(info, 1), Int32Arg(info, 2));
   return Napi::Boolean::New(env, removed);
 }
 
@@ -910,8 +282,8 @@ Napi::Value Context::SeqCopy(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   auto handle = IdleHandle(env);
   if (!handle) return env.Undefined();
-  llama_memory_seq_cp(llama_get_memory(handle->ctx), SeqArg(info, 0), SeqArg(info, 1), SeqArg(info, 2),
-                      SeqArg(info, 3));
+  llama_memory_seq_cp(llama_get_memory(handle->ctx), Int32Arg(info, 0), Int32Arg(info, 1), Int32Arg(info, 2),
+                      Int32Arg(info, 3));
   return env.Undefined();
 }
 
@@ -919,7 +291,7 @@ Napi::Value Context::SeqKeep(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   auto handle = IdleHandle(env);
   if (!handle) return env.Undefined();
-  llama_memory_seq_keep(llama_get_memory(handle->ctx), SeqArg(info, 0));
+  llama_memory_seq_keep(llama_get_memory(handle->ctx), Int32Arg(info, 0));
   return env.Undefined();
 }
 
@@ -933,7 +305,7 @@ Napi::Value Context::SeqShift(const Napi::CallbackInfo &info) {
     ThrowError(env, "NATIVE_ERROR", "this context's memory cannot shift positions");
     return env.Undefined();
   }
-  llama_memory_seq_add(memory, SeqArg(info, 0), SeqArg(info, 1), SeqArg(info, 2), SeqArg(info, 3));
+  llama_memory_seq_add(memory, Int32Arg(info, 0), Int32Arg(info, 1), Int32Arg(info, 2), Int32Arg(info, 3));
   return env.Undefined();
 }
 
@@ -943,7 +315,7 @@ Napi::Value Context::SeqPosRange(const Napi::CallbackInfo &info) {
   auto handle = IdleHandle(env);
   if (!handle) return env.Undefined();
   llama_memory_t memory = llama_get_memory(handle->ctx);
-  int32_t seq = SeqArg(info, 0);
+  int32_t seq = Int32Arg(info, 0);
   Napi::Array out = Napi::Array::New(env, 2);
   out[0u] = llama_memory_seq_pos_min(memory, seq);
   out[1u] = llama_memory_seq_pos_max(memory, seq);
@@ -955,67 +327,6 @@ Napi::Value Context::CanShift(const Napi::CallbackInfo &info) {
   auto handle = IdleHandle(env);
   if (!handle) return env.Undefined();
   return Napi::Boolean::New(env, llama_memory_can_shift(llama_get_memory(handle->ctx)));
-}
-
-Napi::Value Context::StateGet(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  auto handle = BeginOperation(env);
-  if (!handle) return env.Undefined();
-  auto *worker = new StateWorker(this, handle, StateWorker::Kind::Get);
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
-}
-
-Napi::Value Context::StateSet(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsTypedArray()) {
-    ThrowTypeError(env, "stateSet: state must be a Uint8Array or Buffer");
-    return env.Undefined();
-  }
-  Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
-  auto handle = BeginOperation(env);
-  if (!handle) return env.Undefined();
-  auto *worker = new StateWorker(this, handle, StateWorker::Kind::Set);
-  worker->data.assign(bytes.Data(), bytes.Data() + bytes.ByteLength());
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
-}
-
-// stateSaveFile(path, tokens: Int32Array)
-Napi::Value Context::StateSaveFile(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsTypedArray() ||
-      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-    ThrowTypeError(env, "stateSaveFile(path: string, tokens: Int32Array)");
-    return env.Undefined();
-  }
-  auto handle = BeginOperation(env);
-  if (!handle) return env.Undefined();
-  auto *worker = new StateWorker(this, handle, StateWorker::Kind::SaveFile);
-  worker->path = info[0].As<Napi::String>().Utf8Value();
-  worker->tokens = Int32Vector(info[1]);
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
-}
-
-// stateLoadFile(path) -> Promise<Int32Array> (the tokens saved with the state)
-Napi::Value Context::StateLoadFile(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsString()) {
-    ThrowTypeError(env, "stateLoadFile(path: string)");
-    return env.Undefined();
-  }
-  auto handle = BeginOperation(env);
-  if (!handle) return env.Undefined();
-  auto *worker = new StateWorker(this, handle, StateWorker::Kind::LoadFile);
-  worker->path = info[0].As<Napi::String>().Utf8Value();
-  worker->token_capacity = llama_n_ctx(handle->ctx);
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
 }
 
 Napi::Value Context::Perf(const Napi::CallbackInfo &info) {
@@ -1047,8 +358,8 @@ Napi::Value Context::SetThreads(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   auto handle = IdleHandle(env);
   if (!handle) return env.Undefined();
-  int32_t n_threads = SeqArg(info, 0);
-  int32_t n_threads_batch = SeqArg(info, 1);
+  int32_t n_threads = Int32Arg(info, 0);
+  int32_t n_threads_batch = Int32Arg(info, 1);
   if (n_threads < 1 || n_threads_batch < 1) {
     Napi::RangeError::New(env, "setThreads: thread counts must be >= 1").ThrowAsJavaScriptException();
     return env.Undefined();

@@ -1,4 +1,6 @@
 // Context: a llama_context (KV cache, logits, embeddings) over a model, with async decode.
+// context.cpp holds the handle and the synchronous methods; each async job has its own file
+// (context_create/_decode/_generate/_state.cpp), and context_internal.h what they share.
 #pragma once
 
 #include "common.h"
@@ -40,7 +42,7 @@ class Context : public Napi::ObjectWrap<Context>, public Releasable {
   static Napi::Function Define(Napi::Env env);
   explicit Context(const Napi::CallbackInfo &info);
   ~Context() override;
-  // createContext(model, options) -> Promise<Context>
+  // createContext(model, options) -> Promise<Context> (context_create.cpp)
   static Napi::Value Create(const Napi::CallbackInfo &info);
   void ReleaseForShutdown() override;
   int ShutdownRank() const override { return 0; }
@@ -54,9 +56,6 @@ class Context : public Napi::ObjectWrap<Context>, public Releasable {
   void Release();
   Napi::Value Dispose(const Napi::CallbackInfo &info);
   Napi::Value Info(const Napi::CallbackInfo &info);
-  Napi::Value Decode(const Napi::CallbackInfo &info);
-  Napi::Value DecodeAndSample(const Napi::CallbackInfo &info);
-  Napi::Value Generate(const Napi::CallbackInfo &info);
   Napi::Value Logits(const Napi::CallbackInfo &info);
   Napi::Value Embeddings(const Napi::CallbackInfo &info);
   Napi::Value SequenceEmbeddings(const Napi::CallbackInfo &info);
@@ -67,13 +66,19 @@ class Context : public Napi::ObjectWrap<Context>, public Releasable {
   Napi::Value SeqShift(const Napi::CallbackInfo &info);
   Napi::Value SeqPosRange(const Napi::CallbackInfo &info);
   Napi::Value CanShift(const Napi::CallbackInfo &info);
+  Napi::Value Perf(const Napi::CallbackInfo &info);
+  Napi::Value PerfReset(const Napi::CallbackInfo &info);
+  Napi::Value SetThreads(const Napi::CallbackInfo &info);
+  // context_decode.cpp
+  Napi::Value Decode(const Napi::CallbackInfo &info);
+  Napi::Value DecodeAndSample(const Napi::CallbackInfo &info);
+  // context_generate.cpp
+  Napi::Value Generate(const Napi::CallbackInfo &info);
+  // context_state.cpp
   Napi::Value StateGet(const Napi::CallbackInfo &info);
   Napi::Value StateSet(const Napi::CallbackInfo &info);
   Napi::Value StateSaveFile(const Napi::CallbackInfo &info);
   Napi::Value StateLoadFile(const Napi::CallbackInfo &info);
-  Napi::Value Perf(const Napi::CallbackInfo &info);
-  Napi::Value PerfReset(const Napi::CallbackInfo &info);
-  Napi::Value SetThreads(const Napi::CallbackInfo &info);
 
   std::shared_ptr<ContextHandle> handle_;
   int pending_ = 0;

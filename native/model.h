@@ -1,4 +1,5 @@
 // Model: a loaded GGUF (weights or vocabulary only), its metadata, vocabulary and tokenizer.
+// model.cpp holds the handle and its vocabulary methods, model_load.cpp the loading job.
 #pragma once
 
 #include "common.h"
@@ -26,7 +27,7 @@ class Model : public Napi::ObjectWrap<Model>, public Releasable {
   static Napi::Function Define(Napi::Env env);
   explicit Model(const Napi::CallbackInfo &info);
   ~Model() override;
-  // loadModel(path, options, onProgress?, abortFlag?) -> Promise<Model>
+  // loadModel(path, options, onProgress?, abortFlag?) -> Promise<Model> (model_load.cpp)
   static Napi::Value Load(const Napi::CallbackInfo &info);
   // The shared handle, or a thrown DISPOSED error and nullptr.
   static std::shared_ptr<ModelHandle> HandleOf(const Napi::Value &value);

@@ -78,15 +78,20 @@ struct ImatrixEntry {
 class QuantizeWorker : public PromiseWorker {
  public:
   QuantizeWorker(Napi::Env env, std::string input, std::string output, llama_model_quantize_params params,
-                 std::vector<ImatrixEntry> imatrix, std::vector<llama_model_kv_override> overrides)
+                 std::vector<ImatrixEntry> imatrix, std::vector<llama_model_kv_override> overrides,
+                 Napi::Value on_progress, std::shared_ptr<std::atomic<bool>> abort)
       : PromiseWorker(env),
         input_(std::move(input)),
         output_(std::move(output)),
         params_(params),
         imatrix_(std::move(imatrix)),
-        overrides_(std::move(overrides)) {}
-
-  QuantizeJob &Job() { return job_; }
+        overrides_(std::move(overrides)) {
+    job_.abort = std::move(abort);
+    if (on_progress.IsFunction()) {
+      job_.progress = Napi::ThreadSafeFunction::New(env, on_progress.As<Napi::Function>(), "llama-napi-quantize", 0, 1);
+      job_.has_progress = true;
+    }
+  }
 
  protected:
   void Run() override {
@@ -234,15 +239,11 @@ Napi::Value Quantize(const Napi::CallbackInfo &info) {
   std::vector<llama_model_kv_override> overrides;
   if (!ReadOverrides(env, options.Get("metadata"), overrides)) return env.Undefined();
 
+  Napi::Value on_progress = info.Length() > 3 ? info[3] : env.Undefined();
+  auto abort = info.Length() > 4 ? AbortFlag::From(info[4]) : nullptr;
   InstallQuantizeLogTap();
   auto *worker = new QuantizeWorker(env, info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::String>().Utf8Value(),
-                                    params, std::move(imatrix), std::move(overrides));
-  if (info.Length() > 3 && info[3].IsFunction()) {
-    worker->Job().progress =
-        Napi::ThreadSafeFunction::New(env, info[3].As<Napi::Function>(), "llama-napi-quantize", 0, 1);
-    worker->Job().has_progress = true;
-  }
-  if (info.Length() > 4) worker->Job().abort = AbortFlag::From(info[4]);
+                                    params, std::move(imatrix), std::move(overrides), on_progress, std::move(abort));
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;
