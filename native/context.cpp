@@ -82,7 +82,7 @@ Napi::Function Context::Define(Napi::Env env) {
                                             InstanceMethod<&Context::StateSet>("stateSet"),
                                             InstanceMethod<&Context::StateSaveFile>("stateSaveFile"),
                                             InstanceMethod<&Context::StateLoadFile>("stateLoadFile"),
-                                            InstanceMethod<&Context::Generate>("generate"),
+                                            InstanceMethod<&Context::GenerateAhead>("generateAhead"),
                                             InstanceMethod<&Context::Perf>("perf"),
                                             InstanceMethod<&Context::PerfReset>("perfReset"),
                                             InstanceMethod<&Context::SetThreads>("setThreads"),

@@ -73,7 +73,7 @@ class Context : public Napi::ObjectWrap<Context>, public Releasable {
   Napi::Value Decode(const Napi::CallbackInfo &info);
   Napi::Value DecodeAndSample(const Napi::CallbackInfo &info);
   // context_generate.cpp
-  Napi::Value Generate(const Napi::CallbackInfo &info);
+  Napi::Value GenerateAhead(const Napi::CallbackInfo &info);
   // context_state.cpp
   Napi::Value StateGet(const Napi::CallbackInfo &info);
   Napi::Value StateSet(const Napi::CallbackInfo &info);

@@ -111,31 +111,31 @@ class GenerateAheadWorker : public PromiseWorker {
 
 }  // namespace
 
-// generate({token, position, seqId, maxTokens, maxPosition, stopAtEog}, sampler, onToken(i, token),
+// generateAhead({token, position, seqId, maxTokens, maxPosition, stopAtEog}, sampler, onToken(i, token),
 //          handled: Int32Array(1), stopFlag, abortFlag?) -> Promise<{ decoded, sampled: Int32Array }>
 // onToken may run before or after the promise settles: the index tells what it has seen.
-Napi::Value Context::Generate(const Napi::CallbackInfo &info) {
+Napi::Value Context::GenerateAhead(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  if (!RequireArgs(info, 5, "generate")) return env.Undefined();
+  if (!RequireArgs(info, 5, "generateAhead")) return env.Undefined();
   auto handle = IdleHandle(env);
   if (!handle) return env.Undefined();
   if (!info[0].IsObject() || !info[2].IsFunction() || !info[3].IsTypedArray() ||
       info[3].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
       info[3].As<Napi::TypedArray>().ElementLength() != 1) {
     ThrowTypeError(env,
-                   "generate(request: object, sampler: Sampler, onToken: function, handled: Int32Array(1), "
+                   "generateAhead(request: object, sampler: Sampler, onToken: function, handled: Int32Array(1), "
                    "stop: AbortFlag, abort?)");
     return env.Undefined();
   }
   auto stop = AbortFlag::From(info[4]);
   if (!stop) {
-    ThrowTypeError(env, "generate: stop must be an AbortFlag");
+    ThrowTypeError(env, "generateAhead: stop must be an AbortFlag");
     return env.Undefined();
   }
   auto sampler = Sampler::HandleOf(info[1]);
   if (!sampler) return env.Undefined();
   if (sampler->model->model != handle->model->model) {
-    ThrowTypeError(env, "generate: the sampler belongs to another model");
+    ThrowTypeError(env, "generateAhead: the sampler belongs to another model");
     return env.Undefined();
   }
   Napi::Object options = info[0].As<Napi::Object>();
@@ -147,7 +147,7 @@ Napi::Value Context::Generate(const Napi::CallbackInfo &info) {
                              {"maxPosition", &request.max_position}}) {
     Napi::Value value = options.Get(key);
     if (!value.IsNumber()) {
-      ThrowTypeError(env, std::string("generate: request.") + key + " must be a number");
+      ThrowTypeError(env, std::string("generateAhead: request.") + key + " must be a number");
       return env.Undefined();
     }
     *target = value.As<Napi::Number>().Int32Value();
@@ -156,10 +156,10 @@ Napi::Value Context::Generate(const Napi::CallbackInfo &info) {
   int32_t n_vocab = llama_vocab_n_tokens(handle->model->vocab);
   if (request.token < 0 || request.token >= n_vocab || request.position < 0 || request.seq_id < 0 ||
       request.seq_id >= static_cast<int32_t>(llama_n_seq_max(handle->ctx))) {
-    Napi::RangeError::New(env, "generate: token, position or seqId out of range").ThrowAsJavaScriptException();
+    Napi::RangeError::New(env, "generateAhead: token, position or seqId out of range").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  auto on_token = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "llama-napi-generate", 0, 1);
+  auto on_token = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "llama-napi-generate-ahead", 0, 1);
   auto abort = info.Length() > 5 ? AbortFlag::From(info[5]) : nullptr;
   pending_++;
   auto *worker = new GenerateAheadWorker(this, handle, std::move(sampler), request, std::move(on_token),

@@ -281,7 +281,7 @@ export class LlamaContext {
       else queueMicrotask(acknowledge);
     };
     const done = this.#enqueue("generation", options.signal, async (handle, flag) => {
-      const result = await handle.generate(r, sampler.native, deliver, handled, stopFlag, flag);
+      const result = await handle.generateAhead(r, sampler.native, deliver, handled, stopFlag, flag);
       for (let i = delivered; i < result.sampled.length; i++) deliver(i, result.sampled[i]!);
       if (failure !== null) throw failure.error;
       // The run may have ended (onToken fell behind) before an abort from a late onToken reached it.

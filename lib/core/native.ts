@@ -116,7 +116,7 @@ export interface NativePerf {
   reusedGraphs: number;
 }
 
-/** One sequence generated ahead of JavaScript (native/context.cpp, GenerateWorker). */
+/** One sequence generated ahead of JavaScript (native/context_generate.cpp, GenerateAheadWorker). */
 export interface NativeGenerateRequest {
   /** The token to decode first: sampled earlier, not yet in the KV cache. */
   token: number;
@@ -148,7 +148,7 @@ export interface NativeContext {
     abort?: NativeAbortFlag,
     nLogprobs?: number,
   ): Promise<NativeSampleResult>;
-  generate(
+  generateAhead(
     request: NativeGenerateRequest,
     sampler: NativeSampler,
     onToken: (index: number, token: number) => void,
