@@ -2,7 +2,7 @@
 // Fuzzes model loading: mutates real GGUF files field by field (magic, version, counts, key/value
 // types and lengths, strings, arrays, tensor names, shapes, types and offsets, alignment,
 // truncation at every region) and loads each one through the public API in a child process,
-// together with lib/gguf.ts's readGgufHeader. Every failure must be a LlamaError; a crash (signal)
+// together with lib/gguf/reader.ts's readGgufHeader. Every failure must be a LlamaError; a crash (signal)
 // or a hang (timeout) is attributed to the case in flight, saved for replay, and the child is
 // restarted at the next case.
 //
@@ -261,7 +261,7 @@ function parseArgs(argv) {
 async function main() {
   const options = parseArgs(process.argv.slice(2));
   options.library = compiledLibrary();
-  options.typeInfo = createRequire(import.meta.url)(join(options.library.lib, "gguf", "reader.js")).ggmlTypeInfo;
+  options.typeInfo = createRequire(import.meta.url)(join(options.library.lib, "gguf", "types.js")).ggmlTypeInfo;
   options.workDir = mkdtempSync(join(tmpdir(), "llama-napi-fuzz-"));
   try {
     if (options.dryRun) {

@@ -595,7 +595,7 @@ const SINGLE_MUTATIONS = Object.keys(mutations).filter((name) => name !== "stack
 /** Every mutation strategy's name. */
 export const STRATEGIES = Object.keys(mutations);
 
-/** Exact data size of a tensor from its shape and type (`typeInfo`: lib/gguf.ts's ggmlTypeInfo). */
+/** Exact data size of a tensor from its shape and type (`typeInfo`: lib/gguf/types.ts's ggmlTypeInfo). */
 function tensorBytes(t, typeInfo) {
   const info = typeInfo(t.type);
   if (!info) return null;
@@ -633,7 +633,7 @@ function corpusFiles(which) {
 /**
  * The seed files, mapped: "stories260K", "models" (both test models), "generated-vocabs" (the
  * UGM, RWKV and PLaMo-2 vocabularies of scripts/vocab-seeds.mjs) or "all" (with tokenizer-only
- * files of every vocabulary type). `typeInfo` is lib/gguf.ts's ggmlTypeInfo.
+ * files of every vocabulary type). `typeInfo` is lib/gguf/types.ts's ggmlTypeInfo.
  */
 export function loadCorpus(which, typeInfo) {
   return corpusFiles(which).map(({ bytes, ...entry }) => {

@@ -1,7 +1,8 @@
 // `llama-napi inspect`: what a GGUF file holds and what it would take to run, read by the
 // TypeScript GGUF reader (no weights are read, the addon is never loaded; malformed files fail with
 // the reader's message, naming the field and byte offset).
-import { readGgufHeader, type GgufArray, type GgufHeader, type GgufValue, type GgufValueType } from "../gguf/reader.js";
+import { readGgufHeader } from "../gguf/reader.js";
+import type { GgufArray, GgufHeader, GgufValue, GgufValueType } from "../gguf/types.js";
 import { helpOption, UsageError, type CommandSpec, type Flags } from "./args.js";
 import type { CliIo } from "./io.js";
 

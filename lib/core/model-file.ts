@@ -2,7 +2,8 @@
 // INVALID_GGUF, and a well-formed file that llama.cpp would abort the process on is MODEL_LOAD_FAILED.
 import { stat } from "node:fs/promises";
 import { LlamaError } from "../errors.js";
-import { readGgufHeader, type GgufArray, type GgufHeader, type GgufValue, type GgufValueType } from "../gguf/reader.js";
+import { readGgufHeader } from "../gguf/reader.js";
+import type { GgufArray, GgufHeader, GgufValue, GgufValueType } from "../gguf/types.js";
 
 // Limits that llama.cpp asserts (aborting the process) instead of failing the load.
 const LLAMA_MAX_LAYERS = 512;

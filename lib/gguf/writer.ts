@@ -6,7 +6,7 @@
  * not grow with the file. Files are written to a temporary name and renamed into place when complete.
  */
 import { open, rename, rm, type FileHandle } from "node:fs/promises";
-import { GGUF_VALUE_TYPES, ggmlTypeInfo, type GgufKv, type GgufValue, type GgufValueType } from "./reader.js";
+import { GGUF_VALUE_TYPES, ggmlTypeInfo, type GgufKv, type GgufValue, type GgufValueType } from "./types.js";
 
 /** Where a tensor sits in the file and what it holds. `dims` are innermost (ggml `ne[0]`) first. */
 export interface GgufTensorDescriptor {

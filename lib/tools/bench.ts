@@ -2,7 +2,7 @@
  * The quantization lab: quantizes a base model into the types asked for (those not on disk yet),
  * then measures every model's size, speed (llama-bench's method, in a child process each), peak
  * memory and, given a text, perplexity (llama-perplexity's method) and divergence from the base.
- * Reports come from lib/report.ts.
+ * Reports come from lib/tools/report.ts.
  */
 import { existsSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";

@@ -4,7 +4,8 @@
  */
 import { open, readFile } from "node:fs/promises";
 import { LlamaError } from "../errors.js";
-import { GgmlType, readGgufHeader, type GgufTensorInfo, type GgufValue } from "../gguf/reader.js";
+import { readGgufHeader } from "../gguf/reader.js";
+import { GgmlType, type GgufTensorInfo, type GgufValue } from "../gguf/types.js";
 
 export interface ImportanceMatrix {
   /** Mean squared activation of each input column, by weight tensor name (e.g. "blk.0.attn_q.weight"). */

@@ -1,6 +1,6 @@
 import { stat } from "node:fs/promises";
 import { LlamaError } from "../errors.js";
-import { GGML_TYPES } from "../gguf/reader.js";
+import { GGML_TYPES } from "../gguf/types.js";
 import { readImatrix, type ImportanceMatrix } from "./imatrix.js";
 import { quantizeModelFile } from "../core/quantize.js";
 import { boolean, checkOptions, expectString, func, integer, signal, withAlias } from "../validate.js";

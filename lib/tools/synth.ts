@@ -3,7 +3,8 @@
  * speed and memory at the sizes of real models without shipping gigabytes of weights.
  */
 import { LlamaError } from "../errors.js";
-import { GgmlType, readGgufHeader, type GgufKv } from "../gguf/reader.js";
+import { readGgufHeader } from "../gguf/reader.js";
+import { GgmlType, type GgufKv } from "../gguf/types.js";
 import { writeGguf, type GgufTensorSource } from "../gguf/writer.js";
 
 /** Hyperparameters of a llama-architecture model (no MoE). */

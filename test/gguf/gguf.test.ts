@@ -7,16 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LlamaError } from "../../lib/errors.js";
-import {
-  GGML_TYPES,
-  GgmlType,
-  ggmlTypeInfo,
-  readGgufHeader,
-  type GgufArray,
-  type GgufHeader,
-  type GgufKv,
-  type ReadGgufHeaderOptions,
-} from "../../lib/gguf/reader.js";
+import { readGgufHeader, type ReadGgufHeaderOptions } from "../../lib/gguf/reader.js";
+import { GGML_TYPES, GgmlType, ggmlTypeInfo, type GgufArray, type GgufHeader, type GgufKv } from "../../lib/gguf/types.js";
 import { encodeGgufHeader, writeGguf, type GgufTensorSource } from "../../lib/gguf/writer.js";
 import { float32ToFloat16, MODEL_SHAPES, synthesizeModel, type ModelShape } from "../../lib/tools/synth.js";
 import { llamaCppDir, modelPath } from "../helpers.js";
