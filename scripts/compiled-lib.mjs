@@ -25,7 +25,8 @@ function addonPath() {
  * (LLAMA_NAPI_BINARY pointing at the copy).
  */
 export function compiledLibrary() {
-  const sources = readdirSync(join(root, "lib"))
+  // Every source under lib/, subfolders included, so that a change anywhere makes a new copy.
+  const sources = readdirSync(join(root, "lib"), { recursive: true })
     .filter((name) => name.endsWith(".ts"))
     .sort();
   const binarySource = addonPath();
