@@ -25,7 +25,8 @@ export {
   type FlashAttention,
 } from "./core/context.js";
 export type { Batch } from "./core/batch.js";
-export { LlamaSampler, type SamplerOptions, type MirostatOptions } from "./core/sampler.js";
+export { LlamaSampler, type LogitsSource, type SamplerOptions, type MirostatOptions } from "./core/sampler.js";
+export type { LogitBias } from "./core/sampling.js";
 export { TokenDecoder } from "./core/token-decoder.js";
 export {
   quantize,

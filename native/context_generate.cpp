@@ -14,8 +14,9 @@ namespace {
 // so that a stop (`stop`, or a stop string JS finds) wastes at most the decode in flight. When JS
 // falls behind, the run ends and hands back to it rather than block a thread-pool thread on the
 // main thread (process.exit joins the pool without telling anyone). The run also ends at
-// max_tokens, max_position or an end-of-generation token. Settles with the tokens now in the KV
-// cache and every token sampled, in order.
+// max_tokens, max_position or an end-of-generation token: bounds that JS sets, never a decision on
+// why generation stops, which JS alone makes (lib/completion/stopping.ts) for each token it gets.
+// Settles with the tokens now in the KV cache and every token sampled, in order.
 class GenerateAheadWorker : public PromiseWorker {
  public:
   struct Request {
