@@ -42,8 +42,8 @@ export interface GenerationResult {
   released: ReleasedToken[];
 }
 
-/** Runs one generation through the scheduler. */
-export function generate(scheduler: Scheduler, model: LoadedModel, request: GenerationRequest): Promise<GenerationResult> {
+/** Runs one generation through the scheduler; settles once it stops (or fails). */
+export function runGeneration(scheduler: Scheduler, model: LoadedModel, request: GenerationRequest): Promise<GenerationResult> {
   const generation = new Generation(model, scheduler.nCtxSeq, request);
   if (request.maxTokens === 0) generation.end();
   else scheduler.submit(generation);

@@ -9,7 +9,7 @@ import { LlamaError } from "../errors.js";
 import { boolean, checkOptions } from "../validate.js";
 import { ChatFormatter, responseFormatGrammar } from "./chat.js";
 import { Embedder, embeddingTexts } from "./embeddings.js";
-import { generate, type GenerationRequest, type GenerationResult } from "./generation.js";
+import { runGeneration, type GenerationRequest, type GenerationResult } from "./generation.js";
 import {
   CHAT_DEFAULTS,
   checkChatOptions,
@@ -184,7 +184,7 @@ export class Llama {
   /** Runs a prepared request whole; the sampler is freed when it ends. */
   async #runWhole(prepared: Prepared): Promise<GenerationResult> {
     try {
-      return await generate(this.#live(), this.model, { ...prepared.request, signal: prepared.signal });
+      return await runGeneration(this.#live(), this.model, { ...prepared.request, signal: prepared.signal });
     } finally {
       prepared.request.sampler.dispose();
     }
@@ -194,7 +194,7 @@ export class Llama {
   #runStream<T>(prepared: Prepared, chunks: StreamChunks<T>): AsyncIterableIterator<T> {
     const { request, signal } = prepared;
     // The stream starts when first read: a Llama disposed by then fails it with DISPOSED.
-    return openStream((hooks) => generate(this.#live(), this.model, { ...request, ...hooks }), signal, chunks, () => request.sampler.dispose());
+    return openStream((hooks) => runGeneration(this.#live(), this.model, { ...request, ...hooks }), signal, chunks, () => request.sampler.dispose());
   }
 
   /** A completion of `prompt`, returned whole; with `stream: true`, an async iterable of chunks. */

@@ -122,12 +122,12 @@ export interface StreamChunks<T> {
 }
 
 /**
- * One generation as a pulled stream of chunks: `intro` first, then a `delta` chunk per release of
+ * The generation `run` starts as a pulled stream of chunks: `intro` first, then a `delta` chunk per release of
  * text, then the `finish` chunk. Breaking out of it or aborting `signal` stops generation.
  * `release` frees what the generation holds, once it is over or when it never started.
  */
 export function openStream<T>(
-  generate: (hooks: StreamHooks) => Promise<GenerationResult>,
+  run: (hooks: StreamHooks) => Promise<GenerationResult>,
   signal: AbortSignal | undefined,
   chunks: StreamChunks<T>,
   release: () => void,
@@ -142,7 +142,7 @@ export function openStream<T>(
     started = true;
     let generation: Promise<GenerationResult>;
     try {
-      generation = generate({
+      generation = run({
         signal: stopped,
         waitForReader: () => {
           const demand = ref.deref()?.demand() ?? null;
