@@ -80,10 +80,6 @@ class Generation implements SchedulerJob {
     this.done = new Promise((resolve, reject) => (this.#settle = { resolve, reject }));
   }
 
-  continues(): boolean {
-    return this.#stop.check() === null;
-  }
-
   tokensLeft(): number {
     return this.#stop.tokensLeft;
   }

@@ -24,11 +24,9 @@ export interface SchedulerJob {
   readonly logprobs: number | undefined;
   /** Aborts a decode of this job alone mid-way. */
   readonly signal: AbortSignal | undefined;
-  /** Whether the job still wants tokens: false once it stopped or was aborted. */
-  continues(): boolean;
   /** Takes a sampled token; false when generation ends with it. */
   accept(token: number, logprob: TokenLogprob | undefined): boolean;
-  /** How many more tokens accept() takes at most. */
+  /** How many more tokens accept() takes at most: 0 once the job stopped or was aborted. */
   tokensLeft(): number;
   /**
    * Asked after each token: while the job's reader has not taken it, a promise that settles when it
@@ -167,7 +165,7 @@ export class Scheduler {
         job.end(new LlamaError("DISPOSED", "the model has been disposed"));
         continue;
       }
-      if (!job.continues()) {
+      if (job.tokensLeft() === 0) {
         job.end();
         continue;
       }
@@ -264,7 +262,7 @@ export class Scheduler {
     for (const slot of this.#slots) {
       const job = slot.job;
       if (job === null) continue;
-      if (!job.continues()) {
+      if (job.tokensLeft() === 0) {
         this.#finish(slot);
         continue;
       }
@@ -397,7 +395,7 @@ export class Scheduler {
         this.stats.batches++;
         this.stats.tokens++;
         // Tokens sampled after the job ended or was aborted (at most the one in flight) go nowhere.
-        if (outcome.ended !== null || !job.continues()) return;
+        if (outcome.ended !== null || job.tokensLeft() === 0) return;
         outcome.ended = this.#deliver(slot, token, undefined);
         if (outcome.ended !== null) run.stop();
         // The run goes on once the reader has taken the token.

@@ -57,9 +57,10 @@ export class StopCondition {
     return this.#generated;
   }
 
-  /** How many more tokens it takes at most. */
+  /** How many more tokens it takes at most: none once generation stopped or was aborted. */
   get tokensLeft(): number {
-    return this.#reason !== null ? 0 : Math.max(0, Math.min(this.#rules.maxTokens, this.#rules.room) - this.#generated);
+    if (this.check() !== null) return 0;
+    return Math.max(0, Math.min(this.#rules.maxTokens, Math.max(this.#rules.room, 1)) - this.#generated);
   }
 
   /** Every character decoded so far, released or held back (cut at a stop string). */

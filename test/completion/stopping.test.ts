@@ -89,10 +89,17 @@ describe("StopCondition", () => {
     expect(stop.generated).toBe(1);
   });
 
-  it("counts what is left for the scheduler's bound", () => {
-    const stop = condition({ maxTokens: 10, room: 4 });
+  it("counts what is left for the scheduler's bound: none once stopped or aborted", () => {
+    const controller = new AbortController();
+    const stop = condition({ maxTokens: 10, room: 4, signal: controller.signal });
     expect(stop.tokensLeft).toBe(4);
     stop.next(ONCE);
     expect(stop.tokensLeft).toBe(3);
+    controller.abort();
+    expect(stop.tokensLeft).toBe(0);
+    expect(condition({ room: 0 }).tokensLeft).toBe(1);
+    const ended = condition();
+    ended.next(EOG);
+    expect(ended.tokensLeft).toBe(0);
   });
 });
