@@ -7,6 +7,8 @@ export type LlamaErrorCode =
   | "CONTEXT_FULL"
   | "DECODE_FAILED"
   | "INVALID_GRAMMAR"
+  | "INVALID_ARGUMENT"
+  | "CHAT_TEMPLATE"
   | "STATE_FAILED"
   | "QUANTIZE_FAILED"
   | "TOKENIZE_FAILED"
@@ -36,6 +38,8 @@ const knownCodes = new Set<string>([
   "CONTEXT_FULL",
   "DECODE_FAILED",
   "INVALID_GRAMMAR",
+  "INVALID_ARGUMENT",
+  "CHAT_TEMPLATE",
   "STATE_FAILED",
   "QUANTIZE_FAILED",
   "TOKENIZE_FAILED",

@@ -26,7 +26,8 @@ export {
 } from "./core/context.js";
 export type { Batch } from "./core/batch.js";
 export { LlamaSampler, type LogitsSource, type SamplerOptions, type MirostatOptions } from "./core/sampler.js";
-export type { LogitBias } from "./core/sampling.js";
+export type { LogitBias, GrammarTrigger } from "./core/sampling.js";
+export type { ReasoningFormat } from "./core/jinja-templates.js";
 export { TokenDecoder } from "./core/token-decoder.js";
 export {
   quantize,
@@ -58,6 +59,7 @@ export {
   type SamplingOptions,
   type CompletionOptions,
   type ChatCompletionOptions,
+  type ChatFormatOptions,
   type ResponseFormat,
   type MirostatSampling,
   type EmbedOptions,

@@ -2,8 +2,10 @@
 #include <mutex>
 
 #include "backend.h"
-#include "chat.h"
+#include "chat_builtin.h"
+#include "chat_templates.h"
 #include "common.h"
+#include "common/log.h"
 #include "context.h"
 #include "ggml-backend.h"
 #include "log.h"
@@ -22,6 +24,8 @@ void InitBackendOnce() {
   std::call_once(backend_once, [] {
     InstallLogRouter();
     InstallAbortGuard();
+    // llama.cpp's common library logs through a thread of its own; its errors reach JS as exceptions.
+    common_log_set_verbosity_thold(-1);
 #ifdef GGML_BACKEND_DL
     // The CPU variants and GPU backends are modules beside the addon; ggml picks the best CPU one.
     ggml_backend_load_all_from_path(AddonDirectory().c_str());
@@ -45,6 +49,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Model", Model::Define(env));
   exports.Set("Context", Context::Define(env));
   exports.Set("Sampler", Sampler::Define(env));
+  exports.Set("ChatTemplates", ChatTemplates::Define(env));
+  exports.Set("ChatParser", ChatParser::Define(env));
   exports.Set("loadModel", Napi::Function::New<Model::Load>(env, "loadModel"));
   exports.Set("createContext", Napi::Function::New<Context::Create>(env, "createContext"));
   exports.Set("quantize", Napi::Function::New<Quantize>(env, "quantize"));

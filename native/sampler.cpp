@@ -1,5 +1,9 @@
 #include "sampler.h"
 
+#include <cctype>
+
+#include "common/common.h"
+#include "common/reasoning-budget.h"
 #include "context.h"
 #include "log.h"
 
@@ -26,6 +30,17 @@ struct SamplerOptions {
   std::vector<llama_logit_bias> logit_bias;
   std::string grammar;
   std::string grammar_root = "root";
+  // A lazy grammar: free text until a trigger, then the grammar (see ReadTriggers).
+  bool grammar_lazy = false;
+  std::vector<std::string> trigger_patterns;
+  std::vector<llama_token> trigger_tokens;
+  // Text the prompt already ends with, which the grammar's output starts with.
+  std::string grammar_prefill;
+  // The reasoning budget: thinking between these tags ends after this many tokens (-1: never).
+  int32_t reasoning_budget = -1;
+  std::string reasoning_start;
+  std::vector<std::string> reasoning_end;
+  std::string reasoning_prefill;
 };
 
 void ReadNumber(const Napi::Object &options, const char *key, double &target) {
@@ -43,9 +58,78 @@ void ReadString(const Napi::Object &options, const char *key, std::string &targe
   if (value.IsString()) target = value.As<Napi::String>().Utf8Value();
 }
 
+// A lazy grammar's triggers, as common/sampling.cpp turns them into llama.cpp's: a word is a literal
+// (one token when it tokenizes to one, as llama-server does), a pattern a regex searched for, a
+// full pattern one that must match all the text so far, a token its id.
+void ReadTriggers(const Napi::Array &triggers, const llama_vocab *vocab, SamplerOptions &o) {
+  for (uint32_t i = 0; i < triggers.Length(); i++) {
+    if (!triggers.Get(i).IsObject()) continue;
+    Napi::Object trigger = triggers.Get(i).As<Napi::Object>();
+    std::string type;
+    std::string value;
+    ReadString(trigger, "type", type);
+    ReadString(trigger, "value", value);
+    if (type == "token" && trigger.Get("token").IsNumber()) {
+      o.trigger_tokens.push_back(trigger.Get("token").As<Napi::Number>().Int32Value());
+    } else if (type == "word") {
+      std::vector<llama_token> tokens = common_tokenize(vocab, value, false, true);
+      if (tokens.size() == 1) {
+        o.trigger_tokens.push_back(tokens[0]);
+      } else {
+        o.trigger_patterns.push_back(regex_escape(value));
+      }
+    } else if (type == "pattern") {
+      o.trigger_patterns.push_back(value);
+    } else if (type == "pattern_full") {
+      o.trigger_patterns.push_back((value.empty() || value.front() != '^' ? "^" : "") + value +
+                                   (value.empty() || value.back() != '$' ? "$" : ""));
+    } else {
+      continue;
+    }
+    o.grammar_lazy = true;
+  }
+}
+
+// The tokens of a prompt's last text as the reply continues it: a leading space some tokenizers add
+// before a special token is left out.
+std::vector<llama_token> PrefillTokens(const llama_vocab *vocab, const std::string &prefill) {
+  std::vector<llama_token> tokens = common_tokenize(vocab, prefill, false, true);
+  if (!tokens.empty() && !prefill.empty()) {
+    std::string piece = common_token_to_piece(vocab, tokens[0], true);
+    if (!piece.empty() && std::isspace(static_cast<unsigned char>(piece[0])) &&
+        !std::isspace(static_cast<unsigned char>(prefill[0])))
+      tokens.erase(tokens.begin());
+  }
+  return tokens;
+}
+
+// llama.cpp's reasoning budget (common/reasoning-budget): once thinking has taken its budget of
+// tokens, the end tag is forced. A prompt that ends by opening thinking (DeepSeek R1's) starts it
+// counting; the tag is compared as text, since its tokens in the prompt may differ from its own.
+llama_sampler *ReasoningBudget(const SamplerOptions &o, const llama_vocab *vocab) {
+  if (o.reasoning_budget < 0 || o.reasoning_start.empty() || o.reasoning_end.empty()) return nullptr;
+  std::vector<llama_tokens> ends;
+  for (const auto &tag : o.reasoning_end) ends.push_back(common_tokenize(vocab, tag, false, true));
+  std::string tail = o.reasoning_prefill;
+  while (!tail.empty() && std::isspace(static_cast<unsigned char>(tail.back()))) tail.pop_back();
+  const std::string &start = o.reasoning_start;
+  bool open = tail.size() >= start.size() && tail.compare(tail.size() - start.size(), start.size(), start) == 0;
+  llama_sampler *budget =
+      common_reasoning_budget_init(vocab, {common_tokenize(vocab, start, false, true)}, ends, ends[0],
+                                   o.reasoning_budget, open ? REASONING_BUDGET_COUNTING : REASONING_BUDGET_IDLE);
+  return budget;
+}
+
+// Feeds the grammar the prompt's last text (llama-server's generation prompt), which its output
+// starts with.
+void PrefillGrammar(llama_sampler *grammar, const llama_vocab *vocab, const std::string &prefill) {
+  for (llama_token token : PrefillTokens(vocab, prefill)) llama_sampler_accept(grammar, token);
+}
+
 // Reads the options object of lib/core/sampling.ts's resolveSampling; throws and returns false when
 // the logit biases are malformed.
-bool ReadSamplerOptions(Napi::Env env, const Napi::Object &options, int32_t n_vocab, SamplerOptions &o) {
+bool ReadSamplerOptions(Napi::Env env, const Napi::Object &options, const llama_vocab *vocab, SamplerOptions &o) {
+  int32_t n_vocab = llama_vocab_n_tokens(vocab);
   ReadNumber(options, "temperature", o.temperature);
   ReadInt(options, "topK", o.top_k);
   ReadNumber(options, "topP", o.top_p);
@@ -65,6 +149,24 @@ bool ReadSamplerOptions(Napi::Env env, const Napi::Object &options, int32_t n_vo
   if (seed.IsNumber()) o.seed = seed.As<Napi::Number>().Uint32Value();
   ReadString(options, "grammar", o.grammar);
   ReadString(options, "grammarRoot", o.grammar_root);
+  ReadString(options, "grammarPrefill", o.grammar_prefill);
+  ReadInt(options, "reasoningBudget", o.reasoning_budget);
+  Napi::Value tags = options.Get("reasoningTags");
+  if (tags.IsObject()) {
+    Napi::Object t = tags.As<Napi::Object>();
+    ReadString(t, "start", o.reasoning_start);
+    ReadString(t, "prefill", o.reasoning_prefill);
+    Napi::Value end = t.Get("end");
+    if (end.IsArray()) {
+      for (uint32_t i = 0; i < end.As<Napi::Array>().Length(); i++) {
+        Napi::Value tag = end.As<Napi::Array>().Get(i);
+        if (tag.IsString() && !tag.As<Napi::String>().Utf8Value().empty())
+          o.reasoning_end.push_back(tag.As<Napi::String>().Utf8Value());
+      }
+    }
+  }
+  Napi::Value triggers = options.Get("grammarTriggers");
+  if (triggers.IsArray()) ReadTriggers(triggers.As<Napi::Array>(), vocab, o);
   Napi::Value bias = options.Get("logitBias");
   if (!bias.IsObject()) return true;
   Napi::Value bias_tokens = bias.As<Napi::Object>().Get("tokens");
@@ -107,14 +209,31 @@ llama_sampler *BuildChain(const SamplerOptions &o, const llama_vocab *vocab, std
         llama_sampler_init_penalties(n_vocab, o.repeat_last_n, static_cast<float>(o.repeat_penalty),
                                      static_cast<float>(o.frequency_penalty), static_cast<float>(o.presence_penalty)));
   }
+  if (llama_sampler *budget = ReasoningBudget(o, vocab)) llama_sampler_chain_add(chain, budget);
   if (!o.grammar.empty()) {
     LogCapture capture;
-    llama_sampler *grammar = llama_sampler_init_grammar(vocab, o.grammar.c_str(), o.grammar_root.c_str());
+    std::vector<const char *> patterns;
+    for (const auto &pattern : o.trigger_patterns) patterns.push_back(pattern.c_str());
+    llama_sampler *grammar =
+        o.grammar_lazy ? llama_sampler_init_grammar_lazy_patterns(vocab, o.grammar.c_str(), o.grammar_root.c_str(),
+                                                                  patterns.data(), patterns.size(),
+                                                                  o.trigger_tokens.data(), o.trigger_tokens.size())
+                       : llama_sampler_init_grammar(vocab, o.grammar.c_str(), o.grammar_root.c_str());
     if (grammar == nullptr) {
       llama_sampler_free(chain);
       std::string reason = capture.Summary();
       error = "invalid GBNF grammar" + (reason.empty() ? "" : ": " + reason);
       return nullptr;
+    }
+    if (!o.grammar_lazy && !o.grammar_prefill.empty()) {
+      try {
+        PrefillGrammar(grammar, vocab, o.grammar_prefill);
+      } catch (const std::exception &e) {
+        llama_sampler_free(grammar);
+        llama_sampler_free(chain);
+        error = std::string("the grammar does not accept its prefill: ") + e.what();
+        return nullptr;
+      }
     }
     llama_sampler_chain_add(chain, grammar);
   }
@@ -167,7 +286,7 @@ Sampler::Sampler(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Sampler>(inf
   auto model = Model::HandleOf(info[0]);
   if (!model) return;
   SamplerOptions o;
-  if (!ReadSamplerOptions(env, info[1].As<Napi::Object>(), llama_vocab_n_tokens(model->vocab), o)) return;
+  if (!ReadSamplerOptions(env, info[1].As<Napi::Object>(), model->vocab, o)) return;
   std::string error;
   llama_sampler *chain = BuildChain(o, model->vocab, error);
   if (chain == nullptr) {

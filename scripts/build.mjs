@@ -20,7 +20,7 @@ const valueOf = (flag) => {
   return i >= 0 ? args[i + 1] : undefined;
 };
 
-function onPath(cmd) {
+export function onPath(cmd) {
   try {
     execFileSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" });
     return true;

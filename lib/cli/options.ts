@@ -1,5 +1,6 @@
 // Option groups shared by the commands that load a model or sample text, and their translation to
 // the Llama API. Nothing here loads the addon: the sampling parameters' table is plain data.
+import { readFileSync } from "node:fs";
 import type { LlamaLoadOptions, SamplingOptions } from "../completion/llama.js";
 import { scalarSamplingParameters, type SamplingParameterName } from "../core/sampling.js";
 import { Flags, UsageError, type OptionSpecs } from "./args.js";
@@ -19,7 +20,9 @@ export const loadOptions: OptionSpecs = {
   "flash-attn": { type: "string", value: "on|off|auto", help: "flash attention (default auto)" },
   "no-mmap": { type: "boolean", help: "read the model instead of mapping it" },
   mlock: { type: "boolean", help: "lock the model in RAM" },
-  "chat-template": { type: "string", value: "NAME|TEMPLATE", help: "chat template: a built-in name (chatml, llama3, ...) or a template llama.cpp recognizes" },
+  "chat-template": { type: "string", value: "JINJA|NAME", help: "chat template: a Jinja template, or a built-in name (chatml, llama3, ...) for llama.cpp's older formatter" },
+  "chat-template-file": { type: "string", value: "FILE", help: "read the Jinja chat template from FILE" },
+  "no-jinja": { type: "boolean", help: "format chats with llama.cpp's older, name-based formatter (no tools)" },
   verbose: { type: "boolean", help: "print llama.cpp's log to stderr" },
 };
 
@@ -64,10 +67,22 @@ export function loadOptionsFrom(flags: Flags, extra: Partial<LlamaLoadOptions> =
     flashAttn: flash === undefined ? undefined : flash === "auto" ? "auto" : flash === "on",
     useMmap: flags.bool("no-mmap") ? false : undefined,
     useMlock: flags.bool("mlock") || undefined,
-    chatTemplate: flags.string("chat-template"),
+    chatTemplate: chatTemplateFrom(flags),
+    jinja: flags.bool("no-jinja") ? false : undefined,
     verbose: flags.bool("verbose") || undefined,
     ...extra,
   });
+}
+
+function chatTemplateFrom(flags: Flags): string | undefined {
+  const file = flags.string("chat-template-file");
+  if (file === undefined) return flags.string("chat-template");
+  if (flags.has("chat-template")) throw new UsageError("use either --chat-template or --chat-template-file");
+  try {
+    return readFileSync(file, "utf8");
+  } catch (err) {
+    throw new UsageError(`--chat-template-file: cannot read ${file}: ${(err as Error).message}`);
+  }
 }
 
 /** "ID=BIAS" (or llama.cpp's "ID+BIAS" / "ID-BIAS"); a bias of -inf bans the token. */

@@ -27,6 +27,8 @@ export interface GenerationRequest {
   maxTokens: number;
   /** Alternatives per token to report with log-probabilities (undefined: none). */
   logprobs?: number;
+  /** Special tokens whose text shows in the output (a chat's tool call markers). */
+  specialTokens?: ReadonlySet<number>;
   signal?: AbortSignal;
   /** Text released to the caller, and (with logprobs) the tokens whose text it completes. */
   onDelta?: (delta: string, released: ReleasedToken[]) => void;
@@ -70,7 +72,7 @@ class Generation implements SchedulerJob {
     this.logprobs = request.logprobs;
     this.signal = request.signal;
     this.#stop = new StopCondition({
-      decoder: model.createTokenDecoder(),
+      decoder: model.createTokenDecoder({ specialTokens: request.specialTokens }),
       isEog: (token) => model.isEog(token),
       stops: request.stops,
       maxTokens: request.maxTokens,

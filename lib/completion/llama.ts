@@ -6,8 +6,9 @@ import { MAX_CONTEXT_TOKENS, type LlamaContext } from "../core/context.js";
 import { LlamaModel } from "../core/model.js";
 import type { LlamaSampler } from "../core/sampler.js";
 import { LlamaError } from "../errors.js";
-import { boolean, checkOptions } from "../validate.js";
-import { ChatFormatter, responseFormatGrammar } from "./chat.js";
+import { boolean, checkOptions, expectObject } from "../validate.js";
+import { ChatFormatter } from "./chat.js";
+import { ChatReply } from "./chat-reply.js";
 import { Embedder, embeddingTexts } from "./embeddings.js";
 import { runGeneration, type GenerationRequest, type GenerationResult } from "./generation.js";
 import {
@@ -30,7 +31,18 @@ import { completionPromptTokens } from "./prompt.js";
 import { chatLogprobs, completionLogprobs, responseId, usage } from "./responses.js";
 import { Scheduler, type SchedulerStats } from "./scheduler.js";
 import { openStream, type StreamChunks } from "./stream.js";
-import type { ChatCompletion, ChatCompletionChunk, ChatMessage, Completion, CompletionChunk, EmbeddingList, FinishReason } from "./types.js";
+import type {
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatCompletionDelta,
+  ChatFinishReason,
+  ChatLogprobs,
+  ChatMessage,
+  Completion,
+  CompletionChunk,
+  EmbeddingList,
+  FinishReason,
+} from "./types.js";
 
 export type {
   ChatCompletionOptions,
@@ -41,6 +53,9 @@ export type {
   ResponseFormat,
   SamplingOptions,
 } from "./options.js";
+
+/** What formatChat renders besides the messages. */
+export type ChatFormatOptions = Pick<ChatCompletionOptions, "tools" | "toolChoice" | "parallelToolCalls" | "chatTemplateKwargs" | "reasoningFormat">;
 
 type Prompt = string | readonly number[] | Int32Array;
 
@@ -74,7 +89,7 @@ export class Llama {
     this.#context = context;
     this.#scheduler = context ? new Scheduler(context) : null;
     this.#embedder = context ? new Embedder(model, context.nCtxSeq, context.info.nThreads) : null;
-    this.#chat = new ChatFormatter(model, options.chatTemplate);
+    this.#chat = new ChatFormatter(model, { template: options.chatTemplate, jinja: options.jinja });
   }
 
   static async load(options: LlamaLoadOptions): Promise<Llama> {
@@ -175,10 +190,8 @@ export class Llama {
     return this.#scheduler;
   }
 
-  #sampler(o: SamplingOptions, defaults: { temperature?: number; grammar?: string }): LlamaSampler {
-    const options = samplerOptionsOf(o, { temperature: defaults.temperature, seed: this.options.seed });
-    if (defaults.grammar !== undefined) options.grammar = defaults.grammar;
-    return this.model.createSampler(options);
+  #sampler(o: SamplingOptions, defaults: { temperature?: number }): LlamaSampler {
+    return this.model.createSampler(samplerOptionsOf(o, { temperature: defaults.temperature, seed: this.options.seed }));
   }
 
   /** Runs a prepared request whole; the sampler is freed when it ends. */
@@ -256,16 +269,29 @@ export class Llama {
     return this.#runStream(prepared, {
       intro: options.echo ? [chunk(promptText, null, null)] : [],
       delta: (text, released) => chunk(text, null, logprobs === undefined ? null : completionLogprobs(this.model, released, promptText.length)),
-      finish: (reason) => chunk("", reason, null),
+      finish: (result) => [chunk("", result.finishReason, null)],
     });
   }
 
-  /** The chat prompt by the model's template (or the chatTemplate option), and its end-of-turn text. */
-  formatChat(messages: readonly ChatMessage[]): { prompt: string; stops: string[] } {
-    return this.#chat.format(messages);
+  /**
+   * The chat prompt by the model's template (or the chatTemplate option), with the tools where
+   * given, and the texts that end the assistant's turn.
+   */
+  formatChat(messages: readonly ChatMessage[], options: ChatFormatOptions = {}): { prompt: string; stops: string[] } {
+    const o = checkOptions<ChatFormatOptions>("options", options, {
+      tools: () => {},
+      toolChoice: () => {},
+      parallelToolCalls: boolean,
+      chatTemplateKwargs: (name, value) => expectObject(name, value),
+      reasoningFormat: () => {},
+    });
+    return this.#chat.format({ ...o, messages });
   }
 
-  /** A chat completion by the model's chat template; with `stream: true`, an async iterable of chunks. */
+  /**
+   * A chat completion by the model's chat template, with tool calls where `tools` are given; with
+   * `stream: true`, an async iterable of chunks.
+   */
   createChatCompletion(options: ChatCompletionOptions & { stream: true }): AsyncIterableIterator<ChatCompletionChunk>;
   createChatCompletion(options: ChatCompletionOptions & { stream?: false }): Promise<ChatCompletion>;
   createChatCompletion(options: ChatCompletionOptions): Promise<ChatCompletion> | AsyncIterableIterator<ChatCompletionChunk> {
@@ -273,21 +299,32 @@ export class Llama {
     return (async () => this.#chatCompletion(options))();
   }
 
-  /** What a chat completion, streamed or not, starts from: its request and its log-probability setting. */
+  /** What a chat completion, streamed or not, starts from: its request, its reply reader and its log-probability setting. */
   #prepareChat(options: ChatCompletionOptions) {
     const o = checkChatOptions(options);
     this.#live();
-    const { tokens, stops } = this.#chat.promptTokens(o.messages, this.nCtx);
-    const sampler = this.#sampler(o, { temperature: CHAT_DEFAULTS.temperature, grammar: responseFormatGrammar(o.responseFormat) });
+    const chat = this.#chat.prepare(o, this.nCtx);
+    if (o.stream && o.logprobs && chat.parser !== undefined && (o.tools?.length ?? 0) > 0) {
+      throw new LlamaError("INVALID_ARGUMENT", "logprobs cannot be streamed with tools");
+    }
+    const sampler = this.#sampler({ ...o, ...chat.sampling }, { temperature: CHAT_DEFAULTS.temperature });
     const logprobs = o.logprobs ? (o.topLogprobs ?? 0) : undefined;
-    const request = { prompt: tokens, sampler, stops: [...stopList(o.stop), ...stops], maxTokens: tokenLimit(o.maxTokens, CHAT_DEFAULTS.maxTokens), logprobs };
+    const request = {
+      prompt: chat.tokens,
+      sampler,
+      stops: [...stopList(o.stop), ...chat.stops],
+      maxTokens: tokenLimit(o.maxTokens, CHAT_DEFAULTS.maxTokens),
+      logprobs,
+      specialTokens: chat.specialTokens,
+    };
     const prepared: Prepared = { request, signal: o.signal, ...responseId("chatcmpl") };
-    return { prepared, logprobs };
+    return { prepared, logprobs, reply: new ChatReply(chat.parser?.(), { dropToolCalls: chat.dropToolCalls, parallelToolCalls: o.parallelToolCalls ?? false }), includeUsage: o.streamOptions?.includeUsage ?? false };
   }
 
   async #chatCompletion(options: ChatCompletionOptions): Promise<ChatCompletion> {
-    const { prepared, logprobs } = this.#prepareChat(options);
+    const { prepared, logprobs, reply } = this.#prepareChat(options);
     const result = await this.#runWhole(prepared);
+    const message = reply.message(result.text);
     return {
       id: prepared.id,
       object: "chat.completion",
@@ -296,9 +333,9 @@ export class Llama {
       choices: [
         {
           index: 0,
-          message: { role: "assistant", content: result.text },
+          message,
           logprobs: logprobs === undefined ? null : chatLogprobs(this.model, result.released),
-          finish_reason: result.finishReason,
+          finish_reason: reply.finishReason(result.finishReason),
         },
       ],
       usage: usage(prepared.request.prompt.length, result.completionTokens),
@@ -306,19 +343,33 @@ export class Llama {
   }
 
   #streamChat(options: ChatCompletionOptions): AsyncIterableIterator<ChatCompletionChunk> {
-    const { prepared, logprobs } = this.#prepareChat(options);
+    const { prepared, logprobs, reply, includeUsage } = this.#prepareChat(options);
     type Choice = ChatCompletionChunk["choices"][number];
-    const chunk = (delta: Choice["delta"], finish: FinishReason | null, lp: Choice["logprobs"]): ChatCompletionChunk => ({
+    const chunk = (choices: Choice[], extra: Partial<ChatCompletionChunk> = {}): ChatCompletionChunk => ({
       id: prepared.id,
       object: "chat.completion.chunk",
       created: prepared.created,
       model: this.modelPath,
-      choices: [{ index: 0, delta, logprobs: lp, finish_reason: finish }],
+      choices,
+      ...(includeUsage ? { usage: null } : {}),
+      ...extra,
     });
+    const choice = (delta: ChatCompletionDelta, finish: ChatFinishReason | null, lp: ChatLogprobs | null): Choice => ({ index: 0, delta, logprobs: lp, finish_reason: finish });
     return this.#runStream(prepared, {
-      intro: [chunk({ role: "assistant", content: "" }, null, null)],
-      delta: (text, released) => chunk({ content: text }, null, logprobs === undefined ? null : chatLogprobs(this.model, released)),
-      finish: (reason) => chunk({}, reason, null),
+      intro: [chunk([choice({ role: "assistant", content: "" }, null, null)])],
+      delta: (text, released) => {
+        const lp = logprobs === undefined || released.length === 0 ? null : chatLogprobs(this.model, released);
+        const delta = reply.delta(text);
+        return delta === undefined && lp === null ? undefined : chunk([choice(delta ?? {}, null, lp)]);
+      },
+      finish: (result) => {
+        const rest = reply.finish();
+        return [
+          ...(rest === undefined ? [] : [chunk([choice(rest, null, null)])]),
+          chunk([choice({}, reply.finishReason(result.finishReason), null)]),
+          ...(includeUsage ? [chunk([], { usage: usage(prepared.request.prompt.length, result.completionTokens) })] : []),
+        ];
+      },
     });
   }
 

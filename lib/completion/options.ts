@@ -5,8 +5,10 @@ import { maxParallelSequences } from "../core/backend.js";
 import { MAX_CONTEXT_TOKENS } from "../core/context.js";
 import { checkEndpoints } from "../core/rpc.js";
 import { SAMPLING_PARAMETERS, samplingChecks, type MirostatOptions, type SamplerOptions } from "../core/sampling.js";
+import { LlamaError } from "../errors.js";
 import { boolean, checkOptions, expectObject, expectString, func, integer, number, signal, string } from "../validate.js";
-import type { ChatMessage } from "./types.js";
+import type { ReasoningFormat } from "../core/jinja-templates.js";
+import type { ChatMessage, ChatTool, ChatToolChoice } from "./types.js";
 
 export interface LlamaLoadOptions {
   /** Path of the GGUF model. Required. */
@@ -39,8 +41,14 @@ export interface LlamaLoadOptions {
   flashAttn?: boolean | "auto";
   /** Requests decoded together as sequences of one context (continuous batching). Default 1: requests queue. */
   nParallel?: number;
-  /** Chat template: a built-in name (see builtinChatTemplates()) or a template string. Default: the model's. */
+  /**
+   * Chat template: a Jinja template (a string, e.g. a .jinja file's contents), rendered by llama.cpp's
+   * Jinja engine, or a built-in name (see builtinChatTemplates()) for llama.cpp's older formatter,
+   * which offers no tools. Default: the model's (its GGUF's tokenizer.chat_template).
+   */
   chatTemplate?: string;
+  /** Render chat templates with Jinja, as llama-server does. false: llama.cpp's older formatter, no tools. Default true. */
+  jinja?: boolean;
   /** ggml rpc-server workers ("host:port") that take offloaded layers (see nGpuLayers). */
   rpcServers?: string[];
   /** Share of the offloaded layers per device: RPC servers first, then local GPUs. */
@@ -85,13 +93,30 @@ export interface ChatCompletionOptions extends SamplingOptions {
   /** Alternatives per token with logprobs. */
   topLogprobs?: number;
   responseFormat?: ResponseFormat;
+  /** Functions the model may call (OpenAI's tools). */
+  tools?: ChatTool[];
+  /** "auto" (default), "none", "required", or one function by name (then required). */
+  toolChoice?: ChatToolChoice;
+  /** Allow several calls in one reply, where the template supports it. Default false. */
+  parallelToolCalls?: boolean;
+  /** Extra variables for the template, e.g. { enable_thinking: false }. */
+  chatTemplateKwargs?: Record<string, unknown>;
+  /**
+   * Where a reasoning model's thinking goes: "auto"/"deepseek" (default "auto"): apart, in
+   * reasoning_content; "none": left in the content as the model wrote it.
+   */
+  reasoningFormat?: ReasoningFormat;
   stream?: boolean;
+  /** With stream: includeUsage sends a last chunk with the usage and no choices. */
+  streamOptions?: { includeUsage?: boolean };
 }
 
 export interface EmbedOptions {
   /** Scale each vector to unit length. Default false. */
   normalize?: boolean;
 }
+
+const REASONING_FORMATS: ReasoningFormat[] = ["none", "auto", "deepseek", "deepseek-legacy"];
 
 /** Llama's own defaults, where they differ from the sampler's: llama-cpp-python's. */
 export const COMPLETION_DEFAULTS = { maxTokens: 16 } as const;
@@ -130,6 +155,7 @@ export function checkLoadOptions(options: LlamaLoadOptions): LlamaLoadOptions & 
     },
     nParallel: integer({ min: 1, max: maxParallelSequences() }),
     chatTemplate: string,
+    jinja: boolean,
     rpcServers: (name, value) => checkEndpoints(name, value),
     tensorSplit: (name, value) => {
       if (!Array.isArray(value)) throw new TypeError(`${name} must be an array of numbers`);
@@ -178,7 +204,21 @@ export function checkChatOptions(options: ChatCompletionOptions): ChatCompletion
         throw new RangeError(`${name}.type must be "text", "json_object" or "json_schema"`);
       }
     },
+    tools: (name, value) => {
+      if (!Array.isArray(value)) throw new LlamaError("INVALID_ARGUMENT", `${name} must be an array of tools`);
+    },
+    toolChoice: () => {},
+    parallelToolCalls: boolean,
+    chatTemplateKwargs: (name, value) => expectObject(name, value),
+    reasoningFormat: (name, value) => {
+      if (!REASONING_FORMATS.includes(value as ReasoningFormat)) throw new RangeError(`${name} must be one of ${REASONING_FORMATS.join(", ")}`);
+    },
     stream: boolean,
+    streamOptions: (name, value) => {
+      const so = expectObject(name, value);
+      for (const key of Object.keys(so)) if (key !== "includeUsage") throw new TypeError(`${name}.${key} is not a known option`);
+      if (so.includeUsage !== undefined) boolean(`${name}.includeUsage`, so.includeUsage);
+    },
   });
   if (o.grammar !== undefined && o.responseFormat !== undefined && o.responseFormat.type !== "text") {
     throw new RangeError("options.grammar and options.responseFormat both constrain the output: pass one of them");

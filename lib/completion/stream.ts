@@ -1,7 +1,6 @@
 // A generation as a pulled stream, as a Python generator: it starts when first read, goes on only
 // while its reader asks for more, and stops when the reader breaks off, aborts, or drops it.
 import type { GenerationResult, ReleasedToken } from "./generation.js";
-import type { FinishReason } from "./types.js";
 
 /** Channels whose reader waits in next(). */
 const awaitedChannels = new Set<Channel<unknown>>();
@@ -115,15 +114,15 @@ export interface StreamHooks {
 export interface StreamChunks<T> {
   /** Chunks before any text. */
   intro: T[];
-  /** The chunk of a release of text. */
-  delta: (text: string, released: ReleasedToken[]) => T;
-  /** The last chunk. */
-  finish: (reason: FinishReason) => T;
+  /** The chunk of a release of text; undefined: none (yet). */
+  delta: (text: string, released: ReleasedToken[]) => T | undefined;
+  /** The last chunks. */
+  finish: (result: GenerationResult) => T[];
 }
 
 /**
  * The generation `run` starts as a pulled stream of chunks: `intro` first, then a `delta` chunk per release of
- * text, then the `finish` chunk. Breaking out of it or aborting `signal` stops generation.
+ * text, then the `finish` chunks. Breaking out of it or aborting `signal` stops generation.
  * `release` frees what the generation holds, once it is over or when it never started.
  */
 export function openStream<T>(
@@ -148,7 +147,10 @@ export function openStream<T>(
           const demand = ref.deref()?.demand() ?? null;
           return demand && Promise.race([demand, abort]);
         },
-        onDelta: (text, released) => ref.deref()?.push(chunks.delta(text, released)),
+        onDelta: (text, released) => {
+          const chunk = chunks.delta(text, released);
+          if (chunk !== undefined) ref.deref()?.push(chunk);
+        },
       });
     } catch (error) {
       generation = Promise.reject(error);
@@ -156,7 +158,7 @@ export function openStream<T>(
     generation
       .then(
         (result) => {
-          ref.deref()?.push(chunks.finish(result.finishReason));
+          for (const chunk of chunks.finish(result)) ref.deref()?.push(chunk);
           ref.deref()?.close();
         },
         // A break is no error; an abort of the caller's signal is.

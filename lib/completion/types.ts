@@ -2,6 +2,9 @@
 
 export type FinishReason = "stop" | "length";
 
+/** Why a chat reply ended: as a completion's, or "tool_calls" when it calls tools. */
+export type ChatFinishReason = FinishReason | "tool_calls";
+
 export interface CompletionLogprobs {
   tokens: string[];
   text_offset: number[];
@@ -41,17 +44,56 @@ export interface CompletionChunk {
 
 export type ChatRole = "system" | "user" | "assistant" | "tool" | (string & {});
 
+/** A part of a message's content: text (images and audio are not supported yet). */
+export interface ChatContentPart {
+  type: "text";
+  text: string;
+}
+
+/** A call of a function tool, in a reply or in an assistant message of the history. */
+export interface ChatToolCall {
+  id: string;
+  type: "function";
+  /** `arguments`: the arguments as JSON text. */
+  function: { name: string; arguments: string };
+}
+
 export interface ChatMessage {
   role: ChatRole;
-  content: string | null;
+  content: string | ChatContentPart[] | null;
   name?: string;
+  /** An assistant message's tool calls. */
+  tool_calls?: ChatToolCall[];
+  /** A tool message: the id of the call it answers. */
+  tool_call_id?: string;
+  /** An assistant message's reasoning (templates that show earlier thinking render it). */
+  reasoning_content?: string;
+}
+
+/** A function the model may call: OpenAI's tool shape. `parameters`: a JSON schema of the arguments. */
+export interface ChatTool {
+  type: "function";
+  function: { name: string; description?: string; parameters?: Record<string, unknown>; strict?: boolean };
+}
+
+/** Whether the model may, must or must not call a tool, or must call this one. */
+export type ChatToolChoice = "auto" | "none" | "required" | { type: "function"; function: { name: string } };
+
+/** The assistant's reply. */
+export interface ChatCompletionMessage {
+  role: "assistant";
+  /** The text; null when the reply is only tool calls. */
+  content: string | null;
+  /** A reasoning model's thinking, apart from the answer (see reasoningFormat). */
+  reasoning_content?: string;
+  tool_calls?: ChatToolCall[];
 }
 
 export interface ChatCompletionChoice {
   index: number;
-  message: { role: "assistant"; content: string };
+  message: ChatCompletionMessage;
   logprobs: ChatLogprobs | null;
-  finish_reason: FinishReason;
+  finish_reason: ChatFinishReason;
 }
 
 export interface ChatLogprobs {
@@ -74,10 +116,27 @@ export interface ChatCompletionChunk {
   model: string;
   choices: Array<{
     index: number;
-    delta: { role?: "assistant"; content?: string };
+    delta: ChatCompletionDelta;
     logprobs: ChatLogprobs | null;
-    finish_reason: FinishReason | null;
+    finish_reason: ChatFinishReason | null;
   }>;
+  /** With streamOptions.includeUsage: null on every chunk but the last, which has no choices. */
+  usage?: CompletionUsage | null;
+}
+
+/** A streamed tool call's fragment: index, id and name come in its first; arguments grow after. */
+export interface ChatToolCallDelta {
+  index: number;
+  id?: string;
+  type?: "function";
+  function?: { name?: string; arguments?: string };
+}
+
+export interface ChatCompletionDelta {
+  role?: "assistant";
+  content?: string | null;
+  reasoning_content?: string;
+  tool_calls?: ChatToolCallDelta[];
 }
 
 export interface Embedding {

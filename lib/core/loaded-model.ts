@@ -86,18 +86,30 @@ export class LoadedModel {
     return callNative(() => this.native.tokenBytes(token, special));
   }
 
-  /** A decoder that turns generated tokens into text without splitting UTF-8 characters. */
-  createTokenDecoder(options: { special?: boolean } = {}): TokenDecoder {
-    const special = checkOptions<{ special?: boolean }>("options", options, { special: boolean }).special ?? false;
+  /**
+   * A decoder that turns generated tokens into text without splitting UTF-8 characters. Special
+   * tokens come out as their text with `special`, or only those in `specialTokens` (a chat's tool
+   * call markers, as llama-server's preserved tokens).
+   */
+  createTokenDecoder(options: { special?: boolean; specialTokens?: ReadonlySet<number> } = {}): TokenDecoder {
+    const o = checkOptions<{ special?: boolean; specialTokens?: ReadonlySet<number> }>("options", options, {
+      special: boolean,
+      specialTokens: (name, value) => {
+        if (!(value instanceof Set)) throw new TypeError(`${name} must be a Set of token ids`);
+        return value;
+      },
+    });
+    const special = o.special ?? false;
     const handle = this.native;
     const lastToken = this.info.nVocab - 1;
-    // Decoders only read the bytes, so they share them.
-    const pieces = this.#pieces[special ? 1 : 0];
     return new TokenDecoder((token) => {
       expectInteger("token", token, { min: 0, max: lastToken });
+      const rendered = special || (o.specialTokens?.has(token) ?? false);
+      // Decoders only read the bytes, so they share them.
+      const pieces = this.#pieces[rendered ? 1 : 0];
       let bytes = pieces.get(token);
       if (bytes === undefined) {
-        bytes = callNative(() => handle.tokenBytes(token, special));
+        bytes = callNative(() => handle.tokenBytes(token, rendered));
         pieces.set(token, bytes);
       }
       return bytes;

@@ -231,8 +231,22 @@ export interface NativeDevice {
   memoryTotal: number;
 }
 
+export interface NativeChatTemplates {
+  /** The inputs and the result as JSON text (lib/core/chat-templates.ts gives both their types). */
+  apply(inputs: string): string;
+  source(): string;
+  supportsThinking(): boolean;
+}
+
+export interface NativeChatParser {
+  /** The reply so far with `delta` added, parsed; JSON text of ReplyUpdate. */
+  update(delta: string, final: boolean): string;
+}
+
 export interface NativeBinding {
   AbortFlag: new () => NativeAbortFlag;
+  ChatTemplates: new (model: NativeModel, override: string, overrideName: string) => NativeChatTemplates;
+  ChatParser: new (params: string) => NativeChatParser;
   Sampler: new (model: NativeModel, options: NativeSamplerOptions) => NativeSampler;
   loadModel(
     path: string,

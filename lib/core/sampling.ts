@@ -75,6 +75,56 @@ const logitBias: Parameter<LogitBias> = {
   toNative: (bias, nVocab) => logitBiasArrays(bias, nVocab),
 };
 
+/** A lazy grammar's trigger: the grammar applies from where the output first shows it. */
+export interface GrammarTrigger {
+  /** word: a literal; pattern: a regex searched for; pattern_full: a regex all of the output so far matches; token: a token id. */
+  type: "word" | "pattern" | "pattern_full" | "token";
+  value: string;
+  /** The token of a "token" trigger. */
+  token?: number;
+}
+
+const TRIGGER_TYPES = new Set(["word", "pattern", "pattern_full", "token"]);
+
+const grammarTriggers: Parameter<GrammarTrigger[]> = {
+  check(name, value) {
+    if (!Array.isArray(value)) throw new TypeError(`${name} must be an array of triggers`);
+    value.forEach((entry, i) => {
+      const t = expectObject(`${name}[${i}]`, entry);
+      if (!TRIGGER_TYPES.has(t.type as string)) throw new RangeError(`${name}[${i}].type must be "word", "pattern", "pattern_full" or "token"`);
+      if (t.type === "token") expectInteger(`${name}[${i}].token`, t.token, { min: 0, max: INT32_MAX });
+      else expectString(`${name}[${i}].value`, t.value);
+    });
+    return value as GrammarTrigger[];
+  },
+  default: undefined,
+  help: "make the grammar lazy: free text until one of these triggers, then the grammar",
+  toNative: (triggers) => (triggers.length === 0 ? undefined : triggers.map((t) => ({ type: t.type, value: t.value ?? "", token: t.token }))),
+};
+
+/** A reasoning model's thinking tags, for reasoningBudget (a chat sets them from its template). */
+export interface ReasoningTags {
+  /** The tag that opens thinking, e.g. "<think>". */
+  start: string;
+  /** The tags that close it; the first is the one forced when the budget runs out. */
+  end: string[];
+  /** The end of the prompt, which may already have opened thinking. */
+  prefill?: string;
+}
+
+const reasoningTags: Parameter<ReasoningTags> = {
+  check(name, value) {
+    const tags = expectObject(name, value);
+    expectString(`${name}.start`, tags.start);
+    if (!Array.isArray(tags.end) || tags.end.length === 0) throw new TypeError(`${name}.end must be a non-empty array of strings`);
+    tags.end.forEach((tag, i) => expectString(`${name}.end[${i}]`, tag));
+    if (tags.prefill !== undefined) expectString(`${name}.prefill`, tags.prefill);
+    return tags as unknown as ReasoningTags;
+  },
+  default: undefined,
+  help: "a reasoning model's thinking tags, for the reasoning budget",
+};
+
 const text = (help: string, fallback?: string): Parameter<string> => ({ check: expectString, default: fallback, help, scalar: "string" });
 
 /** Every sampling parameter, in the order of llama.cpp's chain. */
@@ -93,6 +143,14 @@ export const SAMPLING_PARAMETERS = {
   grammar: { ...text("constrain the output with a GBNF grammar"), toNative: (grammar: string) => (grammar.trim() === "" ? undefined : grammar) },
   /** The grammar's start rule. Default "root". */
   grammarRoot: text("the grammar's start rule", "root"),
+  /** A lazy grammar: the output is free until one of these triggers shows, then follows the grammar. */
+  grammarTriggers,
+  /** Text the prompt ends with that the grammar's output starts from (fed to a grammar that is not lazy). */
+  grammarPrefill: text("prompt text that the grammar's output starts from"),
+  /** Tokens a reasoning model may think before its end tag is forced (-1: no limit; 0: no thinking). Default -1. */
+  reasoningBudget: numeric("integer", -1, INT32_MAX, undefined, "tokens a reasoning model may think before its end tag is forced; -1: no limit"),
+  /** The thinking tags reasoningBudget watches (a chat sets them from its template). */
+  reasoningTags,
   /** Keep the k most likely tokens (0: all). Default 40. */
   topK: numeric("integer", 0, INT32_MAX, 40, "keep the K most likely tokens; 0: all"),
   /** Locally typical sampling (1: off). Default 1. */

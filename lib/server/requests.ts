@@ -39,6 +39,10 @@ export function toApiError(err: unknown): ApiError {
         return badRequest(err.message, null, "context_length_exceeded");
       case "INVALID_GRAMMAR":
         return badRequest(err.message, "grammar", "invalid_grammar");
+      case "INVALID_ARGUMENT":
+        return badRequest(err.message);
+      case "CHAT_TEMPLATE":
+        return badRequest(err.message, "messages", "chat_template");
       case "UNSUPPORTED":
       case "TOKENIZE_FAILED":
         return badRequest(err.message, null, "unsupported");
@@ -272,23 +276,66 @@ function messagesOf(value: unknown): ChatMessage[] {
   return value.map((m, i) => {
     const param = `messages[${i}]`;
     if (typeof m !== "object" || m === null) throw badRequest(`${param} must be an object`, param);
-    const { role, content } = m as Record<string, unknown>;
+    const { role, content, name, tool_calls: toolCalls, tool_call_id: toolCallId, reasoning_content: reasoning } = m as Record<string, unknown>;
     if (typeof role !== "string" || role === "") throw badRequest(`${param}.role must be a string`, `${param}.role`);
     // OpenAI's newer name for the system role, which chat templates do not know.
-    return { role: role === "developer" ? "system" : role, content: contentOf(content, `${param}.content`) };
+    const message: ChatMessage = { role: role === "developer" ? "system" : role, content: contentOf(content, `${param}.content`) };
+    // The rest is checked where every caller's messages are (lib/completion/chat-messages.ts).
+    if (name !== undefined && name !== null) message.name = name as string;
+    if (toolCalls !== undefined && toolCalls !== null) message.tool_calls = toolCalls as ChatMessage["tool_calls"];
+    if (toolCallId !== undefined && toolCallId !== null) message.tool_call_id = toolCallId as string;
+    if (reasoning !== undefined && reasoning !== null) message.reasoning_content = reasoning as string;
+    return message;
   });
+}
+
+/** The tool fields: tools, tool_choice, parallel_tool_calls (OpenAI's), and the template's. */
+function toolOptionsOf(f: Fields): Partial<ChatCompletionOptions> {
+  const options: Partial<ChatCompletionOptions> = {};
+  if (f.raw.tools !== undefined && f.raw.tools !== null) {
+    if (!Array.isArray(f.raw.tools)) throw badRequest("tools must be an array", "tools");
+    if (f.raw.tools.length > 0) options.tools = f.raw.tools as ChatCompletionOptions["tools"];
+  }
+  if (f.raw.tool_choice !== undefined && f.raw.tool_choice !== null) options.toolChoice = f.raw.tool_choice as ChatCompletionOptions["toolChoice"];
+  const parallel = f.bool("parallel_tool_calls");
+  if (parallel !== undefined) options.parallelToolCalls = parallel;
+  const kwargs = f.raw.chat_template_kwargs;
+  if (kwargs !== undefined && kwargs !== null) {
+    if (typeof kwargs !== "object" || Array.isArray(kwargs)) throw badRequest("chat_template_kwargs must be an object", "chat_template_kwargs");
+    options.chatTemplateKwargs = kwargs as Record<string, unknown>;
+  }
+  const reasoning = f.string("reasoning_format");
+  if (reasoning !== undefined) {
+    if (!["none", "auto", "deepseek", "deepseek-legacy"].includes(reasoning)) {
+      throw badRequest('reasoning_format must be "none", "auto", "deepseek" or "deepseek-legacy"', "reasoning_format");
+    }
+    options.reasoningFormat = reasoning as ChatCompletionOptions["reasoningFormat"];
+  }
+  const streamOptions = f.raw.stream_options;
+  if (streamOptions !== undefined && streamOptions !== null) {
+    if (typeof streamOptions !== "object" || Array.isArray(streamOptions)) throw badRequest("stream_options must be an object", "stream_options");
+    const include = (streamOptions as Record<string, unknown>).include_usage;
+    if (include !== undefined && typeof include !== "boolean") throw badRequest("stream_options.include_usage must be a boolean", "stream_options");
+    if (include) options.streamOptions = { includeUsage: true };
+  }
+  return options;
 }
 
 export function chatRequest(body: unknown, limits: RequestLimits): ChatRequest {
   const f = new Fields(body);
   f.onlyOne("n");
-  if (Array.isArray(f.raw.tools) && f.raw.tools.length > 0) throw badRequest("tools are not supported by this server", "tools", "unsupported");
-  if (Array.isArray(f.raw.functions) && f.raw.functions.length > 0) throw badRequest("functions are not supported by this server", "functions", "unsupported");
+  if (Array.isArray(f.raw.functions) && f.raw.functions.length > 0) throw badRequest("functions are deprecated: send tools", "functions", "unsupported");
   const options: ChatCompletionOptions = {
     ...samplingOf(f, limits),
+    ...toolOptionsOf(f),
     messages: messagesOf(f.raw.messages),
     maxTokens: maxTokensOf(f, ["max_completion_tokens", "max_tokens"], limits.maxTokensCap, limits.maxTokensCap),
   };
+  // With tools, the template's grammar takes the response format in (as its schema).
+  if (options.tools !== undefined && f.raw.response_format !== undefined && f.raw.response_format !== null) {
+    delete options.grammar;
+    options.responseFormat = f.raw.response_format as ChatCompletionOptions["responseFormat"];
+  }
   const logprobs = f.bool("logprobs");
   const top = f.int("top_logprobs", { min: 0, max: 20 });
   if (top !== undefined && !logprobs) throw badRequest("top_logprobs needs logprobs: true", "top_logprobs");

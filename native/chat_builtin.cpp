@@ -1,4 +1,4 @@
-#include "chat.h"
+#include "chat_builtin.h"
 
 namespace llama_napi {
 
