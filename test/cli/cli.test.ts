@@ -180,7 +180,7 @@ describe("llama-napi commands", () => {
     const stdin = new PassThrough();
     const io = streams({ stdin, tty: true });
     const done = runCli(["chat", "-m", STORIES(), "-n", "8", "--temp", "0", ...FAST], io);
-    const reply = (await llama.createChatCompletion({ messages: [{ role: "user", content: "Hello" }], maxTokens: 8, temperature: 0 })).choices[0]!.message.content;
+    const reply = (await llama.createChatCompletion({ messages: [{ role: "user", content: "Hello" }], maxTokens: 8, temperature: 0 })).choices[0]!.message.content!;
     const waitFor = async (text: string, from: number) => {
       const deadline = Date.now() + 20_000;
       while (io.stdout.text.indexOf(text, from) < 0) {

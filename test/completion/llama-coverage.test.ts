@@ -341,14 +341,14 @@ describe("responseFormat json_object without a schema", () => {
       };
       const res = await llm.createChatCompletion({ ...options, responseFormat: { type: "json_object" } });
       expect(res.choices[0]!.finish_reason).toBe("stop");
-      const content = res.choices[0]!.message.content;
+      const content = res.choices[0]!.message.content!;
       const value = JSON.parse(content) as unknown;
       expect(typeof value).toBe("object");
       expect(value).not.toBeNull();
       expect(Array.isArray(value)).toBe(false);
       expect(Object.keys(value as object).length).toBeGreaterThan(0);
       const free = await llm.createChatCompletion(options);
-      expect(() => JSON.parse(free.choices[0]!.message.content) as unknown).toThrow(SyntaxError);
+      expect(() => JSON.parse(free.choices[0]!.message.content!) as unknown).toThrow(SyntaxError);
       const chunks = await drain(llm.createChatCompletion({ ...options, responseFormat: { type: "json_object" }, stream: true }));
       expect(chunks.map((c) => c.choices[0]!.delta.content ?? "").join("")).toBe(content);
     } finally {

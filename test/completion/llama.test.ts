@@ -452,13 +452,13 @@ describe("chat", () => {
         maxTokens: 120,
         responseFormat: { type: "json_schema", json_schema: { name: "cat", schema } },
       });
-      const value = JSON.parse(res.choices[0]!.message.content) as Record<string, unknown>;
+      const value = JSON.parse(res.choices[0]!.message.content!) as Record<string, unknown>;
       expect(typeof value.name).toBe("string");
       expect(Number.isInteger(value.age)).toBe(true);
       expect(["happy", "sad"]).toContain(value.mood);
 
       const obj = await llm.createChatCompletion({ messages, temperature: 0, maxTokens: 200, responseFormat: { type: "json_object", schema } });
-      expect(JSON.parse(obj.choices[0]!.message.content)).toMatchObject({ mood: expect.any(String) });
+      expect(JSON.parse(obj.choices[0]!.message.content!)).toMatchObject({ mood: expect.any(String) });
     } finally {
       warn.mockRestore();
       await llm.dispose();

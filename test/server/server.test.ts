@@ -232,9 +232,9 @@ describe("the OpenAI API with --parallel 4", () => {
       client.chat.completions.create({
         model: "m",
         messages: [{ role: "user", content: "hi" }],
-        tools: [{ type: "function", function: { name: "f", parameters: {} } }],
+        tools: [{ type: "function", function: { name: "f", parameters: [] as unknown as Record<string, unknown> } }],
       }),
-    ).rejects.toMatchObject({ status: 400, param: "tools", code: "unsupported" });
+    ).rejects.toMatchObject({ status: 400, message: expect.stringContaining("parameters") });
     await expect(client.embeddings.create({ model: "m", input: [[1, 2, 3]] })).rejects.toMatchObject({ status: 400, param: "input" });
   });
 
