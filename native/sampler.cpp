@@ -90,19 +90,6 @@ void ReadTriggers(const Napi::Array &triggers, const llama_vocab *vocab, Sampler
   }
 }
 
-// The tokens of a prompt's last text as the reply continues it: a leading space some tokenizers add
-// before a special token is left out.
-std::vector<llama_token> PrefillTokens(const llama_vocab *vocab, const std::string &prefill) {
-  std::vector<llama_token> tokens = common_tokenize(vocab, prefill, false, true);
-  if (!tokens.empty() && !prefill.empty()) {
-    std::string piece = common_token_to_piece(vocab, tokens[0], true);
-    if (!piece.empty() && std::isspace(static_cast<unsigned char>(piece[0])) &&
-        !std::isspace(static_cast<unsigned char>(prefill[0])))
-      tokens.erase(tokens.begin());
-  }
-  return tokens;
-}
-
 // llama.cpp's reasoning budget (common/reasoning-budget): once thinking has taken its budget of
 // tokens, the end tag is forced. A prompt that ends by opening thinking (DeepSeek R1's) starts it
 // counting; the tag is compared as text, since its tokens in the prompt may differ from its own.
@@ -114,16 +101,20 @@ llama_sampler *ReasoningBudget(const SamplerOptions &o, const llama_vocab *vocab
   while (!tail.empty() && std::isspace(static_cast<unsigned char>(tail.back()))) tail.pop_back();
   const std::string &start = o.reasoning_start;
   bool open = tail.size() >= start.size() && tail.compare(tail.size() - start.size(), start.size(), start) == 0;
-  llama_sampler *budget =
-      common_reasoning_budget_init(vocab, {common_tokenize(vocab, start, false, true)}, ends, ends[0],
-                                   o.reasoning_budget, open ? REASONING_BUDGET_COUNTING : REASONING_BUDGET_IDLE);
-  return budget;
+  return common_reasoning_budget_init(vocab, {common_tokenize(vocab, start, false, true)}, ends, ends[0],
+                                      o.reasoning_budget, open ? REASONING_BUDGET_COUNTING : REASONING_BUDGET_IDLE);
 }
 
 // Feeds the grammar the prompt's last text (llama-server's generation prompt), which its output
-// starts with.
+// starts with; a leading space some tokenizers add before a special token is left out.
 void PrefillGrammar(llama_sampler *grammar, const llama_vocab *vocab, const std::string &prefill) {
-  for (llama_token token : PrefillTokens(vocab, prefill)) llama_sampler_accept(grammar, token);
+  std::vector<llama_token> tokens = common_tokenize(vocab, prefill, false, true);
+  size_t first = 0;
+  if (!tokens.empty() && !std::isspace(static_cast<unsigned char>(prefill[0]))) {
+    std::string piece = common_token_to_piece(vocab, tokens[0], true);
+    if (!piece.empty() && std::isspace(static_cast<unsigned char>(piece[0]))) first = 1;
+  }
+  for (size_t i = first; i < tokens.size(); i++) llama_sampler_accept(grammar, tokens[i]);
 }
 
 // Reads the options object of lib/core/sampling.ts's resolveSampling; throws and returns false when

@@ -11,12 +11,8 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-function checkContent(name: string, content: unknown, required: boolean): void {
-  if (content === undefined || content === null) {
-    if (required) throw invalid(`${name} is required`);
-    return;
-  }
-  if (typeof content === "string") return;
+function checkContent(name: string, content: unknown): void {
+  if (content === undefined || content === null || typeof content === "string") return;
   if (!Array.isArray(content)) throw new TypeError(`${name} must be a string, an array of text parts or null`);
   content.forEach((part, i) => {
     if (!isObject(part) || part.type !== "text" || typeof part.text !== "string") {
@@ -51,7 +47,7 @@ export function checkMessages(messages: unknown): ChatMessage[] {
       if (m.role !== "assistant") throw invalid(`${at}.tool_calls: only assistant messages carry tool calls`);
       checkToolCalls(`${at}.tool_calls`, m.tool_calls);
     }
-    checkContent(`${at}.content`, m.content, false);
+    checkContent(`${at}.content`, m.content);
     if (m.role === "tool" && (typeof m.tool_call_id !== "string" || m.tool_call_id === "")) {
       throw invalid(`${at}.tool_call_id is required: a tool message answers the call with that id`);
     }

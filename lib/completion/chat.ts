@@ -33,8 +33,8 @@ export interface PreparedChat {
   sampling: Pick<SamplerOptions, "grammar" | "grammarTriggers" | "grammarPrefill" | "reasoningTags">;
   /** Special tokens that the reply shows as text (tool call markers). */
   specialTokens: Set<number> | undefined;
-  /** A new parser for the reply; undefined: the reply is plain content. */
-  parser: (() => ReplyParser) | undefined;
+  /** The reply's parser; undefined: the reply is plain content. */
+  parser: ReplyParser | undefined;
   /** tool_choice "none": calls the parser finds are left out. */
   dropToolCalls: boolean;
 }
@@ -77,28 +77,27 @@ export class ChatFormatter {
 
   /** The chat prompt, and the texts that close an assistant turn (stop strings). */
   format(inputs: ChatInputs): { prompt: string; stops: string[] } {
-    checkMessages(inputs.messages);
-    const tools = inputs.tools === undefined ? [] : checkTools(inputs.tools);
-    const { choice, tools: offered } = resolveToolChoice(inputs.toolChoice, tools);
-    if (this.#builtin) {
-      if (offered.length > 0) throw new LlamaError("INVALID_ARGUMENT", "tools need a Jinja chat template (this Llama formats chats by a built-in name)");
-      return this.#formatBuiltin(inputs.messages);
-    }
+    const { choice, offered } = this.#checked(inputs);
+    if (this.#builtin) return this.#formatBuiltin(inputs.messages);
     const rendered = this.#render({ ...inputs, tools: offered, toolChoice: choice });
     return { prompt: rendered.prompt, stops: [...rendered.additionalStops, ...this.#jinjaEndOfTurn()] };
   }
 
+  /** The checked messages' tools to offer and the tool choice; the built-in formatter takes none. */
+  #checked(inputs: ChatInputs): { choice: "auto" | "none" | "required"; offered: ChatTool[] } {
+    checkMessages(inputs.messages);
+    const { choice, tools: offered } = resolveToolChoice(inputs.toolChoice, inputs.tools === undefined ? [] : checkTools(inputs.tools));
+    if (this.#builtin && offered.length > 0) {
+      throw new LlamaError("INVALID_ARGUMENT", "tools need a Jinja chat template (this Llama formats chats by a built-in name)");
+    }
+    return { choice, offered };
+  }
+
   /** Everything a chat completion needs before it generates (CONTEXT_FULL when the prompt does not fit `nCtx`). */
   prepare(inputs: ChatInputs, nCtx: number): PreparedChat {
-    checkMessages(inputs.messages);
-    const tools = inputs.tools === undefined ? [] : checkTools(inputs.tools);
-    const { choice, tools: offered } = resolveToolChoice(inputs.toolChoice, tools);
-    if (inputs.parallelToolCalls !== undefined && typeof inputs.parallelToolCalls !== "boolean") {
-      throw new LlamaError("INVALID_ARGUMENT", "parallelToolCalls must be a boolean");
-    }
+    const { choice, offered } = this.#checked(inputs);
     const toolsActive = offered.length > 0 && choice !== "none";
     if (this.#builtin) {
-      if (offered.length > 0) throw new LlamaError("INVALID_ARGUMENT", "tools need a Jinja chat template (this Llama formats chats by a built-in name)");
       const { prompt, stops } = this.#formatBuiltin(inputs.messages);
       const grammar = inputs.grammar ?? responseFormatGrammar(inputs.responseFormat);
       return { tokens: this.#tokens(prompt, nCtx), stops, sampling: { grammar }, specialTokens: undefined, parser: undefined, dropToolCalls: false };
@@ -122,7 +121,7 @@ export class ChatFormatter {
       stops: [...rendered.additionalStops, ...this.#jinjaEndOfTurn()],
       sampling,
       specialTokens: this.#singleTokens(rendered.preservedTokens),
-      parser: () => new ReplyParser(rendered),
+      parser: new ReplyParser(rendered),
       dropToolCalls: choice === "none",
     };
   }

@@ -6,13 +6,14 @@ import { MAX_CONTEXT_TOKENS, type LlamaContext } from "../core/context.js";
 import { LlamaModel } from "../core/model.js";
 import type { LlamaSampler } from "../core/sampler.js";
 import { LlamaError } from "../errors.js";
-import { boolean, checkOptions, expectObject } from "../validate.js";
+import { boolean, checkOptions } from "../validate.js";
 import { ChatFormatter } from "./chat.js";
 import { ChatReply } from "./chat-reply.js";
 import { Embedder, embeddingTexts } from "./embeddings.js";
 import { runGeneration, type GenerationRequest, type GenerationResult } from "./generation.js";
 import {
   CHAT_DEFAULTS,
+  checkChatFormatOptions,
   checkChatOptions,
   checkCompletionOptions,
   checkLoadOptions,
@@ -22,6 +23,7 @@ import {
   stopList,
   tokenLimit,
   type ChatCompletionOptions,
+  type ChatFormatOptions,
   type CompletionOptions,
   type EmbedOptions,
   type LlamaLoadOptions,
@@ -46,6 +48,7 @@ import type {
 
 export type {
   ChatCompletionOptions,
+  ChatFormatOptions,
   CompletionOptions,
   EmbedOptions,
   LlamaLoadOptions,
@@ -53,9 +56,6 @@ export type {
   ResponseFormat,
   SamplingOptions,
 } from "./options.js";
-
-/** What formatChat renders besides the messages. */
-export type ChatFormatOptions = Pick<ChatCompletionOptions, "tools" | "toolChoice" | "parallelToolCalls" | "chatTemplateKwargs" | "reasoningFormat">;
 
 type Prompt = string | readonly number[] | Int32Array;
 
@@ -278,14 +278,7 @@ export class Llama {
    * given, and the texts that end the assistant's turn.
    */
   formatChat(messages: readonly ChatMessage[], options: ChatFormatOptions = {}): { prompt: string; stops: string[] } {
-    const o = checkOptions<ChatFormatOptions>("options", options, {
-      tools: () => {},
-      toolChoice: () => {},
-      parallelToolCalls: boolean,
-      chatTemplateKwargs: (name, value) => expectObject(name, value),
-      reasoningFormat: () => {},
-    });
-    return this.#chat.format({ ...o, messages });
+    return this.#chat.format({ ...checkChatFormatOptions(options), messages });
   }
 
   /**
@@ -304,7 +297,7 @@ export class Llama {
     const o = checkChatOptions(options);
     this.#live();
     const chat = this.#chat.prepare(o, this.nCtx);
-    if (o.stream && o.logprobs && chat.parser !== undefined && (o.tools?.length ?? 0) > 0) {
+    if (o.stream && o.logprobs && (o.tools?.length ?? 0) > 0) {
       throw new LlamaError("INVALID_ARGUMENT", "logprobs cannot be streamed with tools");
     }
     const sampler = this.#sampler({ ...o, ...chat.sampling }, { temperature: CHAT_DEFAULTS.temperature });
@@ -318,7 +311,7 @@ export class Llama {
       specialTokens: chat.specialTokens,
     };
     const prepared: Prepared = { request, signal: o.signal, ...responseId("chatcmpl") };
-    return { prepared, logprobs, reply: new ChatReply(chat.parser?.(), { dropToolCalls: chat.dropToolCalls, parallelToolCalls: o.parallelToolCalls ?? false }), includeUsage: o.streamOptions?.includeUsage ?? false };
+    return { prepared, logprobs, reply: new ChatReply(chat.parser, { dropToolCalls: chat.dropToolCalls, parallelToolCalls: o.parallelToolCalls ?? false }), includeUsage: o.streamOptions?.includeUsage ?? false };
   }
 
   async #chatCompletion(options: ChatCompletionOptions): Promise<ChatCompletion> {

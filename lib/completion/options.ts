@@ -7,7 +7,7 @@ import { checkEndpoints } from "../core/rpc.js";
 import { SAMPLING_PARAMETERS, samplingChecks, type MirostatOptions, type SamplerOptions } from "../core/sampling.js";
 import { LlamaError } from "../errors.js";
 import { boolean, checkOptions, expectObject, expectString, func, integer, number, signal, string } from "../validate.js";
-import type { ReasoningFormat } from "../core/jinja-templates.js";
+import { REASONING_FORMATS, type ReasoningFormat } from "../core/jinja-templates.js";
 import type { ChatMessage, ChatTool, ChatToolChoice } from "./types.js";
 
 export interface LlamaLoadOptions {
@@ -116,8 +116,6 @@ export interface EmbedOptions {
   normalize?: boolean;
 }
 
-const REASONING_FORMATS: ReasoningFormat[] = ["none", "auto", "deepseek", "deepseek-legacy"];
-
 /** Llama's own defaults, where they differ from the sampler's: llama-cpp-python's. */
 export const COMPLETION_DEFAULTS = { maxTokens: 16 } as const;
 export const CHAT_DEFAULTS = { temperature: 0.2, maxTokens: null } as const;
@@ -186,6 +184,26 @@ export function checkCompletionOptions(prompt: unknown, options: CompletionOptio
   });
 }
 
+/** What a chat renders besides its messages (formatChat takes these too). */
+export type ChatFormatOptions = Pick<ChatCompletionOptions, "tools" | "toolChoice" | "parallelToolCalls" | "chatTemplateKwargs" | "reasoningFormat">;
+
+/** The checks of ChatFormatOptions; the tools and the tool choice are checked in detail by chat-messages.ts. */
+const chatFormatChecks: { [K in keyof ChatFormatOptions]-?: (name: string, value: unknown) => unknown } = {
+  tools: (name, value) => {
+    if (!Array.isArray(value)) throw new LlamaError("INVALID_ARGUMENT", `${name} must be an array of tools`);
+  },
+  toolChoice: () => {},
+  parallelToolCalls: boolean,
+  chatTemplateKwargs: (name, value) => expectObject(name, value),
+  reasoningFormat: (name, value) => {
+    if (!REASONING_FORMATS.includes(value as ReasoningFormat)) throw new RangeError(`${name} must be one of ${REASONING_FORMATS.join(", ")}`);
+  },
+};
+
+export function checkChatFormatOptions(options: ChatFormatOptions): ChatFormatOptions {
+  return checkOptions<ChatFormatOptions>("options", options, chatFormatChecks);
+}
+
 export function checkChatOptions(options: ChatCompletionOptions): ChatCompletionOptions {
   const o = checkOptions<ChatCompletionOptions>("options", options, {
     ...samplingOptionChecks,
@@ -204,15 +222,7 @@ export function checkChatOptions(options: ChatCompletionOptions): ChatCompletion
         throw new RangeError(`${name}.type must be "text", "json_object" or "json_schema"`);
       }
     },
-    tools: (name, value) => {
-      if (!Array.isArray(value)) throw new LlamaError("INVALID_ARGUMENT", `${name} must be an array of tools`);
-    },
-    toolChoice: () => {},
-    parallelToolCalls: boolean,
-    chatTemplateKwargs: (name, value) => expectObject(name, value),
-    reasoningFormat: (name, value) => {
-      if (!REASONING_FORMATS.includes(value as ReasoningFormat)) throw new RangeError(`${name} must be one of ${REASONING_FORMATS.join(", ")}`);
-    },
+    ...chatFormatChecks,
     stream: boolean,
     streamOptions: (name, value) => {
       const so = expectObject(name, value);

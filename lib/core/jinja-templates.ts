@@ -8,7 +8,8 @@ import type { NativeChatParser, NativeChatTemplates } from "./native.js";
 import type { GrammarTrigger } from "./sampling.js";
 
 /** How a reasoning model's thinking comes back, as llama-server's --reasoning-format. */
-export type ReasoningFormat = "none" | "auto" | "deepseek" | "deepseek-legacy";
+export const REASONING_FORMATS = ["none", "auto", "deepseek", "deepseek-legacy"] as const;
+export type ReasoningFormat = (typeof REASONING_FORMATS)[number];
 
 /** What the template renders: OpenAI-shaped messages and tools, already checked. */
 export interface TemplateInputs {
@@ -82,6 +83,7 @@ export interface ReplyUpdate {
 /** A model's Jinja chat templates (or an override). */
 export class JinjaTemplates {
   readonly #native: NativeChatTemplates;
+  #supportsThinking: boolean | undefined;
 
   /**
    * `override`: a Jinja source to use instead of the model's, named `overrideName` in errors.
@@ -102,9 +104,10 @@ export class JinjaTemplates {
     return this.#native.source();
   }
 
-  /** Whether the template reads `enable_thinking`. */
+  /** Whether the template reads `enable_thinking` (llama.cpp renders a probe to find out: asked once). */
   supportsThinking(): boolean {
-    return this.#native.supportsThinking();
+    this.#supportsThinking ??= this.#native.supportsThinking();
+    return this.#supportsThinking;
   }
 }
 

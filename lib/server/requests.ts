@@ -5,6 +5,7 @@ import type { ChatMessage } from "../completion/types.js";
 import { LlamaError } from "../errors.js";
 import { jsonObjectGrammar, jsonSchemaGrammar } from "../completion/json-grammar.js";
 import type { ChatCompletionOptions, CompletionOptions, SamplingOptions } from "../completion/llama.js";
+import { REASONING_FORMATS } from "../core/jinja-templates.js";
 import { MAX_SEED, scalarSamplingParameters, type SamplingParameterName } from "../core/sampling.js";
 
 /** An error in OpenAI's shape: `{ error: { message, type, param, code } }` with its HTTP status. */
@@ -306,8 +307,8 @@ function toolOptionsOf(f: Fields): Partial<ChatCompletionOptions> {
   }
   const reasoning = f.string("reasoning_format");
   if (reasoning !== undefined) {
-    if (!["none", "auto", "deepseek", "deepseek-legacy"].includes(reasoning)) {
-      throw badRequest('reasoning_format must be "none", "auto", "deepseek" or "deepseek-legacy"', "reasoning_format");
+    if (!(REASONING_FORMATS as readonly string[]).includes(reasoning)) {
+      throw badRequest(`reasoning_format must be one of ${REASONING_FORMATS.join(", ")}`, "reasoning_format");
     }
     options.reasoningFormat = reasoning as ChatCompletionOptions["reasoningFormat"];
   }
