@@ -140,6 +140,23 @@ describe("constrained tool calls on a tiny model", () => {
   });
 });
 
+describe("a lazy grammar (the tool grammars of toolChoice auto)", () => {
+  it("leaves the text free until a trigger word, then follows the grammar from it", async () => {
+    const llm = await Llama.load({ modelPath: STORIES(), nCtx: 256, nThreads: 2 });
+    try {
+      const o = { maxTokens: 40, temperature: 0, grammar: 'root ::= "girl named Tom."' };
+      const free = await llm.createCompletion("Once upon a time", { maxTokens: 40, temperature: 0 });
+      expect(free.choices[0]!.text).toContain("a little girl named Lily");
+      const lazy = await llm.createCompletion("Once upon a time", { ...o, grammarTriggers: [{ type: "word", value: "girl named" }] });
+      expect(lazy.choices[0]).toMatchObject({ text: ", there was a little girl named Tom.", finish_reason: "stop" });
+      const eager = await llm.createCompletion("Once upon a time", o);
+      expect(eager.choices[0]!.text).toBe("girl named Tom.");
+    } finally {
+      await llm.dispose();
+    }
+  });
+});
+
 describe("replies parsed by llama.cpp's chat parser", () => {
   let llm: Llama;
   beforeAll(async () => {
