@@ -25,6 +25,7 @@ export {
   type FlashAttention,
 } from "./core/context.js";
 export type { Batch } from "./core/batch.js";
+export type { DrafterOptions, GenerateAheadOptions } from "./core/run-ahead.js";
 export { LlamaSampler, type LogitsSource, type SamplerOptions, type MirostatOptions } from "./core/sampler.js";
 export type { LogitBias, GrammarTrigger } from "./core/sampling.js";
 export type { ReasoningFormat } from "./core/jinja-templates.js";
@@ -58,6 +59,7 @@ export {
   type LlamaLoadOptions,
   type SamplingOptions,
   type CompletionOptions,
+  type DraftOptions,
   type ChatCompletionOptions,
   type ChatFormatOptions,
   type ResponseFormat,

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <thread>
 
+#include "drafter.h"
 #include "ggml-cpu.h"
 #include "rpc.h"
 
@@ -34,6 +35,8 @@ ContextHandle::ContextHandle(std::shared_ptr<ModelHandle> model, llama_context *
 }
 
 ContextHandle::~ContextHandle() {
+  // The drafter (and a draft model's context) goes first: llama.cpp's drafter points at ctx.
+  drafter.reset();
   if (poisoned.load()) return;
   llama_batch_free(batch);
   llama_free(ctx);
@@ -83,6 +86,7 @@ Napi::Function Context::Define(Napi::Env env) {
                                             InstanceMethod<&Context::StateSaveFile>("stateSaveFile"),
                                             InstanceMethod<&Context::StateLoadFile>("stateLoadFile"),
                                             InstanceMethod<&Context::GenerateAhead>("generateAhead"),
+                                            InstanceMethod<&Context::SetDrafter>("setDrafter"),
                                             InstanceMethod<&Context::Perf>("perf"),
                                             InstanceMethod<&Context::PerfReset>("perfReset"),
                                             InstanceMethod<&Context::SetThreads>("setThreads"),

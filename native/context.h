@@ -9,6 +9,8 @@
 
 namespace llama_napi {
 
+struct Drafter;
+
 struct ContextHandle {
   std::shared_ptr<ModelHandle> model;
   llama_context *ctx = nullptr;
@@ -28,6 +30,9 @@ struct ContextHandle {
   // them; without a pool ggml starts and joins threads for every graph, a third of generation speed.
   ggml_threadpool_t threadpool = nullptr;
   int32_t threadpool_size = 0;
+
+  // Speculative decoding's drafter (drafter.h), when one is attached.
+  std::shared_ptr<Drafter> drafter;
 
   ContextHandle(std::shared_ptr<ModelHandle> model, llama_context *ctx);
   // Sets the thread counts, growing the pool when it is too small. Only while no work is in flight.
@@ -51,6 +56,8 @@ class Context : public Napi::ObjectWrap<Context>, public Releasable {
   // The handle for a new operation, or a thrown DISPOSED/BUSY error and nullptr.
   std::shared_ptr<ContextHandle> BeginOperation(Napi::Env env);
   std::shared_ptr<ContextHandle> IdleHandle(Napi::Env env);
+  // The idle handle of a Context object, or a thrown TypeError/DISPOSED/BUSY and nullptr.
+  static std::shared_ptr<ContextHandle> HandleOf(const Napi::Value &value);
 
  private:
   void Release();
@@ -74,6 +81,8 @@ class Context : public Napi::ObjectWrap<Context>, public Releasable {
   Napi::Value DecodeAndSample(const Napi::CallbackInfo &info);
   // context_generate.cpp
   Napi::Value GenerateAhead(const Napi::CallbackInfo &info);
+  // drafter.cpp
+  Napi::Value SetDrafter(const Napi::CallbackInfo &info);
   // context_state.cpp
   Napi::Value StateGet(const Napi::CallbackInfo &info);
   Napi::Value StateSet(const Napi::CallbackInfo &info);

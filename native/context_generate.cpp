@@ -19,69 +19,40 @@ namespace {
 // Settles with the tokens now in the KV cache and every token sampled, in order.
 class GenerateAheadWorker : public PromiseWorker {
  public:
-  struct Request {
-    llama_token token = 0;  // sampled earlier, not yet in the KV cache
-    llama_pos position = 0;
-    llama_seq_id seq_id = 0;
-    int32_t max_tokens = 0;
-    llama_pos max_position = 0;  // decodes only below this position
-    bool stop_at_eog = true;
-  };
-
   GenerateAheadWorker(Context *owner, std::shared_ptr<ContextHandle> handle, std::shared_ptr<SamplerHandle> sampler,
-                      Request request, Napi::ThreadSafeFunction on_token, Napi::Int32Array handled,
-                      std::shared_ptr<std::atomic<bool>> stop, std::shared_ptr<std::atomic<bool>> abort)
+                      GenerateRequest request, GenerateChannel channel)
       : PromiseWorker(owner->Value()),
         owner_(owner),
         handle_(std::move(handle)),
         sampler_(std::move(sampler)),
-        request_(request),
-        on_token_(std::move(on_token)),
-        handled_(handled.Data()),
-        handled_ref_(Napi::Persistent(handled)),
-        stop_(std::move(stop)),
-        abort_(std::move(abort)) {
+        request_(std::move(request)),
+        channel_(std::move(channel)) {
     sampler_->in_use++;
   }
 
  protected:
   void Run() override {
-    ExecutionScope scope(*handle_, abort_);
+    ExecutionScope scope(*handle_, channel_.abort);
     BatchInput step{{request_.token}, {request_.position}, {request_.seq_id}, {1}};
     for (int32_t n = 0; n < request_.max_tokens && step.positions[0] < request_.max_position; n++) {
       // Decoding token n - 1 needs JS to have handled token n - 2; an abort while waiting for it
       // still rejects below.
-      if (n >= 2 && !JsCaughtUp(n - 1) && !Stopping()) break;
-      if (stop_->load()) break;
-      if (Stopping()) throw CodedError("ABORTED", "decode aborted");
+      if (n >= 2 && !channel_.JsCaughtUp(*handle_, n - 1) && !channel_.Stopping(*handle_)) break;
+      if (channel_.stop->load()) break;
+      if (channel_.Stopping(*handle_)) throw CodedError("ABORTED", "decode aborted");
       RunDecode(*handle_, step);
       decoded_.push_back(step.tokens[0]);
       llama_token token = llama_sampler_sample(sampler_->chain, handle_->ctx, 0);
       sampled_.push_back(token);
-      on_token_.NonBlockingCall([n, token](Napi::Env env, Napi::Function callback) {
-        callback.Call({Napi::Number::New(env, n), Napi::Number::New(env, token)});
-      });
+      channel_.Post(n, {token}, 0, 0);
       if (request_.stop_at_eog && llama_vocab_is_eog(handle_->model->vocab, token)) break;
       step.tokens[0] = token;
       step.positions[0]++;
     }
   }
 
-  bool Stopping() const { return stop_->load() || (abort_ && abort_->load()) || handle_->shutting_down.load(); }
-
-  // Whether JS has handled `count` tokens, waiting up to 2 ms (a tiny model's token is shorter
-  // than JS's turn; a big model's is long enough that JS is never late).
-  bool JsCaughtUp(int32_t count) const {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(2);
-    while (__atomic_load_n(handled_, __ATOMIC_ACQUIRE) < count) {
-      if (Stopping() || std::chrono::steady_clock::now() >= deadline) return false;
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
-    }
-    return true;
-  }
-
   void Settled() override {
-    on_token_.Release();
+    channel_.on_tokens.Release();
     sampler_->in_use--;
     owner_->OperationSettled();
   }
@@ -92,6 +63,8 @@ class GenerateAheadWorker : public PromiseWorker {
     Napi::Object out = Napi::Object::New(env);
     out.Set("decoded", ToInt32Array(env, decoded_));
     out.Set("sampled", ToInt32Array(env, sampled_));
+    out.Set("drafted", Napi::Number::New(env, 0));
+    out.Set("accepted", Napi::Number::New(env, 0));
     return out;
   }
 
@@ -99,22 +72,37 @@ class GenerateAheadWorker : public PromiseWorker {
   Context *owner_;
   std::shared_ptr<ContextHandle> handle_;
   std::shared_ptr<SamplerHandle> sampler_;
-  Request request_;
-  Napi::ThreadSafeFunction on_token_;
-  // JS's count of handled tokens (Atomics.store), kept alive by the reference.
-  int32_t *handled_;
-  Napi::Reference<Napi::Int32Array> handled_ref_;
-  std::shared_ptr<std::atomic<bool>> stop_;
-  std::shared_ptr<std::atomic<bool>> abort_;
+  GenerateRequest request_;
+  GenerateChannel channel_;
   std::vector<int32_t> decoded_;
   std::vector<int32_t> sampled_;
 };
 
 }  // namespace
 
-// generateAhead({token, position, seqId, maxTokens, maxPosition, stopAtEog}, sampler, onToken(i, token),
-//          handled: Int32Array(1), stopFlag, abortFlag?) -> Promise<{ decoded, sampled: Int32Array }>
-// onToken may run before or after the promise settles: the index tells what it has seen.
+void GenerateChannel::Post(int32_t first, std::vector<int32_t> tokens, int32_t drafted, int32_t accepted) {
+  on_tokens.NonBlockingCall([first, tokens = std::move(tokens), drafted, accepted](Napi::Env env,
+                                                                                   Napi::Function callback) {
+    callback.Call({Napi::Number::New(env, first), ToInt32Array(env, tokens), Napi::Number::New(env, drafted),
+                   Napi::Number::New(env, accepted)});
+  });
+}
+
+bool GenerateChannel::JsCaughtUp(const ContextHandle &handle, int32_t count) const {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(2);
+  while (__atomic_load_n(handled, __ATOMIC_ACQUIRE) < count) {
+    if (Stopping(handle) || std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  return true;
+}
+
+// generateAhead({token, position, seqId, maxTokens, maxPosition, stopAtEog, history?}, sampler,
+//          onTokens(first, tokens: Int32Array, drafted, accepted), handled: Int32Array(1), stopFlag,
+//          abortFlag?) -> Promise<{ decoded, sampled: Int32Array, drafted, accepted }>
+// With `history` (the tokens the sequence holds) and a drafter, the run is speculative
+// (context_speculate.cpp). onTokens may run before or after the promise settles: `first`, the index
+// of its first token, tells what it has seen.
 Napi::Value Context::GenerateAhead(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (!RequireArgs(info, 5, "generateAhead")) return env.Undefined();
@@ -140,7 +128,7 @@ Napi::Value Context::GenerateAhead(const Napi::CallbackInfo &info) {
     return env.Undefined();
   }
   Napi::Object options = info[0].As<Napi::Object>();
-  GenerateAheadWorker::Request request;
+  GenerateRequest request;
   for (auto [key, target] : {std::pair<const char *, int32_t *>{"token", &request.token},
                              {"position", &request.position},
                              {"seqId", &request.seq_id},
@@ -160,11 +148,40 @@ Napi::Value Context::GenerateAhead(const Napi::CallbackInfo &info) {
     Napi::RangeError::New(env, "generateAhead: token, position or seqId out of range").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  auto on_token = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "llama-napi-generate-ahead", 0, 1);
-  auto abort = info.Length() > 5 ? AbortFlag::From(info[5]) : nullptr;
+  Napi::Value history = options.Get("history");
+  if (!history.IsUndefined()) {
+    if (!handle->drafter) {
+      ThrowError(env, "INVALID_ARGUMENT", "generateAhead: request.history needs a drafter (setDrafter)");
+      return env.Undefined();
+    }
+    if (!history.IsTypedArray() || history.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
+        history.As<Napi::Int32Array>().ElementLength() != static_cast<size_t>(request.position)) {
+      ThrowTypeError(env, "generateAhead: request.history must be an Int32Array of request.position tokens");
+      return env.Undefined();
+    }
+    Napi::Int32Array tokens = history.As<Napi::Int32Array>();
+    request.history.assign(tokens.Data(), tokens.Data() + tokens.ElementLength());
+    for (llama_token token : request.history) {
+      if (token < 0 || token >= n_vocab) {
+        Napi::RangeError::New(env, "generateAhead: request.history holds a token out of range")
+            .ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+    }
+    request.speculative = true;
+  }
+  GenerateChannel channel{
+      Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "llama-napi-generate-ahead", 0, 1),
+      info[3].As<Napi::Int32Array>().Data(),
+      Napi::Persistent(info[3].As<Napi::Int32Array>()),
+      std::move(stop),
+      info.Length() > 5 ? AbortFlag::From(info[5]) : nullptr,
+  };
   pending_++;
-  auto *worker = new GenerateAheadWorker(this, handle, std::move(sampler), request, std::move(on_token),
-                                         info[3].As<Napi::Int32Array>(), std::move(stop), std::move(abort));
+  PromiseWorker *worker =
+      request.speculative
+          ? NewSpeculateWorker(this, handle, std::move(sampler), std::move(request), std::move(channel))
+          : new GenerateAheadWorker(this, handle, std::move(sampler), std::move(request), std::move(channel));
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;

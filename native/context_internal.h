@@ -4,6 +4,7 @@
 
 #include "batch.h"
 #include "context.h"
+#include "sampler.h"
 
 namespace llama_napi {
 
@@ -32,6 +33,43 @@ inline void PoisonContext(ContextHandle &handle) {
   handle.poisoned.store(true);
   handle.model->poisoned.store(true);
 }
+
+// A run of one sequence ahead of JavaScript (context_generate.cpp; speculative: context_speculate.cpp).
+struct GenerateRequest {
+  llama_token token = 0;  // sampled earlier, not yet in the KV cache
+  llama_pos position = 0;
+  llama_seq_id seq_id = 0;
+  int32_t max_tokens = 0;
+  llama_pos max_position = 0;  // decodes only below this position
+  bool stop_at_eog = true;
+  // With a drafter: the tokens the sequence holds (positions 0 to position - 1), to draft from.
+  std::vector<llama_token> history;
+  bool speculative = false;
+};
+
+// What both runs share: the JS callback each run posts tokens to, JS's count of tokens it has
+// handled (Atomics.store into an Int32Array(1)), and the flags that end the run.
+struct GenerateChannel {
+  Napi::ThreadSafeFunction on_tokens;
+  int32_t *handled = nullptr;
+  Napi::Reference<Napi::Int32Array> handled_ref;
+  std::shared_ptr<std::atomic<bool>> stop;
+  std::shared_ptr<std::atomic<bool>> abort;
+
+  // Posts tokens [first, first + tokens.size()) and this step's draft counts to JS, without waiting.
+  void Post(int32_t first, std::vector<int32_t> tokens, int32_t drafted, int32_t accepted);
+  bool Stopping(const ContextHandle &handle) const {
+    return stop->load() || (abort && abort->load()) || handle.shutting_down.load();
+  }
+  // Whether JS has handled `count` tokens, waiting up to 2 ms (a tiny model's token is shorter
+  // than JS's turn; a big model's is long enough that JS is never late).
+  bool JsCaughtUp(const ContextHandle &handle, int32_t count) const;
+};
+
+// The speculative run's worker (context_speculate.cpp).
+PromiseWorker *NewSpeculateWorker(Context *owner, std::shared_ptr<ContextHandle> handle,
+                                  std::shared_ptr<SamplerHandle> sampler, GenerateRequest request,
+                                  GenerateChannel channel);
 
 // Decodes a checked batch on the worker thread and records which outputs it kept; a failure throws
 // ABORTED, CONTEXT_FULL or DECODE_FAILED (context_decode.cpp).

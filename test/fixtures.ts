@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { quantize, type QuantType } from "../lib/index.js";
 import { MODEL_SHAPES, synthesizeModel, type ModelShape } from "../lib/tools/synth.js";
-import { llamaCppDir, repoRoot } from "./helpers.js";
+import { llamaCppDir, modelsDir, repoRoot } from "./helpers.js";
 
 /** Llama 3.2 1B's width (2048, FFN 8192, 32 heads, 8 KV heads) with two layers and Llama 2's 32k vocabulary. */
 export const WIDE_SHAPE: ModelShape = {
@@ -66,4 +66,11 @@ export async function tinyModel(vocab: "llama-bpe" | "llama3-chat" | "qwen2" | "
       chatTemplate: vocab === "llama3-chat" ? LLAMA3_CHAT_TEMPLATE : undefined,
     });
   });
+}
+
+/** stories260K quantized by llama-napi's quantize(): a draft model that agrees with the F32 model often, not always. */
+export async function storiesModel(type: QuantType): Promise<string> {
+  return once(join(cacheDir, `stories260K-${type.toLowerCase()}.gguf`), (tmp) =>
+    quantize(join(modelsDir(), "stories260K.gguf"), tmp, { type, threads: 2 }),
+  );
 }

@@ -40,6 +40,9 @@ export interface GenerationResult {
   text: string;
   finishReason: FinishReason;
   completionTokens: number;
+  /** Tokens drafted for speculative decoding, and how many of them were taken (0 without a drafter). */
+  draftTokens: number;
+  draftAccepted: number;
   /** With logprobs: the tokens behind the text, in order (none from a stop string on). */
   released: ReleasedToken[];
 }
@@ -63,6 +66,8 @@ class Generation implements SchedulerJob {
   /** Tokens whose text is not all released yet (with logprobs). */
   readonly #held: ReleasedToken[] = [];
   readonly #released: ReleasedToken[] = [];
+  #drafted = 0;
+  #accepted = 0;
   #settle!: { resolve: (result: GenerationResult) => void; reject: (error: unknown) => void };
 
   constructor(model: LoadedModel, nCtxSeq: number, request: GenerationRequest) {
@@ -103,6 +108,11 @@ class Generation implements SchedulerJob {
     return stop === null;
   }
 
+  countDraft(drafted: number, accepted: number): void {
+    this.#drafted += drafted;
+    this.#accepted += accepted;
+  }
+
   end(error?: unknown): void {
     if (error !== undefined) {
       this.#settle.reject(error);
@@ -120,6 +130,8 @@ class Generation implements SchedulerJob {
       // The scheduler ends a job without error only once it stopped; a request for no tokens never ran.
       finishReason: finishReasonOf(reason ?? "length"),
       completionTokens: this.#stop.generated,
+      draftTokens: this.#drafted,
+      draftAccepted: this.#accepted,
       released: this.#released,
     });
   }

@@ -9,6 +9,7 @@ import { LlamaError } from "../errors.js";
 import { boolean, checkOptions } from "../validate.js";
 import { ChatFormatter } from "./chat.js";
 import { ChatReply } from "./chat-reply.js";
+import { attachDraft, type Draft } from "./draft.js";
 import { Embedder, embeddingTexts } from "./embeddings.js";
 import { runGeneration, type GenerationRequest, type GenerationResult } from "./generation.js";
 import {
@@ -50,6 +51,7 @@ export type {
   ChatCompletionOptions,
   ChatFormatOptions,
   CompletionOptions,
+  DraftOptions,
   EmbedOptions,
   LlamaLoadOptions,
   MirostatSampling,
@@ -77,6 +79,7 @@ export class Llama {
   #context: LlamaContext | null;
   #scheduler: Scheduler | null;
   #embedder: Embedder | null;
+  #draft: Draft | null = null;
   readonly #chat: ChatFormatter;
   #disposed = false;
   /** A verbose Llama keeps llama.cpp's log on stderr until it is disposed. */
@@ -129,6 +132,7 @@ export class Llama {
           flashAttn: o.flashAttn === undefined || o.flashAttn === "auto" ? "auto" : o.flashAttn ? "on" : "off",
         });
         llama = new Llama(o, model, context);
+        if (o.draft) llama.#draft = await attachDraft(context, o.draft, { nGpuLayers: o.nGpuLayers ?? LOAD_DEFAULTS.nGpuLayers, nThreads, signal: o.signal });
         if (o.embedding) await llama.#embeddings().context();
       }
       llama.#releaseLog = releaseLog;
@@ -253,7 +257,7 @@ export class Llama {
           finish_reason: result.finishReason,
         },
       ],
-      usage: usage(prepared.request.prompt.length, result.completionTokens),
+      usage: usage(prepared.request.prompt.length, result, this.#draft !== null),
     };
   }
 
@@ -331,7 +335,7 @@ export class Llama {
           finish_reason: reply.finishReason(result.finishReason),
         },
       ],
-      usage: usage(prepared.request.prompt.length, result.completionTokens),
+      usage: usage(prepared.request.prompt.length, result, this.#draft !== null),
     };
   }
 
@@ -360,7 +364,7 @@ export class Llama {
         return [
           ...(rest === undefined ? [] : [chunk([choice(rest, null, null)])]),
           chunk([choice({}, reply.finishReason(result.finishReason), null)]),
-          ...(includeUsage ? [chunk([], { usage: usage(prepared.request.prompt.length, result.completionTokens) })] : []),
+          ...(includeUsage ? [chunk([], { usage: usage(prepared.request.prompt.length, result, this.#draft !== null) })] : []),
         ];
       },
     });
@@ -391,6 +395,7 @@ export class Llama {
     if (this.#disposed) return;
     this.#disposed = true;
     await this.#context?.dispose();
+    await this.#draft?.dispose();
     await this.#embedder?.dispose();
     this.model.dispose();
     this.#releaseLog();

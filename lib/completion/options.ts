@@ -53,8 +53,52 @@ export interface LlamaLoadOptions {
   rpcServers?: string[];
   /** Share of the offloaded layers per device: RPC servers first, then local GPUs. */
   tensorSplit?: number[];
+  /**
+   * Speculative decoding: a small draft model sharing the vocabulary (`{ modelPath, nDraft, pMin }`),
+   * or prompt lookup in the sequence's own tokens (`{ type: "ngram", nDraft, ngramSize }`). The
+   * output is what generation without a draft gives. Default: none.
+   */
+  draft?: DraftOptions;
   onProgress?: (progress: number) => void;
   signal?: AbortSignal;
+}
+
+/** Llama.load's draft: where draft tokens come from, and how many per decode. */
+export type DraftOptions =
+  | {
+      type?: "model";
+      /** The draft model's GGUF: the same vocabulary as the model, much smaller. */
+      modelPath: string;
+      /** Most tokens drafted per decode. Default 16, llama-server's. */
+      nDraft?: number;
+      /** Least probability of a drafted token (llama.cpp's --draft-p-min). Default 0.75. */
+      pMin?: number;
+      /** The draft model's GPU layers (-1: all). Default: the model's nGpuLayers. */
+      nGpuLayers?: number;
+    }
+  | {
+      type: "ngram";
+      /** Most tokens drafted per decode. Default 16. */
+      nDraft?: number;
+      /** Tokens that must repeat before what followed them earlier is drafted. Default 3. */
+      ngramSize?: number;
+    };
+
+function checkDraft(name: string, value: unknown): void {
+  const draft = expectObject(name, value) as { type?: unknown };
+  if (draft.type === "ngram") {
+    checkOptions(name, value, { type: string, nDraft: integer({ min: 1, max: 256 }), ngramSize: integer({ min: 1, max: 1024 }) });
+    return;
+  }
+  if (draft.type !== undefined && draft.type !== "model") throw new RangeError(`${name}.type must be "model" or "ngram"`);
+  const o = checkOptions<DraftOptions & { type?: "model" }>(name, value, {
+    type: string,
+    modelPath: string,
+    nDraft: integer({ min: 1, max: 256 }),
+    pMin: number({ min: 0, max: 1 }),
+    nGpuLayers: integer({ min: -1 }),
+  });
+  if (o.modelPath === undefined) throw new TypeError(`${name}.modelPath is required for a draft model`);
 }
 
 /** Mirostat sampling of a completion or chat (the sampler's MirostatOptions). */
@@ -159,6 +203,7 @@ export function checkLoadOptions(options: LlamaLoadOptions): LlamaLoadOptions & 
       if (!Array.isArray(value)) throw new TypeError(`${name} must be an array of numbers`);
       value.forEach((v, i) => number({ min: 0 })(`${name}[${i}]`, v));
     },
+    draft: checkDraft,
     onProgress: func,
     signal,
   });

@@ -2,7 +2,7 @@
 // log-probabilities, from what a generation released.
 import { randomUUID } from "node:crypto";
 import type { LoadedModel } from "../core/loaded-model.js";
-import type { ReleasedToken } from "./generation.js";
+import type { GenerationResult, ReleasedToken } from "./generation.js";
 import type { ChatLogprobs, CompletionLogprobs, CompletionUsage } from "./types.js";
 
 /** An id of OpenAI's form and the Unix time, which every object of one response shares. */
@@ -10,8 +10,10 @@ export function responseId(prefix: "cmpl" | "chatcmpl"): { id: string; created: 
   return { id: `${prefix}-${randomUUID()}`, created: Math.floor(Date.now() / 1000) };
 }
 
-export function usage(promptTokens: number, completionTokens: number): CompletionUsage {
-  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+/** OpenAI's usage of a generation; with `drafting` (speculative decoding), its draft counts too. */
+export function usage(promptTokens: number, result: GenerationResult, drafting: boolean): CompletionUsage {
+  const counts = { prompt_tokens: promptTokens, completion_tokens: result.completionTokens, total_tokens: promptTokens + result.completionTokens };
+  return drafting ? { ...counts, draft_tokens: result.draftTokens, draft_accepted: result.draftAccepted } : counts;
 }
 
 /** A token's text as its bytes read as UTF-8. */

@@ -33,6 +33,8 @@ export interface SchedulerJob {
    * has (it must also settle on abort); the job gets no new token before. Otherwise null.
    */
   waitForReader(): Promise<void> | null;
+  /** Tokens a speculative run drafted for the job, and how many of them it took. */
+  countDraft(drafted: number, accepted: number): void;
   /** The scheduler is done with the job: it stopped (or was aborted), or failed with `error`. */
   end(error?: unknown): void;
 }
@@ -388,26 +390,27 @@ export class Scheduler {
         maxPosition: context.nCtxSeq,
         // The run pauses at an end-of-generation token; a job that goes on past it starts another.
         stopAtEog: true,
+        // With a drafter the run speculates, drafting from what the sequence holds.
+        history: context.drafting ? Int32Array.from(slot.cached) : undefined,
       },
       job.sampler,
       (token) => {
-        // Each token sampled is one decode.
-        this.stats.batches++;
         this.stats.tokens++;
-        // Tokens sampled after the job ended or was aborted (at most the one in flight) go nowhere.
+        // Tokens sampled after the job ended or was aborted (at most the step in flight) go nowhere.
         if (outcome.ended !== null || job.tokensLeft() === 0) return;
         outcome.ended = this.#deliver(slot, token, undefined);
         if (outcome.ended !== null) run.stop();
         // The run goes on once the reader has taken the token.
         return slot.paused ?? undefined;
       },
-      { signal: job.signal },
+      { signal: job.signal, onStep: () => this.stats.batches++ },
     );
     this.#stopAhead = run.stop;
     this.stats.maxSequencesPerBatch = Math.max(this.stats.maxSequencesPerBatch, 1);
     try {
-      const { decoded } = await run.done;
+      const { decoded, drafted, accepted } = await run.done;
       for (const token of decoded) slot.cached.push(token);
+      if (drafted > 0) job.countDraft(drafted, accepted);
     } catch (error) {
       this.#forget(slot);
       outcome.ended ??= { error };

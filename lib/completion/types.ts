@@ -23,6 +23,9 @@ export interface CompletionUsage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** With speculative decoding (Llama.load's draft): tokens drafted, and how many of them were taken. */
+  draft_tokens?: number;
+  draft_accepted?: number;
 }
 
 export interface Completion {

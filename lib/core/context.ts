@@ -14,8 +14,9 @@ import type {
 } from "./native.js";
 import { native } from "./binding.js";
 import { watchRpc } from "./rpc.js";
+import { RunAheadChannel, type DrafterOptions, type GenerateAheadOptions } from "./run-ahead.js";
 import type { LlamaSampler } from "./sampler.js";
-import { boolean, checkOptions, expectHandle, expectInteger, expectObject, integer, oneOf, string, toTokenArray } from "../validate.js";
+import { boolean, checkOptions, expectHandle, expectInteger, expectObject, integer, number, oneOf, string, toTokenArray } from "../validate.js";
 
 export type PoolingType = "unspecified" | "none" | "mean" | "cls" | "last" | "rank";
 export type FlashAttention = "auto" | "on" | "off";
@@ -86,6 +87,7 @@ export class LlamaContext {
   #tail: Promise<unknown> = Promise.resolve();
   #disposing: Promise<void> | null = null;
   #rpcFailure: LlamaError | null = null;
+  #drafting = false;
 
   private constructor(model: LoadedModel, handle: NativeContext, requestedCtx: number, kvUnified: boolean) {
     this.model = model;
@@ -152,7 +154,33 @@ export class LlamaContext {
     return this.#disposing !== null;
   }
 
+  /** Whether a drafter is attached: generateAhead speculates when given the sequence's history. */
+  get drafting(): boolean {
+    return this.#drafting;
+  }
 
+  /**
+   * Attaches llama.cpp's speculative drafting (common/speculative): a draft model's context (as many
+   * sequences as this one, the same vocabulary, used by nothing else) or n-gram lookup in the
+   * sequence's own tokens; null detaches it. Only while no operation is queued or running.
+   */
+  setDrafter(options: DrafterOptions | null, draft?: LlamaContext): void {
+    if (options !== null) {
+      const o = checkOptions<DrafterOptions>("options", expectObject("options", options), {
+        type: oneOf("model", "ngram"),
+        nDraft: integer({ min: 1, max: this.info.nBatch - 1 }),
+        pMin: number({ min: 0, max: 1 }),
+        ngramSize: integer({ min: 1, max: 1024 }),
+      });
+      oneOf("model", "ngram")("options.type", o.type);
+      if (o.type === "model" && !(draft instanceof LlamaContext)) throw new TypeError("a draft model's drafter needs its LlamaContext");
+      const nativeOptions = { type: o.type, nDraft: o.nDraft ?? 16, pMin: o.pMin, ngramSize: o.ngramSize };
+      callNative(() => this.native.setDrafter(nativeOptions, o.type === "model" ? draft!.native : undefined));
+    } else {
+      callNative(() => this.native.setDrafter(null));
+    }
+    this.#drafting = options !== null;
+  }
 
   get nBatch(): number {
     return this.info.nBatch;
@@ -237,12 +265,17 @@ export class LlamaContext {
    * sampled token once, in order, before `done` settles; after `stop()` it may still get the token
    * in flight. `done` resolves with the tokens now in the KV cache and all sampled tokens, or
    * rejects with ABORTED when `options.signal` aborts before it settles.
+   *
+   * With a drafter (setDrafter) and `request.history` (the tokens the sequence holds), each step
+   * decodes the last token with the tokens drafted after it and yields those the sampler takes
+   * plus one it samples: the same tokens plain decoding yields, several per decode. The run stays
+   * at most one step ahead of `onToken`.
    */
   generateAhead(
     request: NativeGenerateRequest,
     sampler: LlamaSampler,
     onToken: (token: number) => unknown,
-    options: DecodeOptions = {},
+    options: GenerateAheadOptions = {},
   ): { done: Promise<NativeGenerateResult>; stop(): void } {
     const r = checkOptions<NativeGenerateRequest>("request", request, {
       token: integer({ min: 0, max: this.model.nVocab - 1 }),
@@ -251,44 +284,24 @@ export class LlamaContext {
       maxTokens: integer({ min: 0, max: 2 ** 31 - 1 }),
       maxPosition: integer({ min: 0, max: 2 ** 31 - 1 }),
       stopAtEog: boolean,
+      history: (name, value) => {
+        if (!(value instanceof Int32Array) || value.length !== request.position) {
+          throw new TypeError(`${name} must be an Int32Array of request.position tokens`);
+        }
+      },
     }) as NativeGenerateRequest;
     expectHandle("sampler", sampler, "LlamaSampler", "seed");
     if (typeof onToken !== "function") throw new TypeError("onToken must be a function");
-    const stopFlag = new native.AbortFlag();
-    // The addon posts tokens and settles on separate queues: deliver by index, each once. A throw
-    // must not reach the addon's callback (it would end the process): it stops the run instead.
-    // The addon runs at most one token ahead of `handled`.
-    let delivered = 0;
-    const handled = new Int32Array(1);
-    let failure: { error: unknown } | null = null;
-    const deliver = (index: number, token: number) => {
-      if (index !== delivered || failure !== null) return;
-      delivered++;
-      const count = delivered;
-      const acknowledge = () => {
-        if (Atomics.load(handled, 0) < count) Atomics.store(handled, 0, count);
-      };
-      let taken: unknown;
-      try {
-        taken = onToken(token);
-      } catch (error) {
-        failure = { error };
-        stopFlag.abort();
-      }
-      // Otherwise acknowledged after this turn's promise reactions: the addon posts tokens faster
-      // than a tiny model's consumer could otherwise see them.
-      if (taken instanceof Promise) taken.then(acknowledge, acknowledge);
-      else queueMicrotask(acknowledge);
-    };
+    if (r.history !== undefined && !this.#drafting) throw new LlamaError("INVALID_ARGUMENT", "request.history needs a drafter (setDrafter)");
+    const channel = new RunAheadChannel(onToken, options.onStep);
     const done = this.#enqueue("generation", options.signal, async (handle, flag) => {
-      const result = await handle.generateAhead(r, sampler.native, deliver, handled, stopFlag, flag);
-      for (let i = delivered; i < result.sampled.length; i++) deliver(i, result.sampled[i]!);
-      if (failure !== null) throw failure.error;
+      const result = await handle.generateAhead(r, sampler.native, channel.post, channel.handled, channel.stopFlag, flag);
+      channel.finish(result.sampled);
       // The run may have ended (onToken fell behind) before an abort from a late onToken reached it.
       if (options.signal?.aborted) throw new LlamaError("ABORTED", "generation aborted", { cause: options.signal.reason });
       return result;
     });
-    return { done, stop: () => stopFlag.abort() };
+    return { done, stop: () => channel.stopFlag.abort() };
   }
 
   /** A batch from the batch factory passes as is (the generation loops build those). */

@@ -128,6 +128,8 @@ export interface NativeGenerateRequest {
   maxPosition: number;
   /** End the run after sampling an end-of-generation token. */
   stopAtEog: boolean;
+  /** With a drafter attached: the tokens the sequence holds (`position` of them); the run speculates. */
+  history?: Int32Array;
 }
 
 export interface NativeGenerateResult {
@@ -135,6 +137,21 @@ export interface NativeGenerateResult {
   decoded: Int32Array;
   /** Every token sampled, in order; the last is not in the KV cache. */
   sampled: Int32Array;
+  /** Tokens the drafter proposed, and how many of them were taken (0 without a drafter). */
+  drafted: number;
+  accepted: number;
+}
+
+/** Speculative decoding's drafter of a context (setDrafter). */
+export interface NativeDrafterOptions {
+  /** "model": a draft model's context; "ngram": lookup in the sequence's own tokens. */
+  type: "model" | "ngram";
+  /** Most tokens drafted per verifying decode. */
+  nDraft: number;
+  /** A draft model's least probability of a drafted token. */
+  pMin?: number;
+  /** Tokens an n-gram lookup matches before it drafts what followed them. */
+  ngramSize?: number;
 }
 
 export interface NativeContext {
@@ -151,11 +168,12 @@ export interface NativeContext {
   generateAhead(
     request: NativeGenerateRequest,
     sampler: NativeSampler,
-    onToken: (index: number, token: number) => void,
+    onTokens: (first: number, tokens: Int32Array, drafted: number, accepted: number) => void,
     handled: Int32Array,
     stop: NativeAbortFlag,
     abort?: NativeAbortFlag,
   ): Promise<NativeGenerateResult>;
+  setDrafter(options: NativeDrafterOptions | null, draft?: NativeContext): void;
   logits(index: number): Float32Array;
   embeddings(index: number): Float32Array;
   sequenceEmbeddings(seqId: number): Float32Array;

@@ -1,0 +1,180 @@
+#include "common/speculative.h"
+#include "context_internal.h"
+#include "drafter.h"
+
+namespace llama_napi {
+
+namespace {
+
+// A speculative run of one sequence, as llama.cpp's speculative-simple example does it: each step
+// the drafter proposes tokens after the last one, one target decode verifies them all, and the
+// sampler takes them in order while it samples the same token as the draft (llama.cpp's
+// common_sampler_sample_and_accept_n rule). Every token is sampled by the caller's sampler from the
+// target's logits at its true position, so the output is what plain decoding gives — the same
+// tokens when greedy, the same distribution (the same tokens for a seed) when sampling — and a
+// step yields at least one token. Each step's tokens reach JS in one call; the run stays at most
+// one step ahead of what JS has handled, and ends at the bounds JS sets, as generateAhead's run.
+class SpeculateWorker : public PromiseWorker {
+ public:
+  SpeculateWorker(Context *owner, std::shared_ptr<ContextHandle> handle, std::shared_ptr<SamplerHandle> sampler,
+                  GenerateRequest request, GenerateChannel channel)
+      : PromiseWorker(owner->Value()),
+        owner_(owner),
+        handle_(std::move(handle)),
+        drafter_(handle_->drafter),
+        sampler_(std::move(sampler)),
+        request_(std::move(request)),
+        channel_(std::move(channel)) {
+    sampler_->in_use++;
+  }
+
+ protected:
+  void Run() override {
+    ExecutionScope scope(*handle_, channel_.abort);
+    std::unique_ptr<ExecutionScope> draft_scope;
+    if (drafter_->draft) draft_scope = std::make_unique<ExecutionScope>(*drafter_->draft, channel_.abort);
+    const llama_seq_id seq = request_.seq_id;
+    std::vector<llama_token> &tokens = request_.history;  // what the target's sequence holds
+    llama_token last = request_.token;
+    common_speculative_begin(drafter_->speculative, seq, tokens);
+    int32_t limit = drafter_->n_draft;  // draft length, halved after a miss, doubled after a hit
+    int32_t idle = 0;                   // steps left without drafting, after misses at length 1
+    int32_t generated = 0;
+    std::vector<int32_t> step_ends;  // tokens posted to JS by the end of each step
+    while (generated < request_.max_tokens && static_cast<llama_pos>(tokens.size()) < request_.max_position) {
+      size_t step = step_ends.size();
+      // This step decodes the last step's tokens: JS must have handled the step before that.
+      if (step >= 2 && !channel_.JsCaughtUp(*handle_, step_ends[step - 2]) && !channel_.Stopping(*handle_)) break;
+      if (channel_.stop->load()) break;
+      if (channel_.Stopping(*handle_)) throw CodedError("ABORTED", "decode aborted");
+
+      const llama_pos n_past = static_cast<llama_pos>(tokens.size());
+      int32_t room = std::min(request_.max_tokens - generated, request_.max_position - n_past) - 1;
+      std::vector<llama_token> draft = Draft(seq, last, std::min(idle > 0 ? 0 : limit, room));
+      if (idle > 0) idle--;
+
+      BatchInput verify{{last}, {n_past}, {seq}, {1}};
+      for (size_t i = 0; i < draft.size(); i++) {
+        verify.tokens.push_back(draft[i]);
+        verify.positions.push_back(n_past + 1 + static_cast<llama_pos>(i));
+        verify.seq_ids.push_back(seq);
+        verify.logits.push_back(1);
+      }
+      RunDecode(*handle_, verify);
+
+      std::vector<int32_t> ids;
+      bool eog = false;
+      for (size_t i = 0; i <= draft.size(); i++) {
+        llama_token id = llama_sampler_sample(sampler_->chain, handle_->ctx, static_cast<int32_t>(i));
+        ids.push_back(id);
+        if (request_.stop_at_eog && llama_vocab_is_eog(handle_->model->vocab, id)) {
+          eog = true;
+          break;
+        }
+        if (i == draft.size() || id != draft[i]) break;
+      }
+      // The drafts taken stay in the KV cache after `last`; the rest go.
+      const int32_t taken = static_cast<int32_t>(ids.size()) - 1;
+      if (!draft.empty()) common_speculative_accept(drafter_->speculative, seq, static_cast<uint16_t>(taken));
+      llama_memory_seq_rm(llama_get_memory(handle_->ctx), seq, n_past + 1 + taken, -1);
+      tokens.push_back(last);
+      decoded_.push_back(last);
+      tokens.insert(tokens.end(), draft.begin(), draft.begin() + taken);
+      decoded_.insert(decoded_.end(), draft.begin(), draft.begin() + taken);
+      last = ids.back();
+
+      drafted_ += static_cast<int32_t>(draft.size());
+      accepted_ += taken;
+      channel_.Post(generated, ids, static_cast<int32_t>(draft.size()), taken);
+      sampled_.insert(sampled_.end(), ids.begin(), ids.end());
+      generated += static_cast<int32_t>(ids.size());
+      step_ends.push_back(generated);
+      if (eog) break;
+      Adapt(draft.size(), taken, limit, idle);
+    }
+  }
+
+  // Up to n_max tokens the drafter expects after `last`.
+  std::vector<llama_token> Draft(llama_seq_id seq, llama_token last, int32_t n_max) {
+    std::vector<llama_token> draft;
+    if (n_max <= 0) return draft;
+    std::vector<llama_token> &tokens = request_.history;
+    if (drafter_->draft) drafter_->SyncDraft(seq, tokens);
+    common_speculative_get_draft_params(drafter_->speculative, seq) = {
+        /* .drafting = */ true,
+        /* .n_max    = */ n_max,
+        /* .n_past   = */ static_cast<llama_pos>(tokens.size()),
+        /* .id_last  = */ last,
+        /* .prompt   = */ &tokens,
+        /* .result   = */ &draft,
+    };
+    common_speculative_draft(drafter_->speculative);
+    if (static_cast<int32_t>(draft.size()) > n_max) draft.resize(n_max);
+    if (drafter_->draft) {
+      // The draft model decoded `last` and each draft token but the final one.
+      std::vector<llama_token> decoded = tokens;
+      decoded.push_back(last);
+      decoded.insert(decoded.end(), draft.begin(), draft.end());
+      drafter_->DraftDecoded(seq, std::move(decoded));
+    }
+    return draft;
+  }
+
+  // Drafting backs off where it misses, so that a step costs no more than a plain decode where
+  // nothing is accepted (a verifying decode of many tokens costs more than one of one token): the
+  // length halves after a draft with nothing taken, and below one, drafting pauses for a while.
+  void Adapt(size_t drafted, int32_t taken, int32_t &limit, int32_t &idle) const {
+    if (drafted == 0) return;
+    if (taken == static_cast<int32_t>(drafted)) {
+      limit = std::min(drafter_->n_draft, limit * 2);
+    } else if (taken == 0) {
+      limit /= 2;
+      if (limit == 0) {
+        limit = 1;
+        idle = 16;
+      }
+    }
+  }
+
+  void Settled() override {
+    channel_.on_tokens.Release();
+    sampler_->in_use--;
+    owner_->OperationSettled();
+  }
+
+  void Poison() override {
+    PoisonContext(*handle_);
+    if (drafter_->draft) PoisonContext(*drafter_->draft);
+  }
+
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("decoded", ToInt32Array(env, decoded_));
+    out.Set("sampled", ToInt32Array(env, sampled_));
+    out.Set("drafted", Napi::Number::New(env, drafted_));
+    out.Set("accepted", Napi::Number::New(env, accepted_));
+    return out;
+  }
+
+ private:
+  Context *owner_;
+  std::shared_ptr<ContextHandle> handle_;
+  std::shared_ptr<Drafter> drafter_;
+  std::shared_ptr<SamplerHandle> sampler_;
+  GenerateRequest request_;
+  GenerateChannel channel_;
+  std::vector<int32_t> decoded_;
+  std::vector<int32_t> sampled_;
+  int32_t drafted_ = 0;
+  int32_t accepted_ = 0;
+};
+
+}  // namespace
+
+PromiseWorker *NewSpeculateWorker(Context *owner, std::shared_ptr<ContextHandle> handle,
+                                  std::shared_ptr<SamplerHandle> sampler, GenerateRequest request,
+                                  GenerateChannel channel) {
+  return new SpeculateWorker(owner, std::move(handle), std::move(sampler), std::move(request), std::move(channel));
+}
+
+}  // namespace llama_napi

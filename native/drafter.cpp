@@ -1,0 +1,134 @@
+#include "drafter.h"
+
+#include <stdexcept>
+
+#include "common/speculative.h"
+#include "context_internal.h"
+#include "log.h"
+
+namespace llama_napi {
+
+Drafter::~Drafter() { common_speculative_free(speculative); }
+
+void Drafter::SyncDraft(llama_seq_id seq_id, const std::vector<llama_token> &tokens) {
+  std::vector<llama_token> &cached = draft_cached[seq_id];
+  size_t keep = 0;
+  while (keep < cached.size() && keep < tokens.size() && cached[keep] == tokens[keep]) keep++;
+  llama_memory_t memory = llama_get_memory(draft->ctx);
+  if (keep < cached.size() && !llama_memory_seq_rm(memory, seq_id, static_cast<llama_pos>(keep), -1)) {
+    // A memory that cannot drop a tail (recurrent) starts over.
+    llama_memory_seq_rm(memory, seq_id, -1, -1);
+    keep = 0;
+  }
+  cached.resize(keep);
+  llama_batch &batch = draft->batch;
+  for (size_t start = keep; start < tokens.size(); start += draft->batch_capacity) {
+    size_t end = std::min(tokens.size(), start + static_cast<size_t>(draft->batch_capacity));
+    BatchInput input;
+    for (size_t i = start; i < end; i++) {
+      input.tokens.push_back(tokens[i]);
+      input.positions.push_back(static_cast<int32_t>(i));
+      input.seq_ids.push_back(seq_id);
+      input.logits.push_back(0);
+    }
+    FillBatch(batch, input);
+    // llama.cpp's drafter mirrors what the target decodes (for a draft model: the same batch).
+    if (!common_speculative_process(speculative, batch)) {
+      cached.clear();
+      llama_memory_seq_rm(memory, seq_id, -1, -1);
+      throw CodedError("DECODE_FAILED", "the draft model failed to decode the prompt");
+    }
+    cached.insert(cached.end(), tokens.begin() + start, tokens.begin() + end);
+  }
+}
+
+void Drafter::DraftDecoded(llama_seq_id seq_id, std::vector<llama_token> tokens) {
+  llama_pos last = llama_memory_seq_pos_max(llama_get_memory(draft->ctx), seq_id);
+  tokens.resize(std::min(tokens.size(), static_cast<size_t>(last + 1)));
+  draft_cached[seq_id] = std::move(tokens);
+}
+
+std::shared_ptr<ContextHandle> Context::HandleOf(const Napi::Value &value) {
+  Napi::Env env = value.Env();
+  if (!IsInstance(value, DataOf(env).context)) {
+    ThrowTypeError(env, "expected a Context");
+    return nullptr;
+  }
+  return Unwrap(value.As<Napi::Object>())->IdleHandle(env);
+}
+
+// setDrafter(options: {type: "model" | "ngram", nDraft, pMin, ngramSize} | null, draft?: Context)
+// Attaches llama.cpp's speculative drafting to this context (null detaches it). A draft model's
+// context must have as many sequences as this one, and the two models one vocabulary.
+Napi::Value Context::SetDrafter(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto handle = IdleHandle(env);
+  if (!handle) return env.Undefined();
+  if (info.Length() < 1 || info[0].IsNull() || info[0].IsUndefined()) {
+    handle->drafter.reset();
+    return env.Undefined();
+  }
+  if (!info[0].IsObject()) {
+    ThrowTypeError(env, "setDrafter(options: object | null, draft?: Context)");
+    return env.Undefined();
+  }
+  Napi::Object options = info[0].As<Napi::Object>();
+  auto number = [&](const char *key, double fallback) {
+    Napi::Value value = options.Get(key);
+    return value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : fallback;
+  };
+  auto drafter = std::make_shared<Drafter>();
+  drafter->n_draft = static_cast<int32_t>(number("nDraft", 16));
+  if (drafter->n_draft < 1 || drafter->n_draft >= handle->batch_capacity) {
+    Napi::RangeError::New(env, "setDrafter: nDraft must be at least 1 and below the batch size")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  uint32_t n_seq = llama_n_seq_max(handle->ctx);
+  common_params_speculative params;
+  std::string type = options.Get("type").ToString().Utf8Value();
+  if (type == "model") {
+    if (info.Length() < 2) {
+      ThrowTypeError(env, "setDrafter: a draft model needs its context");
+      return env.Undefined();
+    }
+    drafter->draft = HandleOf(info[1]);
+    if (!drafter->draft) return env.Undefined();
+    if (drafter->draft == handle || llama_n_seq_max(drafter->draft->ctx) != n_seq) {
+      Napi::RangeError::New(env, "setDrafter: the draft context must be another context with as many sequences")
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    drafter->kind = Drafter::Kind::kModel;
+    params.types = {COMMON_SPECULATIVE_TYPE_DRAFT_SIMPLE};
+    params.draft.n_max = drafter->n_draft;
+    params.draft.n_min = 0;
+    params.draft.p_min = static_cast<float>(number("pMin", 0.75));
+    params.draft.ctx_tgt = handle->ctx;
+    params.draft.ctx_dft = drafter->draft->ctx;
+    drafter->draft_cached.resize(n_seq);
+  } else if (type == "ngram") {
+    params.types = {COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE};
+    params.ngram_simple.size_n = static_cast<uint16_t>(number("ngramSize", 3));
+    params.ngram_simple.size_m = static_cast<uint16_t>(drafter->n_draft);
+  } else {
+    Napi::RangeError::New(env, "setDrafter: type must be \"model\" or \"ngram\"").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  LogCapture capture;
+  try {
+    drafter->speculative = common_speculative_init(params, n_seq);
+  } catch (const std::exception &error) {
+    // llama.cpp refuses a draft model whose vocabulary differs from the target's.
+    ThrowError(env, "INCOMPATIBLE_DRAFT", std::string("the draft model cannot draft for this model: ") + error.what());
+    return env.Undefined();
+  }
+  if (drafter->speculative == nullptr) {
+    ThrowError(env, "INCOMPATIBLE_DRAFT", "llama.cpp could not set up speculative decoding: " + capture.Summary());
+    return env.Undefined();
+  }
+  handle->drafter = std::move(drafter);
+  return env.Undefined();
+}
+
+}  // namespace llama_napi
