@@ -9,6 +9,7 @@
 #include "context.h"
 #include "ggml-backend.h"
 #include "log.h"
+#include "lora.h"
 #include "model.h"
 #include "quantize.h"
 #include "rpc.h"
@@ -49,10 +50,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Model", Model::Define(env));
   exports.Set("Context", Context::Define(env));
   exports.Set("Sampler", Sampler::Define(env));
+  exports.Set("Lora", Lora::Define(env));
   exports.Set("ChatTemplates", ChatTemplates::Define(env));
   exports.Set("ChatParser", ChatParser::Define(env));
   exports.Set("loadModel", Napi::Function::New<Model::Load>(env, "loadModel"));
   exports.Set("createContext", Napi::Function::New<Context::Create>(env, "createContext"));
+  exports.Set("loadLora", Napi::Function::New<Lora::Load>(env, "loadLora"));
   exports.Set("quantize", Napi::Function::New<Quantize>(env, "quantize"));
   exports.Set("setLogger", Napi::Function::New<SetLogger>(env, "setLogger"));
   exports.Set("systemInfo", Napi::Function::New<SystemInfo>(env, "systemInfo"));

@@ -52,6 +52,7 @@ struct AddonData {
   Napi::FunctionReference model;
   Napi::FunctionReference context;
   Napi::FunctionReference sampler;
+  Napi::FunctionReference lora;
 };
 AddonData &DataOf(Napi::Env env);
 

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "drafter.h"
+#include "lora.h"
 #include "ggml-cpu.h"
 #include "rpc.h"
 
@@ -38,6 +39,7 @@ ContextHandle::~ContextHandle() {
   // The drafter (and a draft model's context) goes first: llama.cpp's drafter points at ctx.
   drafter.reset();
   if (poisoned.load()) return;
+  // Adapters are freed after the context that applies them (llama_free reads none of them).
   llama_batch_free(batch);
   llama_free(ctx);
   if (threadpool != nullptr)
@@ -87,6 +89,7 @@ Napi::Function Context::Define(Napi::Env env) {
                                             InstanceMethod<&Context::StateLoadFile>("stateLoadFile"),
                                             InstanceMethod<&Context::GenerateAhead>("generateAhead"),
                                             InstanceMethod<&Context::SetDrafter>("setDrafter"),
+                                            InstanceMethod<&Context::SetLoras>("setLoras"),
                                             InstanceMethod<&Context::Perf>("perf"),
                                             InstanceMethod<&Context::PerfReset>("perfReset"),
                                             InstanceMethod<&Context::SetThreads>("setThreads"),

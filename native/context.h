@@ -10,6 +10,7 @@
 namespace llama_napi {
 
 struct Drafter;
+struct LoraHandle;
 
 struct ContextHandle {
   std::shared_ptr<ModelHandle> model;
@@ -33,6 +34,8 @@ struct ContextHandle {
 
   // Speculative decoding's drafter (drafter.h), when one is attached.
   std::shared_ptr<Drafter> drafter;
+  // The LoRA adapters the context applies (lora.h), kept alive while applied.
+  std::vector<std::shared_ptr<LoraHandle>> loras;
 
   ContextHandle(std::shared_ptr<ModelHandle> model, llama_context *ctx);
   // Sets the thread counts, growing the pool when it is too small. Only while no work is in flight.
@@ -83,6 +86,8 @@ class Context : public Napi::ObjectWrap<Context>, public Releasable {
   Napi::Value GenerateAhead(const Napi::CallbackInfo &info);
   // drafter.cpp
   Napi::Value SetDrafter(const Napi::CallbackInfo &info);
+  // lora.cpp
+  Napi::Value SetLoras(const Napi::CallbackInfo &info);
   // context_state.cpp
   Napi::Value StateGet(const Napi::CallbackInfo &info);
   Napi::Value StateSet(const Napi::CallbackInfo &info);

@@ -2,6 +2,7 @@
 // stops. It releases text as stop strings allow, with each token's log-probability once all of the
 // text that token completes is out, and settles with the text and OpenAI's finish reason.
 import type { LoadedModel } from "../core/loaded-model.js";
+import { NO_ADAPTERS, type AdapterSet } from "./adapters.js";
 import type { LlamaSampler } from "../core/sampler.js";
 import type { Scheduler, SchedulerJob, TokenLogprob } from "./scheduler.js";
 import { abortError, finishReasonOf, StopCondition } from "./stopping.js";
@@ -27,6 +28,8 @@ export interface GenerationRequest {
   maxTokens: number;
   /** Alternatives per token to report with log-probabilities (undefined: none). */
   logprobs?: number;
+  /** The LoRA adapters to decode with. Default: none. */
+  adapters?: AdapterSet;
   /** Special tokens whose text shows in the output (a chat's tool call markers). */
   specialTokens?: ReadonlySet<number>;
   signal?: AbortSignal;
@@ -60,6 +63,7 @@ class Generation implements SchedulerJob {
   readonly sampler: LlamaSampler;
   readonly logprobs: number | undefined;
   readonly signal: AbortSignal | undefined;
+  readonly adapters: AdapterSet;
   readonly done: Promise<GenerationResult>;
   readonly #request: GenerationRequest;
   readonly #stop: StopCondition;
@@ -76,6 +80,7 @@ class Generation implements SchedulerJob {
     this.sampler = request.sampler;
     this.logprobs = request.logprobs;
     this.signal = request.signal;
+    this.adapters = request.adapters ?? NO_ADAPTERS;
     this.#stop = new StopCondition({
       decoder: model.createTokenDecoder({ specialTokens: request.specialTokens }),
       isEog: (token) => model.isEog(token),

@@ -9,6 +9,7 @@ import { LlamaError } from "../errors.js";
 import { boolean, checkOptions } from "../validate.js";
 import { ChatFormatter } from "./chat.js";
 import { ChatReply } from "./chat-reply.js";
+import { Adapters, type LoraOptions } from "./adapters.js";
 import { attachDraft, type Draft } from "./draft.js";
 import { Embedder, embeddingTexts } from "./embeddings.js";
 import { runGeneration, type GenerationRequest, type GenerationResult } from "./generation.js";
@@ -33,7 +34,7 @@ import {
 import { completionPromptTokens } from "./prompt.js";
 import { chatLogprobs, completionLogprobs, responseId, usage } from "./responses.js";
 import { Scheduler, type SchedulerStats } from "./scheduler.js";
-import { openStream, type StreamChunks } from "./stream.js";
+import { openStream, type StreamChunks, type StreamHooks } from "./stream.js";
 import type {
   ChatCompletion,
   ChatCompletionChunk,
@@ -67,6 +68,8 @@ interface Prepared {
   request: Omit<GenerationRequest, "signal" | "onDelta" | "waitForReader">;
   /** The caller's signal. */
   signal: AbortSignal | undefined;
+  /** The request's LoRA adapters (undefined: Llama.load's). */
+  lora: LoraOptions[] | undefined;
   id: string;
   created: number;
 }
@@ -80,6 +83,7 @@ export class Llama {
   #scheduler: Scheduler | null;
   #embedder: Embedder | null;
   #draft: Draft | null = null;
+  readonly #adapters: Adapters;
   readonly #chat: ChatFormatter;
   #disposed = false;
   /** A verbose Llama keeps llama.cpp's log on stderr until it is disposed. */
@@ -93,6 +97,7 @@ export class Llama {
     this.#scheduler = context ? new Scheduler(context) : null;
     this.#embedder = context ? new Embedder(model, context.nCtxSeq, context.info.nThreads) : null;
     this.#chat = new ChatFormatter(model, { template: options.chatTemplate, jinja: options.jinja });
+    this.#adapters = new Adapters(model, options.lora);
   }
 
   static async load(options: LlamaLoadOptions): Promise<Llama> {
@@ -132,6 +137,12 @@ export class Llama {
           flashAttn: o.flashAttn === undefined || o.flashAttn === "auto" ? "auto" : o.flashAttn ? "on" : "off",
         });
         llama = new Llama(o, model, context);
+        // Adapters that fail to load fail the load.
+        const adapters = llama.#adapters;
+        await Promise.resolve(adapters.resolve(undefined)).catch(async (error: unknown) => {
+          await adapters.dispose();
+          throw error;
+        });
         if (o.draft) llama.#draft = await attachDraft(context, o.draft, { nGpuLayers: o.nGpuLayers ?? LOAD_DEFAULTS.nGpuLayers, nThreads, signal: o.signal });
         if (o.embedding) await llama.#embeddings().context();
       }
@@ -201,7 +212,9 @@ export class Llama {
   /** Runs a prepared request whole; the sampler is freed when it ends. */
   async #runWhole(prepared: Prepared): Promise<GenerationResult> {
     try {
-      return await runGeneration(this.#live(), this.model, { ...prepared.request, signal: prepared.signal });
+      const resolved = this.#adapters.resolve(prepared.lora);
+      const adapters = resolved instanceof Promise ? await resolved : resolved;
+      return await runGeneration(this.#live(), this.model, { ...prepared.request, adapters, signal: prepared.signal });
     } finally {
       prepared.request.sampler.dispose();
     }
@@ -211,7 +224,12 @@ export class Llama {
   #runStream<T>(prepared: Prepared, chunks: StreamChunks<T>): AsyncIterableIterator<T> {
     const { request, signal } = prepared;
     // The stream starts when first read: a Llama disposed by then fails it with DISPOSED.
-    return openStream((hooks) => runGeneration(this.#live(), this.model, { ...request, ...hooks }), signal, chunks, () => request.sampler.dispose());
+    const start = (hooks: StreamHooks) => {
+      const resolved = this.#adapters.resolve(prepared.lora);
+      if (resolved instanceof Promise) return resolved.then((adapters) => runGeneration(this.#live(), this.model, { ...request, adapters, ...hooks }));
+      return runGeneration(this.#live(), this.model, { ...request, adapters: resolved, ...hooks });
+    };
+    return openStream(start, signal, chunks, () => request.sampler.dispose());
   }
 
   /** A completion of `prompt`, returned whole; with `stream: true`, an async iterable of chunks. */
@@ -237,7 +255,7 @@ export class Llama {
       maxTokens: tokenLimit(o.maxTokens, COMPLETION_DEFAULTS.maxTokens),
       logprobs,
     };
-    const prepared: Prepared = { request, signal: o.signal, ...responseId("cmpl") };
+    const prepared: Prepared = { request, signal: o.signal, lora: o.lora, ...responseId("cmpl") };
     return { prepared, promptText, logprobs };
   }
 
@@ -314,7 +332,7 @@ export class Llama {
       logprobs,
       specialTokens: chat.specialTokens,
     };
-    const prepared: Prepared = { request, signal: o.signal, ...responseId("chatcmpl") };
+    const prepared: Prepared = { request, signal: o.signal, lora: o.lora, ...responseId("chatcmpl") };
     return { prepared, logprobs, reply: new ChatReply(chat.parser, { dropToolCalls: chat.dropToolCalls, parallelToolCalls: o.parallelToolCalls ?? false }), includeUsage: o.streamOptions?.includeUsage ?? false };
   }
 
@@ -396,6 +414,7 @@ export class Llama {
     this.#disposed = true;
     await this.#context?.dispose();
     await this.#draft?.dispose();
+    await this.#adapters.dispose();
     await this.#embedder?.dispose();
     this.model.dispose();
     this.#releaseLog();

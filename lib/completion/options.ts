@@ -9,6 +9,7 @@ import { LlamaError } from "../errors.js";
 import { boolean, checkOptions, expectObject, expectString, func, integer, number, signal, string } from "../validate.js";
 import { REASONING_FORMATS, type ReasoningFormat } from "../core/jinja-templates.js";
 import type { ChatMessage, ChatTool, ChatToolChoice } from "./types.js";
+import { checkLoraList, type LoraOptions } from "./adapters.js";
 
 export interface LlamaLoadOptions {
   /** Path of the GGUF model. Required. */
@@ -59,6 +60,8 @@ export interface LlamaLoadOptions {
    * output is what generation without a draft gives. Default: none.
    */
   draft?: DraftOptions;
+  /** LoRA adapters applied to every request that names none, each loaded once. Default: none. */
+  lora?: LoraOptions[];
   onProgress?: (progress: number) => void;
   signal?: AbortSignal;
 }
@@ -110,6 +113,8 @@ export interface SamplingOptions extends SamplerOptions {
   stop?: string | string[];
   /** Tokens to generate (0 or null: until end of generation or a full context). */
   maxTokens?: number | null;
+  /** LoRA adapters for this request, instead of Llama.load's (an empty list: the base model). */
+  lora?: LoraOptions[];
   signal?: AbortSignal;
 }
 
@@ -174,6 +179,7 @@ const samplingOptionChecks = {
   maxTokens: (name: string, value: unknown) => {
     if (value !== null) integer({ min: 0 })(name, value);
   },
+  lora: checkLoraList,
   signal,
 };
 
@@ -204,6 +210,7 @@ export function checkLoadOptions(options: LlamaLoadOptions): LlamaLoadOptions & 
       value.forEach((v, i) => number({ min: 0 })(`${name}[${i}]`, v));
     },
     draft: checkDraft,
+    lora: checkLoraList,
     onProgress: func,
     signal,
   });

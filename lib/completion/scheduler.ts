@@ -4,45 +4,19 @@
 import type { LlamaContext, SampleResult } from "../core/context.js";
 import { LlamaError } from "../errors.js";
 import { BatchBuilder } from "../core/batch.js";
-import type { LlamaSampler } from "../core/sampler.js";
+import { NO_ADAPTERS, type AdapterSet } from "./adapters.js";
+import type { SchedulerJob, SchedulerStats, TokenLogprob } from "./scheduler-job.js";
 
-export interface TokenLogprob {
-  /** Log-probability of the chosen token. */
-  logprob: number;
-  /** The most likely tokens and their log-probabilities, best first. */
-  top: Array<{ token: number; logprob: number }>;
-}
-
-/**
- * A request as the scheduler runs it (completion/generation.ts makes them). The job decides when it
- * stops; the scheduler asks it, feeds it tokens, and tells it when it is done with it.
- */
-export interface SchedulerJob {
-  readonly prompt: Int32Array;
-  readonly sampler: LlamaSampler;
-  /** Alternatives per token to report (undefined: no log-probabilities). */
-  readonly logprobs: number | undefined;
-  /** Aborts a decode of this job alone mid-way. */
-  readonly signal: AbortSignal | undefined;
-  /** Takes a sampled token; false when generation ends with it. */
-  accept(token: number, logprob: TokenLogprob | undefined): boolean;
-  /** How many more tokens accept() takes at most: 0 once the job stopped or was aborted. */
-  tokensLeft(): number;
-  /**
-   * Asked after each token: while the job's reader has not taken it, a promise that settles when it
-   * has (it must also settle on abort); the job gets no new token before. Otherwise null.
-   */
-  waitForReader(): Promise<void> | null;
-  /** Tokens a speculative run drafted for the job, and how many of them it took. */
-  countDraft(drafted: number, accepted: number): void;
-  /** The scheduler is done with the job: it stopped (or was aborted), or failed with `error`. */
-  end(error?: unknown): void;
-}
+export type { SchedulerJob, SchedulerStats, TokenLogprob } from "./scheduler-job.js";
 
 interface Slot {
   seqId: number;
   /** Tokens whose KV entries this sequence holds, in position order. */
   cached: number[];
+  /** The key of the adapters those entries were decoded with. */
+  cachedWith: string;
+  /** Steps the slot had work but sat out for requests with other adapters. */
+  waited: number;
   job: SchedulerJob | null;
   /** Prompt tokens still to evaluate, from this index of job.prompt. */
   promptCursor: number;
@@ -59,16 +33,6 @@ function commonPrefix(a: readonly number[], b: Int32Array): number {
   return i;
 }
 
-/** Counters of the batching loop. */
-export interface SchedulerStats {
-  /** Decode calls made. */
-  batches: number;
-  /** Tokens decoded. */
-  tokens: number;
-  /** The most sequences one decode call carried. */
-  maxSequencesPerBatch: number;
-}
-
 export class Scheduler {
   readonly stats: SchedulerStats = { batches: 0, tokens: 0, maxSequencesPerBatch: 0 };
   readonly #context: LlamaContext;
@@ -77,12 +41,16 @@ export class Scheduler {
   #running = false;
   /** Ends a run ahead (a lone sequence generating natively), so that a new request can join. */
   #stopAhead: (() => void) | null = null;
+  /** The key of the adapters the context applies now. */
+  #applied = NO_ADAPTERS.key;
 
   constructor(context: LlamaContext) {
     this.#context = context;
     this.#slots = Array.from({ length: context.nSeqMax }, (_, seqId) => ({
       seqId,
       cached: [],
+      cachedWith: NO_ADAPTERS.key,
+      waited: 0,
       job: null,
       promptCursor: 0,
       pendingToken: null,
@@ -175,7 +143,8 @@ export class Scheduler {
       let bestShared = -1;
       for (const slot of free) {
         if (!this.#cacheIntact(slot)) this.#forget(slot);
-        const shared = commonPrefix(slot.cached, job.prompt);
+        // KV entries decoded with other adapters hold other values.
+        const shared = slot.cachedWith === job.adapters.key ? commonPrefix(slot.cached, job.prompt) : 0;
         if (shared > bestShared) {
           best = slot;
           bestShared = shared;
@@ -195,6 +164,8 @@ export class Scheduler {
         continue;
       }
       best.job = job;
+      best.cachedWith = job.adapters.key;
+      best.waited = 0;
       best.promptCursor = best.cached.length;
       best.pendingToken = null;
       best.paused = null;
@@ -250,10 +221,12 @@ export class Scheduler {
       const room = context.nCtxSeq - lone.cached.length;
       const left = Math.min(lone.job!.tokensLeft(), room);
       if (left > 0) {
-        await this.#runAhead(lone, left);
+        if (await this.#apply(lone.job!.adapters, [lone])) await this.#runAhead(lone, left);
         return;
       }
     }
+    // One batch decodes with one set of adapters: the set of the request that has waited longest.
+    const adapters = this.#adaptersOfStep();
     const batch = new BatchBuilder();
     const samples: Array<{ slot: Slot; index: number }> = [];
     // The slots in this batch and how many prompt tokens each put in (0 for a generated token).
@@ -272,6 +245,10 @@ export class Scheduler {
         paused.push(slot.paused);
         continue;
       }
+      if (job.adapters.key !== adapters.key) {
+        slot.waited++;
+        continue;
+      }
       if (slot.pendingToken !== null) {
         samples.push({ slot, index: batch.add(slot.pendingToken, slot.cached.length, slot.seqId, true) });
         inBatch.set(slot, 0);
@@ -279,7 +256,7 @@ export class Scheduler {
     }
     for (const slot of this.#slots) {
       const job = slot.job;
-      if (job === null || slot.pendingToken !== null) continue;
+      if (job === null || slot.pendingToken !== null || job.adapters.key !== adapters.key || job.tokensLeft() === 0) continue;
       const room = context.nBatch - batch.length;
       if (room <= 0) break;
       const end = Math.min(job.prompt.length, slot.promptCursor + room);
@@ -297,6 +274,8 @@ export class Scheduler {
     for (const { slot } of samples) {
       if (slot.job!.logprobs !== undefined) logprobs = Math.max(logprobs, slot.job!.logprobs);
     }
+    if (!(await this.#apply(adapters, [...inBatch.keys()]))) return;
+    for (const slot of inBatch.keys()) slot.waited = 0;
 
     this.stats.batches++;
     this.stats.tokens += batch.length;
@@ -347,6 +326,32 @@ export class Scheduler {
       const ended = this.#deliver(slot, result.tokens[i]!, info);
       if (ended !== null) this.#finish(slot, ended === "stopped" ? undefined : ended);
     });
+  }
+
+  /**
+   * The adapters of this step's batch: those of the request with work that has sat out the most
+   * steps, the ones applied now on a tie. Requests with other adapters wait for a later step.
+   */
+  #adaptersOfStep(): AdapterSet {
+    let chosen: Slot | null = null;
+    for (const slot of this.#slots) {
+      if (slot.job === null || slot.paused !== null) continue;
+      if (chosen === null || slot.waited > chosen.waited || (slot.waited === chosen.waited && slot.job.adapters.key === this.#applied)) chosen = slot;
+    }
+    return chosen?.job!.adapters ?? NO_ADAPTERS;
+  }
+
+  /** Makes the context apply `adapters`; on failure, ends the slots' jobs with the error and returns false. */
+  async #apply(adapters: AdapterSet, slots: Slot[]): Promise<boolean> {
+    if (adapters.key === this.#applied) return true;
+    try {
+      await this.#context.setLoras(adapters.entries);
+      this.#applied = adapters.key;
+      return true;
+    } catch (error) {
+      for (const slot of slots) this.#finish(slot, { error });
+      return false;
+    }
   }
 
   /**

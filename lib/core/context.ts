@@ -14,9 +14,10 @@ import type {
 } from "./native.js";
 import { native } from "./binding.js";
 import { watchRpc } from "./rpc.js";
+import { LlamaLora } from "./lora.js";
 import { RunAheadChannel, type DrafterOptions, type GenerateAheadOptions } from "./run-ahead.js";
 import type { LlamaSampler } from "./sampler.js";
-import { boolean, checkOptions, expectHandle, expectInteger, expectObject, integer, number, oneOf, string, toTokenArray } from "../validate.js";
+import { boolean, checkOptions, expectHandle, expectInteger, expectNumber, expectObject, integer, number, oneOf, string, toTokenArray } from "../validate.js";
 
 export type PoolingType = "unspecified" | "none" | "mean" | "cls" | "last" | "rank";
 export type FlashAttention = "auto" | "on" | "off";
@@ -302,6 +303,17 @@ export class LlamaContext {
       return result;
     });
     return { done, stop: () => channel.stopFlag.abort() };
+  }
+
+  /**
+   * The LoRA adapters the context applies from its next decode on (none: the base model), queued
+   * after the operations before it. KV entries decoded under other adapters are not to be reused.
+   */
+  setLoras(adapters: ReadonlyArray<{ lora: LlamaLora; scale: number }>): Promise<void> {
+    if (!Array.isArray(adapters) || adapters.some((a) => !(a?.lora instanceof LlamaLora))) throw new TypeError("adapters must be an array of { lora: LlamaLora, scale }");
+    const scales = adapters.map((a, i) => expectNumber(`adapters[${i}].scale`, a.scale));
+    const loras = adapters.map((a) => a.lora.native);
+    return this.#enqueue("LoRA switch", undefined, async (handle) => handle.setLoras(loras, scales));
   }
 
   /** A batch from the batch factory passes as is (the generation loops build those). */

@@ -142,6 +142,12 @@ export interface NativeGenerateResult {
   accepted: number;
 }
 
+/** A LoRA adapter loaded for a model (loadLora). */
+export interface NativeLora {
+  dispose(): void;
+  info(): { metadata: Record<string, string>; invocationTokens: Int32Array };
+}
+
 /** Speculative decoding's drafter of a context (setDrafter). */
 export interface NativeDrafterOptions {
   /** "model": a draft model's context; "ngram": lookup in the sequence's own tokens. */
@@ -174,6 +180,7 @@ export interface NativeContext {
     abort?: NativeAbortFlag,
   ): Promise<NativeGenerateResult>;
   setDrafter(options: NativeDrafterOptions | null, draft?: NativeContext): void;
+  setLoras(adapters: NativeLora[], scales: number[]): void;
   logits(index: number): Float32Array;
   embeddings(index: number): Float32Array;
   sequenceEmbeddings(seqId: number): Float32Array;
@@ -273,6 +280,7 @@ export interface NativeBinding {
     abort?: NativeAbortFlag,
   ): Promise<NativeModel>;
   createContext(model: NativeModel, options: NativeContextOptions): Promise<NativeContext>;
+  loadLora(model: NativeModel, path: string): Promise<NativeLora>;
   quantize(
     input: string,
     output: string,
