@@ -23,6 +23,11 @@ export const loadOptions: OptionSpecs = {
   "chat-template": { type: "string", value: "JINJA|NAME", help: "chat template: a Jinja template, or a built-in name (chatml, llama3, ...) for llama.cpp's older formatter" },
   "chat-template-file": { type: "string", value: "FILE", help: "read the Jinja chat template from FILE" },
   "no-jinja": { type: "boolean", help: "format chats with llama.cpp's older, name-based formatter (no tools)" },
+  draft: { type: "string", value: "FILE|ngram", help: "speculative decoding: a draft model sharing the vocabulary, or ngram for lookup in the text so far" },
+  "draft-max": { type: "string", value: "N", help: "most tokens drafted per decode (default 16)" },
+  "draft-p-min": { type: "string", value: "P", help: "a draft model's least probability of a drafted token (default 0.75)" },
+  "draft-ngram-size": { type: "string", value: "N", help: "tokens that must repeat before --draft ngram drafts what followed them (default 3)" },
+  lora: { type: "string", multiple: true, value: "FILE[:SCALE]", help: "apply a LoRA adapter, at SCALE (default 1)" },
   verbose: { type: "boolean", help: "print llama.cpp's log to stderr" },
 };
 
@@ -69,8 +74,39 @@ export function loadOptionsFrom(flags: Flags, extra: Partial<LlamaLoadOptions> =
     useMlock: flags.bool("mlock") || undefined,
     chatTemplate: chatTemplateFrom(flags),
     jinja: flags.bool("no-jinja") ? false : undefined,
+    draft: draftFrom(flags),
+    lora: loraFrom(flags.list("lora")),
     verbose: flags.bool("verbose") || undefined,
     ...extra,
+  });
+}
+
+function draftFrom(flags: Flags): LlamaLoadOptions["draft"] {
+  const draft = flags.string("draft");
+  const nDraft = flags.int("draft-max", { min: 1, max: 256 });
+  const pMin = flags.number("draft-p-min", { min: 0, max: 1 });
+  const ngramSize = flags.int("draft-ngram-size", { min: 1, max: 1024 });
+  if (draft === undefined) {
+    if (nDraft !== undefined || pMin !== undefined || ngramSize !== undefined) throw new UsageError("--draft-max, --draft-p-min and --draft-ngram-size need --draft");
+    return undefined;
+  }
+  if (draft === "ngram") {
+    if (pMin !== undefined) throw new UsageError("--draft-p-min is for a draft model, not --draft ngram");
+    return dropUndefined({ type: "ngram" as const, nDraft, ngramSize });
+  }
+  if (ngramSize !== undefined) throw new UsageError("--draft-ngram-size is for --draft ngram");
+  return dropUndefined({ modelPath: draft, nDraft, pMin });
+}
+
+/** FILE[:SCALE], as llama.cpp's --lora / --lora-scaled FILE:SCALE (a path may hold colons: the last one counts when a number follows). */
+function loraFrom(entries: string[]): LlamaLoadOptions["lora"] {
+  if (entries.length === 0) return undefined;
+  return entries.map((entry) => {
+    const match = /^(.*):([+-]?(?:\d+(?:\.\d*)?|\.\d+))$/.exec(entry);
+    if (match === null) return { path: entry };
+    const scale = Number(match[2]);
+    if (!Number.isFinite(scale)) throw new UsageError(`--lora: bad scale in ${JSON.stringify(entry)}`);
+    return { path: match[1]!, scale };
   });
 }
 

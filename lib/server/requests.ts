@@ -5,6 +5,7 @@ import type { ChatMessage } from "../completion/types.js";
 import { LlamaError } from "../errors.js";
 import { jsonObjectGrammar, jsonSchemaGrammar } from "../completion/json-grammar.js";
 import type { ChatCompletionOptions, CompletionOptions, SamplingOptions } from "../completion/llama.js";
+import type { LoraOptions } from "../completion/adapters.js";
 import { REASONING_FORMATS } from "../core/jinja-templates.js";
 import { MAX_SEED, scalarSamplingParameters, type SamplingParameterName } from "../core/sampling.js";
 
@@ -63,6 +64,8 @@ export interface RequestLimits {
   /** The most tokens one request may generate; also the default for chat. */
   maxTokensCap: number;
   nVocab: number;
+  /** The LoRA adapters loaded at start, by id (their index), with the scales requests get by default. */
+  adapters: readonly LoraOptions[];
 }
 
 interface Bounds {
@@ -195,6 +198,26 @@ const scalarFields = scalarSamplingParameters()
   .filter(({ name }) => name !== "seed" && name !== "grammar")
   .map((parameter) => ({ ...parameter, field: parameter.name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`) }));
 
+/**
+ * llama-server's `lora`: [{ id, scale }] over the adapters loaded at start; adapters not listed get
+ * scale 0. Absent: the server's current scales.
+ */
+function loraOf(f: Fields, adapters: readonly LoraOptions[]): LoraOptions[] {
+  const list = f.raw.lora;
+  if (list === undefined || list === null) return adapters.map((a) => ({ ...a }));
+  if (!Array.isArray(list)) throw badRequest("lora must be an array of { id, scale }", "lora");
+  const scales = new Map<number, number>();
+  for (const entry of list) {
+    const e = entry as { id?: unknown; scale?: unknown } | null;
+    if (typeof e !== "object" || e === null || !Number.isInteger(e.id) || (e.id as number) < 0 || (e.id as number) >= adapters.length) {
+      throw badRequest(`lora: each entry needs an id of an adapter loaded at start (0 to ${adapters.length - 1})`, "lora");
+    }
+    if (typeof e.scale !== "number" || !Number.isFinite(e.scale)) throw badRequest("lora: each entry needs a numeric scale", "lora");
+    scales.set(e.id as number, e.scale);
+  }
+  return adapters.map((a, id) => ({ path: a.path, scale: scales.get(id) ?? 0 }));
+}
+
 function samplingOf(f: Fields, limits: RequestLimits): SamplingOptions {
   const options: Record<string, unknown> = {};
   for (const { name, field, scalar, min, max } of scalarFields) {
@@ -208,6 +231,7 @@ function samplingOf(f: Fields, limits: RequestLimits): SamplingOptions {
     stop: stopOf(f),
     logitBias: logitBiasOf(f, limits.nVocab),
     grammar: grammarOf(f),
+    lora: loraOf(f, limits.adapters),
   });
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as SamplingOptions;
 }

@@ -109,13 +109,16 @@ export class OpenAIServer {
     this.#apiKeyDigest = options.apiKey === undefined ? null : digest(options.apiKey);
     this.#maxBodyBytes = options.maxBodyBytes ?? 1 << 20;
     this.#maxQueue = options.maxQueue ?? 64;
-    this.#limits = { maxTokensCap: options.maxTokensCap ?? options.llama.nCtx, nVocab: options.llama.nVocab };
+    this.#limits = { maxTokensCap: options.maxTokensCap ?? options.llama.nCtx, nVocab: options.llama.nVocab, adapters: options.llama.options.lora ?? [] };
     this.#routes = new Map<string, Route>([
-      ["/completions", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#completion(b, res, s) }],
-      ["/chat/completions", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#chat(b, res, s) }],
-      ["/embeddings", { method: "POST", private: true, generates: true, handle: (b, res) => this.#embeddings(b, res) }],
-      ["/models", { method: "GET", private: true, generates: false, handle: async (_b, res) => sendJson(res, 200, { object: "list", data: [this.#model()] }) }],
-      ["/health", { method: "GET", private: false, generates: false, handle: async (_b, res) => this.#health(res) }],
+      ["POST /completions", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#completion(b, res, s) }],
+      ["POST /chat/completions", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#chat(b, res, s) }],
+      ["POST /embeddings", { method: "POST", private: true, generates: true, handle: (b, res) => this.#embeddings(b, res) }],
+      ["GET /models", { method: "GET", private: true, generates: false, handle: async (_b, res) => sendJson(res, 200, { object: "list", data: [this.#model()] }) }],
+      ["GET /health", { method: "GET", private: false, generates: false, handle: async (_b, res) => this.#health(res) }],
+      // llama-server's: the adapters loaded at start and the scales requests get when they name none.
+      ["GET /lora-adapters", { method: "GET", private: true, generates: false, handle: async (_b, res) => sendJson(res, 200, this.#loraList()) }],
+      ["POST /lora-adapters", { method: "POST", private: true, generates: false, handle: async (b, res) => this.#setLoraScales(b, res) }],
     ]);
     this.#server = createServer((req, res) => void this.#handle(req, res));
   }
@@ -181,12 +184,11 @@ export class OpenAIServer {
   #route(req: IncomingMessage): Route {
     const path = new URL(req.url ?? "/", "http://localhost").pathname.replace(/\/+$/, "").replace(/^\/v1(?=\/)/, "");
     const modelId = /^\/models\/(.+)$/.exec(path);
-    const route = modelId ? this.#modelRoute(modelId[1]!) : this.#routes.get(path);
-    if (route === undefined) throw new ApiError(404, `no such endpoint: ${req.method} ${path}`, "not_found_error", "not_found");
-    if (req.method !== route.method) {
-      throw new ApiError(405, `${path} takes ${route.method}, not ${req.method}`, "invalid_request_error", "method_not_allowed", null, { Allow: route.method });
-    }
-    return route;
+    const route = modelId ? this.#modelRoute(modelId[1]!) : this.#routes.get(`${req.method} ${path}`);
+    if (route !== undefined && route.method === req.method) return route;
+    const allowed = modelId ? ["GET"] : [...this.#routes].filter(([key]) => key.endsWith(` ${path}`)).map(([, r]) => r.method);
+    if (allowed.length === 0) throw new ApiError(404, `no such endpoint: ${req.method} ${path}`, "not_found_error", "not_found");
+    throw new ApiError(405, `${path} takes ${allowed.join(", ")}, not ${req.method}`, "invalid_request_error", "method_not_allowed", null, { Allow: allowed.join(", ") });
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -272,6 +274,23 @@ export class OpenAIServer {
     if (stream) return this.#stream(res, this.llama.createChatCompletion({ ...options, stream: true, signal }), signal);
     const completion = await this.llama.createChatCompletion({ ...options, stream: false, signal });
     sendJson(res, 200, { ...completion, model: this.modelName });
+  }
+
+  #loraList(): Array<{ id: number; path: string; scale: number }> {
+    return this.#limits.adapters.map((a, id) => ({ id, path: a.path, scale: a.scale ?? 1 }));
+  }
+
+  /** POST /lora-adapters [{ id, scale }]: the scales of the listed adapters, for requests that name none. */
+  async #setLoraScales(body: unknown, res: ServerResponse): Promise<void> {
+    const current = this.#limits.adapters;
+    const list = Array.isArray(body) ? body : undefined;
+    const entries = list?.map((e: { id?: unknown; scale?: unknown } | null) => [e?.id, e?.scale] as const);
+    if (entries === undefined || entries.some(([id, scale]) => !Number.isInteger(id) || (id as number) < 0 || (id as number) >= current.length || typeof scale !== "number" || !Number.isFinite(scale))) {
+      throw badRequest(`the body must be an array of { id, scale }, with ids 0 to ${current.length - 1}`);
+    }
+    const scales = new Map(entries as Array<readonly [number, number]>);
+    this.#limits.adapters = current.map((a, id) => ({ path: a.path, scale: scales.get(id) ?? a.scale ?? 1 }));
+    sendJson(res, 200, this.#loraList());
   }
 
   async #embeddings(body: unknown, res: ServerResponse): Promise<void> {

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../lib/cli/main.js";
 import { Llama } from "../../lib/index.js";
 import { modelPath, repoRoot } from "../helpers.js";
+import { writeLoraFixture } from "../lora-fixture.js";
 
 const STORIES = () => modelPath("stories260K.gguf");
 // A small context and one thread: quick to load, and no thread contention on a busy machine.
@@ -80,6 +81,28 @@ describe("llama-napi commands", () => {
     // On a terminal the output ends with a newline; the prompt can come from stdin.
     const tty = await run(["complete", "-m", STORIES(), "-p", "-", "-n", "10", "--temp", "0", ...FAST], { stdin: "Once upon a time", tty: true });
     expect(tty.stdout).toBe(", there was a little girl named Lily\n");
+  });
+
+  it("--lora FILE[:SCALE] and --draft FILE|ngram reach the model: the text equals the library's", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "llama-napi-cli-lora-"));
+    try {
+      const adapter = join(dir, "a.gguf");
+      await writeLoraFixture(adapter, { baseModelPath: STORIES(), seed: 0 });
+      const expected = (await llama.createCompletion("Once upon a time", { maxTokens: 30, temperature: 0, lora: [{ path: adapter, scale: 0.5 }] })).choices[0]!.text;
+      const base = ["complete", "-m", STORIES(), "-p", "Once upon a time", "-n", "30", "--temp", "0", ...FAST];
+      expect(await run([...base, "--lora", `${adapter}:0.5`])).toEqual({ code: 0, stdout: expected, stderr: "" });
+      expect((await run([...base, "--lora", `${adapter}:0.5`, "--draft", STORIES(), "--draft-max", "4"])).stdout).toBe(expected);
+      expect((await run([...base, "--lora", `${adapter}:0.5`, "--draft", "ngram", "--draft-ngram-size", "2"])).stdout).toBe(expected);
+      const usage = await run([...base, "--draft-max", "4"]);
+      expect(usage.code).toBe(2);
+      expect(usage.stderr).toMatch(/need --draft/);
+      expect((await run([...base, "--draft", "ngram", "--draft-p-min", "0.5"])).code).toBe(2);
+      const bad = await run([...base, "--lora", join(dir, "missing.gguf")]);
+      expect(bad.code).not.toBe(0);
+      expect(bad.stderr).toMatch(/not found/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("every sampling flag reaches the completion: --json equals the library's result", async () => {
