@@ -2,7 +2,8 @@
 // Benchmark (not a test): streaming createCompletion against llama.cpp's llama-bench (same build,
 // same model) and node-llama-cpp 3.21.1 (same llama.cpp release), on a generated 1B-shaped Q4_0
 // model with 2 threads; and 4 parallel sequences against one, next to llama.cpp's own
-// llama-batched-bench. Prints ratios measured in one run.
+// llama-batched-bench; and generation with n-gram speculative decoding (Llama.load's draft) against
+// without. Prints ratios measured in one run.
 //   node scripts/bench-completion.mjs [--rounds 9] [--threads 2] [--model file.gguf]
 // As llama-bench measures: pp is a 512-token prompt's time to its first token, tg is 128 tokens
 // generated from an (almost) empty cache, greedy, end of text banned. This VM stalls single tokens
@@ -70,9 +71,9 @@ function llamaBatchedBench(model) {
 }
 
 // Each engine runs in its own process: `node bench-completion.mjs --child ours|nlc|parallel MODEL`.
-async function childOurs(model, parallel) {
+async function childOurs(model, parallel, draft) {
   const { Llama } = await import(join(root, "dist/cjs/index.js"));
-  const llm = await Llama.load({ modelPath: model, nCtx: 1024, nBatch: 512, nThreads: threads, nParallel: parallel ? 4 : 1 });
+  const llm = await Llama.load({ modelPath: model, nCtx: 1024, nBatch: 512, nThreads: threads, nParallel: parallel ? 4 : 1, draft });
   const prompt = llm.tokenize("The history of the city begins in the early years of the settlement. ".repeat(60)).slice(0, PP);
   const run = (tokens, maxTokens) => timeStream(llm, tokens, maxTokens);
   // Warm-up as llama-bench's: a whole prompt's batch, then generation; on another text, so that
@@ -142,7 +143,8 @@ function inChild(kind, model) {
 async function main() {
   if (args[0] === "--child") {
     const [, kind, model] = args;
-    const result = kind === "nlc" ? await childNodeLlamaCpp(model) : await childOurs(model, kind === "parallel");
+    const draft = kind === "speculative" ? { type: "ngram", nDraft: 16 } : undefined;
+    const result = kind === "nlc" ? await childNodeLlamaCpp(model) : await childOurs(model, kind === "parallel", draft);
     console.log(JSON.stringify(result));
     return;
   }
@@ -159,12 +161,13 @@ async function main() {
     nlc: () => inChild("nlc", model),
     parallel: () => inChild("parallel", model),
     batched: () => llamaBatchedBench(model),
+    speculative: () => inChild("speculative", model),
   };
   const runs = Object.fromEntries(Object.keys(engines).map((name) => [name, []]));
   for (let round = 0; round < rounds; round++) {
     // Engines compared run back to back, llama-napi between the two others, and the order flips
     // every round, so that a trend in the machine's speed favours none of them.
-    const order = ["reference", "ours", "nlc", "parallel", "batched"];
+    const order = ["reference", "ours", "speculative", "nlc", "parallel", "batched"];
     if (round % 2 === 1) order.reverse();
     for (const name of order) runs[name].push(engines[name]());
     const r = (name, key) => runs[name][round][key].toFixed(1);
@@ -186,6 +189,7 @@ async function main() {
   console.log("|---|---|---|");
   console.log(`| llama-bench (same build) | ${fmt("reference", "pp")} | ${fmt("reference", "tg")} |`);
   console.log(`| llama-napi streaming createCompletion | ${fmt("ours", "pp")} | ${fmt("ours", "tg")} |`);
+  console.log(`| llama-napi with n-gram drafting (draft: { type: "ngram" }) | ${fmt("speculative", "pp")} | ${fmt("speculative", "tg")} |`);
   console.log(`| node-llama-cpp 3.21.1 LlamaCompletion | ${fmt("nlc", "pp")} | ${fmt("nlc", "tg")} |`);
   console.log("");
   console.log(`Ratios, median of ${rounds} rounds (lowest–highest):`);
@@ -195,6 +199,7 @@ async function main() {
       `(${fmt("ours", "tgMedian")} vs ${fmt("reference", "tgMedian")} t/s)`,
   );
   console.log(`llama-napi / node-llama-cpp: pp ${ratio("ours", "pp", "nlc")}   tg ${ratio("ours", "tg", "nlc")}`);
+  console.log(`n-gram drafting / plain:     tg ${ratio("speculative", "tg", "ours")} (tg${TG} from a 2-token prompt: little to look up; scripts/bench-speculative.mjs measures where drafts are taken)`);
   console.log(
     `4 parallel sequences / 1:    llama-napi ${ratio("parallel", "aggregate", "parallel", "single")} (${fmt("parallel", "aggregate")} vs ${fmt("parallel", "single")} t/s; target >= 2.5x), ` +
       `llama-batched-bench ${ratio("batched", "aggregate", "batched", "single")} (${fmt("batched", "aggregate")} vs ${fmt("batched", "single")} t/s)`,

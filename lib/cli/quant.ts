@@ -7,6 +7,7 @@
 import { stat, writeFile } from "node:fs/promises";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { bench, type BenchProgress } from "../tools/bench.js";
+import type { DraftOptions } from "../completion/options.js";
 import { LlamaError } from "../errors.js";
 import { parseQuantType, quantize, quantTypes } from "../tools/quantize.js";
 import { formatBytes, formatFor, renderReport, toMarkdown } from "../tools/report.js";
@@ -180,6 +181,8 @@ const BENCH_USAGE = `usage: llama-napi bench [MODEL.gguf ...] [--base BASE.gguf 
   -p N, -n N, -r N   prompt tokens, generated tokens, runs per test (default 512, 128, 5)
   -t N               threads
   -b N, --ub N       batch and micro-batch sizes (default 2048, 512)
+  --draft FILE|ngram also time -n greedy tokens with speculative decoding (a draft model, or n-gram lookup) against without
+  --draft-max N      most tokens drafted per decode (default 16)
   --out FILE         write the report: .html, .md, .csv, .json or .svg (repeatable)`;
 
 function describeProgress(event: BenchProgress): { label: string; fraction: number } {
@@ -193,7 +196,17 @@ function describeProgress(event: BenchProgress): { label: string; fraction: numb
     }
     case "quality":
       return { label: `${name} perplexity`, fraction: event.chunksDone / event.chunksTotal };
+    case "speculative":
+      return { label: `${name} speculative`, fraction: 0 };
   }
+}
+
+function draftOf(draft: string | undefined, nDraft: number | undefined): DraftOptions | undefined {
+  if (draft === undefined) {
+    if (nDraft !== undefined) throw new UsageError("--draft-max needs --draft");
+    return undefined;
+  }
+  return draft === "ngram" ? { type: "ngram", nDraft } : { modelPath: draft, nDraft };
 }
 
 /** `llama-napi bench`: quantize what is missing, measure everything, print the table, write reports. */
@@ -213,6 +226,8 @@ export function benchCommand(argv: string[], io: CommandIo = defaultIo()): Promi
       threads: { type: "string", short: "t" },
       "batch-size": { type: "string", short: "b" },
       ub: { type: "string" },
+      draft: { type: "string" },
+      "draft-max": { type: "string" },
       out: { type: "string", multiple: true },
     });
     const outputs = (values.out as string[] | undefined) ?? [];
@@ -232,6 +247,7 @@ export function benchCommand(argv: string[], io: CommandIo = defaultIo()): Promi
       nThreads: positiveInteger("threads", values.threads),
       nBatch: positiveInteger("batch-size", values["batch-size"]),
       nUbatch: positiveInteger("ub", values.ub),
+      draft: draftOf(values.draft as string | undefined, positiveInteger("draft-max", values["draft-max"])),
       signal,
       onProgress: (event) => {
         const { label, fraction } = describeProgress(event);

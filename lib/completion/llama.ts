@@ -281,17 +281,22 @@ export class Llama {
 
   #streamCompletion(prompt: Prompt, options: CompletionOptions): AsyncIterableIterator<CompletionChunk> {
     const { prepared, promptText, logprobs } = this.#prepareCompletion(prompt, options);
+    const includeUsage = options.streamOptions?.includeUsage === true;
     const chunk = (text: string, finish: FinishReason | null, lp: CompletionChunk["choices"][number]["logprobs"]): CompletionChunk => ({
       id: prepared.id,
       object: "text_completion",
       created: prepared.created,
       model: this.modelPath,
       choices: [{ text, index: 0, logprobs: lp, finish_reason: finish }],
+      ...(includeUsage ? { usage: null } : {}),
     });
     return this.#runStream(prepared, {
       intro: options.echo ? [chunk(promptText, null, null)] : [],
       delta: (text, released) => chunk(text, null, logprobs === undefined ? null : completionLogprobs(this.model, released, promptText.length)),
-      finish: (result) => [chunk("", result.finishReason, null)],
+      finish: (result) => [
+        chunk("", result.finishReason, null),
+        ...(includeUsage ? [{ ...chunk("", null, null), choices: [], usage: usage(prepared.request.prompt.length, result, this.#draft !== null) }] : []),
+      ],
     });
   }
 

@@ -128,6 +128,8 @@ export interface CompletionOptions extends SamplingOptions {
   /** Drop the start of a prompt too long for the context instead of failing with CONTEXT_FULL. */
   truncate?: boolean;
   stream?: boolean;
+  /** With stream: includeUsage sends a last chunk with the usage and no choices. */
+  streamOptions?: { includeUsage?: boolean };
 }
 
 export type ResponseFormat =
@@ -233,7 +235,14 @@ export function checkCompletionOptions(prompt: unknown, options: CompletionOptio
     },
     truncate: boolean,
     stream: boolean,
+    streamOptions: checkStreamOptions,
   });
+}
+
+function checkStreamOptions(name: string, value: unknown): void {
+  const so = expectObject(name, value);
+  for (const key of Object.keys(so)) if (key !== "includeUsage") throw new TypeError(`${name}.${key} is not a known option`);
+  if (so.includeUsage !== undefined) boolean(`${name}.includeUsage`, so.includeUsage);
 }
 
 /** What a chat renders besides its messages (formatChat takes these too). */
@@ -276,11 +285,7 @@ export function checkChatOptions(options: ChatCompletionOptions): ChatCompletion
     },
     ...chatFormatChecks,
     stream: boolean,
-    streamOptions: (name, value) => {
-      const so = expectObject(name, value);
-      for (const key of Object.keys(so)) if (key !== "includeUsage") throw new TypeError(`${name}.${key} is not a known option`);
-      if (so.includeUsage !== undefined) boolean(`${name}.includeUsage`, so.includeUsage);
-    },
+    streamOptions: checkStreamOptions,
   });
   if (o.grammar !== undefined && o.responseFormat !== undefined && o.responseFormat.type !== "text") {
     throw new RangeError("options.grammar and options.responseFormat both constrain the output: pass one of them");

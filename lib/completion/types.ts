@@ -43,6 +43,8 @@ export interface CompletionChunk {
   created: number;
   model: string;
   choices: Array<{ text: string; index: number; logprobs: CompletionLogprobs | null; finish_reason: FinishReason | null }>;
+  /** With streamOptions.includeUsage: null on every chunk but the last, which has no choices. */
+  usage?: CompletionUsage | null;
 }
 
 export type ChatRole = "system" | "user" | "assistant" | "tool" | (string & {});

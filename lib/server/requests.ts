@@ -272,6 +272,8 @@ export function completionRequest(body: unknown, limits: RequestLimits): Complet
   if (f.bool("echo")) options.echo = true;
   const suffix = f.string("suffix");
   if (suffix !== undefined) options.suffix = suffix;
+  const streamOptions = streamOptionsOf(f);
+  if (streamOptions) options.streamOptions = streamOptions;
   return { prompt: promptOf(f.raw.prompt, limits.nVocab), options, stream: f.bool("stream") ?? false };
 }
 
@@ -336,14 +338,18 @@ function toolOptionsOf(f: Fields): Partial<ChatCompletionOptions> {
     }
     options.reasoningFormat = reasoning as ChatCompletionOptions["reasoningFormat"];
   }
-  const streamOptions = f.raw.stream_options;
-  if (streamOptions !== undefined && streamOptions !== null) {
-    if (typeof streamOptions !== "object" || Array.isArray(streamOptions)) throw badRequest("stream_options must be an object", "stream_options");
-    const include = (streamOptions as Record<string, unknown>).include_usage;
-    if (include !== undefined && typeof include !== "boolean") throw badRequest("stream_options.include_usage must be a boolean", "stream_options");
-    if (include) options.streamOptions = { includeUsage: true };
-  }
+  const streamOptions = streamOptionsOf(f);
+  if (streamOptions) options.streamOptions = streamOptions;
   return options;
+}
+
+function streamOptionsOf(f: Fields): { includeUsage: true } | undefined {
+  const streamOptions = f.raw.stream_options;
+  if (streamOptions === undefined || streamOptions === null) return undefined;
+  if (typeof streamOptions !== "object" || Array.isArray(streamOptions)) throw badRequest("stream_options must be an object", "stream_options");
+  const include = (streamOptions as Record<string, unknown>).include_usage;
+  if (include !== undefined && typeof include !== "boolean") throw badRequest("stream_options.include_usage must be a boolean", "stream_options");
+  return include ? { includeUsage: true } : undefined;
 }
 
 export function chatRequest(body: unknown, limits: RequestLimits): ChatRequest {

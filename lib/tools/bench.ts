@@ -13,7 +13,9 @@ import { readGgufHeader } from "../gguf/reader.js";
 import { compareModels, perplexity, type ModelComparison, type PerplexityResult } from "./perplexity.js";
 import { parseQuantType, quantize, quantTypeName, type QuantType } from "./quantize.js";
 import { measureSpeed, speedOptionChecks, type SpeedProgress, type SpeedResult } from "./speed.js";
-import { checkOptions, expectString, func, integer, signal, string, withAlias } from "../validate.js";
+import { checkOptions, expectObject, expectString, func, integer, signal, string, withAlias } from "../validate.js";
+import type { DraftOptions } from "../completion/options.js";
+import { measureSpeculative, type SpeculativeSpeed } from "./speculative.js";
 
 export interface BenchOptions {
   /** Model files to measure. */
@@ -40,6 +42,8 @@ export interface BenchOptions {
   nUbatch?: number;
   /** Threads for everything. Default: the library's default. */
   nThreads?: number;
+  /** Also measure speculative decoding with this draft: greedy generation with it against without, per model. */
+  draft?: DraftOptions;
   /** @deprecated The older name of nThreads (still accepted). */
   threads?: number;
   onProgress?: (event: BenchProgress) => void;
@@ -49,7 +53,8 @@ export interface BenchOptions {
 export type BenchProgress =
   | { phase: "quantize"; model: string; type: QuantType; fraction: number }
   | { phase: "speed"; model: string; progress: SpeedProgress }
-  | { phase: "quality"; model: string; chunksDone: number; chunksTotal: number };
+  | { phase: "quality"; model: string; chunksDone: number; chunksTotal: number }
+  | { phase: "speculative"; model: string };
 
 /** What the quality pass measured against the base (the base's own figures are in its perplexity). */
 export type BaseDivergence = Omit<ModelComparison, "base" | "candidate">;
@@ -65,6 +70,8 @@ export interface BenchModelResult extends SpeedResult {
   perplexity?: PerplexityResult;
   /** Against the base model, when there is one and a text. */
   divergence?: BaseDivergence;
+  /** With options.draft: nGen greedy tokens with the draft against without it. */
+  speculative?: SpeculativeSpeed;
 }
 
 export interface BenchReport {
@@ -130,6 +137,7 @@ export async function bench(options: BenchOptions): Promise<BenchReport> {
     text: string,
     nCtx: integer({ min: 8 }),
     nChunks: integer({ min: 1 }),
+    draft: (name, value) => expectObject(name, value),
     ...speedOptionChecks,
     onProgress: func,
     signal,
@@ -181,6 +189,10 @@ export async function bench(options: BenchOptions): Promise<BenchReport> {
       fileSize: (await stat(path)).size,
       bitsPerWeight: (speed.modelSize * 8) / speed.nParams,
     });
+    if (o.draft !== undefined) {
+      o.onProgress?.({ phase: "speculative", model: path });
+      results.at(-1)!.speculative = await measureSpeculative(path, { draft: o.draft, nGen: speedOptions.nGen, repetitions: speedOptions.repetitions, nThreads: o.nThreads, signal: o.signal });
+    }
   }
 
   if (o.text !== undefined) {

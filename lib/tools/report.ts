@@ -5,6 +5,7 @@
 import { basename } from "node:path";
 import type { BenchModelResult, BenchReport } from "./bench.js";
 import type { ThroughputTest } from "./speed.js";
+import type { SpeculativeSpeed } from "./speculative.js";
 import { expectNumber, expectObject, expectString } from "../validate.js";
 import { CHART_HEIGHT, CHART_WIDTH, escapeXml, scatterChart, type ChartSpec } from "./report-chart.js";
 
@@ -60,6 +61,13 @@ interface Column {
   cell: (model: BenchModelResult) => string;
 }
 
+/** Tokens per second with the draft, the ratio to without it, and the share of drafts accepted. */
+function formatSpeculative(s: SpeculativeSpeed): string {
+  const sorted = [...s.draftTps].sort((a, b) => a - b);
+  const accepted = s.draftTokens === 0 ? "no drafts" : `${((100 * s.draftAccepted) / s.draftTokens).toFixed(0)}% accepted`;
+  return `${sorted[sorted.length >> 1]!.toFixed(2)} (${s.ratio.toFixed(2)}x, ${accepted})`;
+}
+
 function columns(report: BenchReport): Column[] {
   const { nPrompt, nGen } = report.settings;
   const hasQuality = report.models.some((m) => m.perplexity !== undefined);
@@ -75,6 +83,9 @@ function columns(report: BenchReport): Column[] {
     { header: "TTFT ms", align: "right", cell: (m) => m.ttft.meanMs.toFixed(1) },
     { header: "peak mem", align: "right", cell: (m) => formatBytes(m.peakMemoryBytes) },
   ];
+  if (report.models.some((m) => m.speculative !== undefined)) {
+    list.push({ header: `tg${nGen} drafted t/s`, align: "right", cell: (m) => (m.speculative ? formatSpeculative(m.speculative) : "") });
+  }
   if (hasQuality) {
     list.push({
       header: "PPL",

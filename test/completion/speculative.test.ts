@@ -83,8 +83,13 @@ describe("speculative decoding on stories260K", () => {
   it("a stream gives the text the whole completion gives", async () => {
     const llm = drafted.q4!;
     const whole = await llm.createCompletion(RETELL, { maxTokens: 100, temperature: 0 });
-    const chunks = await drain(llm.createCompletion(RETELL, { maxTokens: 100, temperature: 0, stream: true }));
-    expect(chunks.map((c) => c.choices[0]!.text).join("")).toBe(whole.choices[0]!.text);
+    const chunks = await drain(llm.createCompletion(RETELL, { maxTokens: 100, temperature: 0, stream: true, streamOptions: { includeUsage: true } }));
+    expect(chunks.map((c) => c.choices[0]?.text ?? "").join("")).toBe(whole.choices[0]!.text);
+    // The last chunk carries the usage, draft counts included, and no choices; the others carry null.
+    const last = chunks.at(-1)!;
+    expect(last.choices).toEqual([]);
+    expect(last.usage).toEqual(whole.usage);
+    expect(chunks.slice(0, -1).every((c) => c.usage === null)).toBe(true);
   });
 
   it("an abort mid-generation rejects with ABORTED and the Llama goes on", async () => {

@@ -68,6 +68,10 @@ describe("the server with LoRA adapters and a draft", () => {
     const usage = res.usage as unknown as { draft_tokens: number; draft_accepted: number };
     expect(usage.draft_tokens).toBeGreaterThanOrEqual(usage.draft_accepted);
     expect(typeof usage.draft_accepted).toBe("number");
+    const stream = await client.completions.create({ model: "m", prompt: PROMPT, max_tokens: 30, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    const chunks = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    expect(chunks.at(-1)!.usage).toMatchObject({ completion_tokens: 30, draft_tokens: expect.any(Number), draft_accepted: expect.any(Number) });
     const chat = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: PROMPT }], max_tokens: 20, temperature: 0 });
     expect((chat.usage as unknown as { draft_tokens: number }).draft_tokens).toBeGreaterThanOrEqual(0);
   });

@@ -339,6 +339,21 @@ describe("commands", () => {
     expect(readFileSync(outputs[4]!, "utf8")).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
   });
 
+  it("bench --draft: a speculative column, greedy generation with the draft against without it", async () => {
+    const run = captureIo();
+    expect(await benchCommand([stories, "--draft", stories, "--draft-max", "4", "-p", "16", "-n", "48", "-r", "1", "-t", "2"], run.io), run.stderr()).toBe(0);
+    const table = run.stdout();
+    expect(table.split("\n")[0]).toMatch(/\| +tg48 drafted t\/s \|/);
+    // The model drafting for itself: every draft is accepted.
+    expect(table).toMatch(/\| +[\d.]+ \([\d.]+x, 100% accepted\) \|/);
+    const report = await bench({ models: [stories], draft: { type: "ngram", nDraft: 8 }, nPrompt: 16, nGen: 64, repetitions: 2, nThreads: 2 });
+    const s = report.models[0]!.speculative!;
+    expect(s.plainTps).toHaveLength(2);
+    expect(s.draftTps.every((t) => t > 0)).toBe(true);
+    expect(s.draftAccepted).toBeLessThanOrEqual(s.draftTokens);
+    expect((await benchCommand([stories, "--draft-max", "4"], captureIo().io))).toBe(2);
+  });
+
   it("bench: an abort stops the measuring child", async () => {
     const controller = new AbortController();
     let step = "";
