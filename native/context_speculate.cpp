@@ -37,8 +37,8 @@ class SpeculateWorker : public PromiseWorker {
     std::vector<llama_token> &tokens = request_.history;  // what the target's sequence holds
     llama_token last = request_.token;
     common_speculative_begin(drafter_->speculative, seq, tokens);
-    int32_t limit = drafter_->n_draft;  // draft length, halved after a miss, doubled after a hit
-    int32_t idle = 0;                   // steps left without drafting, after misses at length 1
+    Drafter::Backoff &backoff = drafter_->backoff[seq];
+    if (backoff.limit == 0) backoff.limit = drafter_->n_draft;
     int32_t generated = 0;
     std::vector<int32_t> step_ends;  // tokens posted to JS by the end of each step
     while (generated < request_.max_tokens && static_cast<llama_pos>(tokens.size()) < request_.max_position) {
@@ -50,8 +50,9 @@ class SpeculateWorker : public PromiseWorker {
 
       const llama_pos n_past = static_cast<llama_pos>(tokens.size());
       int32_t room = std::min(request_.max_tokens - generated, request_.max_position - n_past) - 1;
-      std::vector<llama_token> draft = Draft(seq, last, std::min(idle > 0 ? 0 : limit, room));
-      if (idle > 0) idle--;
+      const bool paused = backoff.idle > 0;
+      std::vector<llama_token> draft = Draft(seq, last, paused ? 0 : std::min(backoff.limit, room));
+      if (paused) backoff.idle--;
 
       BatchInput verify{{last}, {n_past}, {seq}, {1}};
       for (size_t i = 0; i < draft.size(); i++) {
@@ -90,7 +91,7 @@ class SpeculateWorker : public PromiseWorker {
       generated += static_cast<int32_t>(ids.size());
       step_ends.push_back(generated);
       if (eog) break;
-      Adapt(draft.size(), taken, limit, idle);
+      if (!paused && room > 0) Adapt(backoff, draft.size(), taken);
     }
   }
 
@@ -121,19 +122,21 @@ class SpeculateWorker : public PromiseWorker {
   }
 
   // Drafting backs off where it misses, so that a step costs no more than a plain decode where
-  // nothing is accepted (a verifying decode of many tokens costs more than one of one token): the
-  // length halves after a draft with nothing taken, and below one, drafting pauses for a while.
-  void Adapt(size_t drafted, int32_t taken, int32_t &limit, int32_t &idle) const {
-    if (drafted == 0) return;
-    if (taken == static_cast<int32_t>(drafted)) {
-      limit = std::min(drafter_->n_draft, limit * 2);
-    } else if (taken == 0) {
-      limit /= 2;
-      if (limit == 0) {
-        limit = 1;
-        idle = 16;
-      }
+  // nothing is accepted (a verifying decode of many tokens costs more than one of one token, and a
+  // draft model decodes even when it proposes nothing): the length halves after a draft with
+  // nothing taken, and after misses in a row drafting pauses for 2, 4, ... up to 32 steps. An
+  // n-gram lookup that finds nothing costs nothing and is not a miss. Kept per sequence between runs.
+  void Adapt(Drafter::Backoff &backoff, size_t drafted, int32_t taken) const {
+    if (drafted > 0 && taken == static_cast<int32_t>(drafted)) {
+      backoff.limit = std::min(drafter_->n_draft, backoff.limit * 2);
+    } else if (drafted > 0 && taken == 0) {
+      backoff.limit = std::max(1, backoff.limit / 2);
     }
+    if (taken > 0 || (drafted == 0 && drafter_->kind == Drafter::Kind::kNgram)) {
+      backoff.misses = 0;
+      return;
+    }
+    if (++backoff.misses >= 2) backoff.idle = std::min(32, 1 << std::min(backoff.misses - 1, 5));
   }
 
   void Settled() override {

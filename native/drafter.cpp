@@ -127,6 +127,7 @@ Napi::Value Context::SetDrafter(const Napi::CallbackInfo &info) {
     ThrowError(env, "INCOMPATIBLE_DRAFT", "llama.cpp could not set up speculative decoding: " + capture.Summary());
     return env.Undefined();
   }
+  drafter->backoff.resize(n_seq);
   handle->drafter = std::move(drafter);
   return env.Undefined();
 }

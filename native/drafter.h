@@ -21,6 +21,13 @@ struct Drafter {
   int32_t n_draft = 0;
   // Per sequence, the tokens the draft context holds at positions 0, 1, ...
   std::vector<std::vector<llama_token>> draft_cached;
+  // Per sequence, how far drafting has backed off (context_speculate.cpp's Adapt), kept between runs.
+  struct Backoff {
+    int32_t limit = 0;   // the draft length now; 0: n_draft
+    int32_t idle = 0;    // steps left without drafting
+    int32_t misses = 0;  // steps in a row whose draft had nothing taken
+  };
+  std::vector<Backoff> backoff;
 
   Drafter() = default;
   ~Drafter();
