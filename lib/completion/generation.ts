@@ -3,6 +3,7 @@
 // text that token completes is out, and settles with the text and OpenAI's finish reason.
 import type { LoadedModel } from "../core/loaded-model.js";
 import type { LlamaSampler } from "../core/sampler.js";
+import { tokensToKeep } from "./context-shift.js";
 import type { Scheduler, SchedulerJob, TokenLogprob } from "./scheduler.js";
 import { abortError, finishReasonOf, StopCondition } from "./stopping.js";
 import type { FinishReason } from "./types.js";
@@ -25,6 +26,8 @@ export interface GenerationRequest {
   stops: readonly string[];
   /** Tokens to generate at most (Infinity: until the end of generation or a full context). */
   maxTokens: number;
+  /** Shift the context when it is full, keeping `keep` prompt tokens after the BOS (context-shift.ts). Absent or null: stop there. */
+  contextShift?: { keep: number } | null;
   /** Alternatives per token to report with log-probabilities (undefined: none). */
   logprobs?: number;
   /** Special tokens whose text shows in the output (a chat's tool call markers). */
@@ -57,6 +60,7 @@ class Generation implements SchedulerJob {
   readonly sampler: LlamaSampler;
   readonly logprobs: number | undefined;
   readonly signal: AbortSignal | undefined;
+  readonly shiftKeep: number | null;
   readonly done: Promise<GenerationResult>;
   readonly #request: GenerationRequest;
   readonly #stop: StopCondition;
@@ -71,12 +75,15 @@ class Generation implements SchedulerJob {
     this.sampler = request.sampler;
     this.logprobs = request.logprobs;
     this.signal = request.signal;
+    const shift = request.contextShift ?? null;
+    this.shiftKeep = shift === null ? null : tokensToKeep(shift.keep, request.prompt.length, model.info.addBos, nCtxSeq);
     this.#stop = new StopCondition({
       decoder: model.createTokenDecoder({ specialTokens: request.specialTokens }),
       isEog: (token) => model.isEog(token),
       stops: request.stops,
       maxTokens: request.maxTokens,
-      room: nCtxSeq - request.prompt.length,
+      // A context that shifts is no limit.
+      room: shift === null ? nCtxSeq - request.prompt.length : Infinity,
       signal: request.signal,
     });
     this.done = new Promise((resolve, reject) => (this.#settle = { resolve, reject }));

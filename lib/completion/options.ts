@@ -8,6 +8,7 @@ import { SAMPLING_PARAMETERS, samplingChecks, type MirostatOptions, type Sampler
 import { LlamaError } from "../errors.js";
 import { boolean, checkOptions, expectObject, expectString, func, integer, number, signal, string } from "../validate.js";
 import { REASONING_FORMATS, type ReasoningFormat } from "../core/jinja-templates.js";
+import { checkContextShift, type ContextShiftOption } from "./context-shift.js";
 import type { ChatMessage, ChatTool, ChatToolChoice } from "./types.js";
 
 export interface LlamaLoadOptions {
@@ -42,6 +43,12 @@ export interface LlamaLoadOptions {
   /** Requests decoded together as sequences of one context (continuous batching). Default 1: requests queue. */
   nParallel?: number;
   /**
+   * When a generation fills its sequence's context, discard the older half of the tokens after the
+   * first `keep` of the prompt (and the BOS) and go on, as llama.cpp's --context-shift --keep N;
+   * true: { keep: 0 }. Default false: the generation ends there (finish_reason "length").
+   */
+  contextShift?: ContextShiftOption;
+  /**
    * Chat template: a Jinja template (a string, e.g. a .jinja file's contents), rendered by llama.cpp's
    * Jinja engine, or a built-in name (see builtinChatTemplates()) for llama.cpp's older formatter,
    * which offers no tools. Default: the model's (its GGUF's tokenizer.chat_template).
@@ -66,6 +73,8 @@ export interface SamplingOptions extends SamplerOptions {
   stop?: string | string[];
   /** Tokens to generate (0 or null: until end of generation or a full context). */
   maxTokens?: number | null;
+  /** This request's context shift (see LlamaLoadOptions.contextShift). Default: the Llama's. */
+  contextShift?: ContextShiftOption;
   signal?: AbortSignal;
 }
 
@@ -130,6 +139,7 @@ const samplingOptionChecks = {
   maxTokens: (name: string, value: unknown) => {
     if (value !== null) integer({ min: 0 })(name, value);
   },
+  contextShift: checkContextShift,
   signal,
 };
 
@@ -152,6 +162,7 @@ export function checkLoadOptions(options: LlamaLoadOptions): LlamaLoadOptions & 
       if (value !== "auto" && typeof value !== "boolean") throw new TypeError(`${name} must be true, false or "auto"`);
     },
     nParallel: integer({ min: 1, max: maxParallelSequences() }),
+    contextShift: checkContextShift,
     chatTemplate: string,
     jinja: boolean,
     rpcServers: (name, value) => checkEndpoints(name, value),

@@ -5,6 +5,7 @@ import type { LlamaContext, SampleResult } from "../core/context.js";
 import { LlamaError } from "../errors.js";
 import { BatchBuilder } from "../core/batch.js";
 import type { LlamaSampler } from "../core/sampler.js";
+import { mustShift, shiftSequence } from "./context-shift.js";
 
 export interface TokenLogprob {
   /** Log-probability of the chosen token. */
@@ -24,6 +25,8 @@ export interface SchedulerJob {
   readonly logprobs: number | undefined;
   /** Aborts a decode of this job alone mid-way. */
   readonly signal: AbortSignal | undefined;
+  /** Tokens at its sequence's start that a context shift keeps (context-shift.ts); null: it never shifts. */
+  readonly shiftKeep: number | null;
   /** Takes a sampled token; false when generation ends with it. */
   accept(token: number, logprob: TokenLogprob | undefined): boolean;
   /** How many more tokens accept() takes at most: 0 once the job stopped or was aborted. */
@@ -41,6 +44,8 @@ interface Slot {
   seqId: number;
   /** Tokens whose KV entries this sequence holds, in position order. */
   cached: number[];
+  /** How many of `cached` a new prompt may reuse: all, until a context shift leaves the kept ones only. */
+  reusable: number;
   job: SchedulerJob | null;
   /** Prompt tokens still to evaluate, from this index of job.prompt. */
   promptCursor: number;
@@ -81,6 +86,7 @@ export class Scheduler {
     this.#slots = Array.from({ length: context.nSeqMax }, (_, seqId) => ({
       seqId,
       cached: [],
+      reusable: Infinity,
       job: null,
       promptCursor: 0,
       pendingToken: null,
@@ -173,7 +179,7 @@ export class Scheduler {
       let bestShared = -1;
       for (const slot of free) {
         if (!this.#cacheIntact(slot)) this.#forget(slot);
-        const shared = commonPrefix(slot.cached, job.prompt);
+        const shared = Math.min(commonPrefix(slot.cached, job.prompt), slot.reusable);
         if (shared > bestShared) {
           best = slot;
           bestShared = shared;
@@ -188,6 +194,7 @@ export class Scheduler {
         } else {
           best.cached.length = keep;
         }
+        best.reusable = Infinity;
       } catch (err) {
         job.end(err);
         continue;
@@ -227,6 +234,7 @@ export class Scheduler {
 
   #forget(slot: Slot): void {
     slot.cached = [];
+    slot.reusable = Infinity;
     try {
       this.#context.removeTokens(slot.seqId, 0, -1);
     } catch {
@@ -240,12 +248,14 @@ export class Scheduler {
     // that has not by the next turn sits this step out. Without the wait, sequences whose readers
     // ask a few reactions apart would take turns instead of sharing a batch.
     if (this.#slots.some((s) => s.job !== null && s.paused !== null)) await new Promise<void>((resume) => setImmediate(resume));
+    this.#shiftFull();
     // A lone generating sequence, with no request that could join it, runs ahead natively.
     const active = this.#slots.filter((s) => s.job !== null);
     const joinable = this.#queue.length > 0 && active.length < this.#slots.length;
     const lone = active.length === 1 && !joinable ? active[0]! : null;
     if (lone !== null && lone.pendingToken !== null && lone.paused === null && lone.job!.logprobs === undefined) {
-      const room = context.nCtxSeq - lone.cached.length;
+      // A job that shifts decodes below the last position only: its next shift comes before that.
+      const room = context.nCtxSeq - (lone.job!.shiftKeep === null ? 0 : 1) - lone.cached.length;
       const left = Math.min(lone.job!.tokensLeft(), room);
       if (left > 0) {
         await this.#runAhead(lone, left);
@@ -345,6 +355,25 @@ export class Scheduler {
       const ended = this.#deliver(slot, result.tokens[i]!, info);
       if (ended !== null) this.#finish(slot, ended === "stopped" ? undefined : ended);
     });
+  }
+
+  /**
+   * Shifts each sequence whose pending token would take the last position of its context, where its
+   * job shifts (llama-completion shifts just before it decodes that token). One that fails ends.
+   */
+  #shiftFull(): void {
+    for (const slot of this.#slots) {
+      const keep = slot.job?.shiftKeep ?? null;
+      if (keep === null || slot.pendingToken === null || slot.paused !== null || !mustShift(slot.cached.length, this.#context.nCtxSeq)) continue;
+      if (slot.job!.tokensLeft() === 0) continue;
+      try {
+        shiftSequence(this.#context, slot.seqId, slot.cached, keep);
+        slot.reusable = Math.min(slot.reusable, keep);
+      } catch (error) {
+        this.#forget(slot);
+        this.#finish(slot, { error });
+      }
+    }
   }
 
   /**
