@@ -63,6 +63,8 @@ export interface RequestLimits {
   /** The most tokens one request may generate; also the default for chat. */
   maxTokensCap: number;
   nVocab: number;
+  /** Whether the Llama shifts a full context (then a request's n_keep applies, as in llama-server). */
+  contextShift: boolean;
 }
 
 interface Bounds {
@@ -195,6 +197,17 @@ const scalarFields = scalarSamplingParameters()
   .filter(({ name }) => name !== "seed" && name !== "grammar")
   .map((parameter) => ({ ...parameter, field: parameter.name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`) }));
 
+/**
+ * llama-server's n_keep: the prompt tokens a context shift keeps after the BOS (-1: all), where the
+ * server shifts; without --context-shift it has no effect, as there. A shift always discards half:
+ * llama-server's n_discard is not supported.
+ */
+function contextShiftOf(f: Fields, limits: RequestLimits): SamplingOptions["contextShift"] {
+  if (f.int("n_discard", { min: 0 })) throw badRequest("n_discard is not supported: a context shift discards half of the tokens after n_keep", "n_discard", "unsupported");
+  const keep = f.int("n_keep", { min: -1 });
+  return keep !== undefined && limits.contextShift ? { keep } : undefined;
+}
+
 function samplingOf(f: Fields, limits: RequestLimits): SamplingOptions {
   const options: Record<string, unknown> = {};
   for (const { name, field, scalar, min, max } of scalarFields) {
@@ -208,6 +221,7 @@ function samplingOf(f: Fields, limits: RequestLimits): SamplingOptions {
     stop: stopOf(f),
     logitBias: logitBiasOf(f, limits.nVocab),
     grammar: grammarOf(f),
+    contextShift: contextShiftOf(f, limits),
   });
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as SamplingOptions;
 }

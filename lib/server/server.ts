@@ -109,7 +109,11 @@ export class OpenAIServer {
     this.#apiKeyDigest = options.apiKey === undefined ? null : digest(options.apiKey);
     this.#maxBodyBytes = options.maxBodyBytes ?? 1 << 20;
     this.#maxQueue = options.maxQueue ?? 64;
-    this.#limits = { maxTokensCap: options.maxTokensCap ?? options.llama.nCtx, nVocab: options.llama.nVocab };
+    this.#limits = {
+      maxTokensCap: options.maxTokensCap ?? options.llama.nCtx,
+      nVocab: options.llama.nVocab,
+      contextShift: (options.llama.options.contextShift ?? false) !== false,
+    };
     this.#routes = new Map<string, Route>([
       ["/completions", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#completion(b, res, s) }],
       ["/chat/completions", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#chat(b, res, s) }],
