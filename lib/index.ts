@@ -66,6 +66,7 @@ export {
   type MirostatSampling,
   type EmbedOptions,
 } from "./completion/llama.js";
+export type { ContextShiftOption, ContextShiftOptions } from "./completion/context-shift.js";
 export type * from "./completion/types.js";
 export { jsonSchemaGrammar, jsonObjectGrammar } from "./completion/json-grammar.js";
 export { startRpcServer, type RpcServerOptions, type RpcServer } from "./core/rpc.js";

@@ -18,6 +18,8 @@ export const loadOptions: OptionSpecs = {
   "ubatch-size": { type: "string", value: "N", help: "physical batch size (default 512)" },
   "gpu-layers": { type: "string", value: "N", help: "layers to offload to the GPU, -1: all (default 0)" },
   "flash-attn": { type: "string", value: "on|off|auto", help: "flash attention (default auto)" },
+  "context-shift": { type: "boolean", help: "when a generation fills the context, discard the older half of it (after --keep) and go on" },
+  keep: { type: "string", value: "N", help: "with --context-shift: prompt tokens to keep after the BOS; -1: all (default 0)" },
   "no-mmap": { type: "boolean", help: "read the model instead of mapping it" },
   mlock: { type: "boolean", help: "lock the model in RAM" },
   "chat-template": { type: "string", value: "JINJA|NAME", help: "chat template: a Jinja template, or a built-in name (chatml, llama3, ...) for llama.cpp's older formatter" },
@@ -61,6 +63,8 @@ export const samplingOptions: OptionSpecs = {
 
 export function loadOptionsFrom(flags: Flags, extra: Partial<LlamaLoadOptions> = {}): LlamaLoadOptions {
   const flash = flags.oneOf("flash-attn", ["on", "off", "auto"] as const);
+  const keep = flags.int("keep", { min: -1 });
+  if (keep !== undefined && !flags.bool("context-shift")) throw new UsageError("--keep needs --context-shift");
   return dropUndefined({
     modelPath: flags.required("model"),
     nCtx: flags.int("ctx-size", { min: 0, max: 1 << 24 }),
@@ -69,6 +73,7 @@ export function loadOptionsFrom(flags: Flags, extra: Partial<LlamaLoadOptions> =
     nBatch: flags.int("batch-size", { min: 1, max: 1 << 20 }),
     nUbatch: flags.int("ubatch-size", { min: 1, max: 1 << 20 }),
     nGpuLayers: flags.int("gpu-layers", { min: -1 }),
+    contextShift: flags.bool("context-shift") ? { keep: keep ?? 0 } : undefined,
     flashAttn: flash === undefined ? undefined : flash === "auto" ? "auto" : flash === "on",
     useMmap: flags.bool("no-mmap") ? false : undefined,
     useMlock: flags.bool("mlock") || undefined,

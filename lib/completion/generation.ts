@@ -4,6 +4,7 @@
 import type { LoadedModel } from "../core/loaded-model.js";
 import { NO_ADAPTERS, type AdapterSet } from "./adapters.js";
 import type { LlamaSampler } from "../core/sampler.js";
+import { tokensToKeep } from "./context-shift.js";
 import type { Scheduler, SchedulerJob, TokenLogprob } from "./scheduler.js";
 import { abortError, finishReasonOf, StopCondition } from "./stopping.js";
 import type { FinishReason } from "./types.js";
@@ -26,6 +27,8 @@ export interface GenerationRequest {
   stops: readonly string[];
   /** Tokens to generate at most (Infinity: until the end of generation or a full context). */
   maxTokens: number;
+  /** Shift the context when it is full, keeping `keep` prompt tokens after the BOS (context-shift.ts). Absent or null: stop there. */
+  contextShift?: { keep: number } | null;
   /** Alternatives per token to report with log-probabilities (undefined: none). */
   logprobs?: number;
   /** The LoRA adapters to decode with. Default: none. */
@@ -64,6 +67,7 @@ class Generation implements SchedulerJob {
   readonly logprobs: number | undefined;
   readonly signal: AbortSignal | undefined;
   readonly adapters: AdapterSet;
+  readonly shiftKeep: number | null;
   readonly done: Promise<GenerationResult>;
   readonly #request: GenerationRequest;
   readonly #stop: StopCondition;
@@ -81,12 +85,15 @@ class Generation implements SchedulerJob {
     this.logprobs = request.logprobs;
     this.signal = request.signal;
     this.adapters = request.adapters ?? NO_ADAPTERS;
+    const shift = request.contextShift ?? null;
+    this.shiftKeep = shift === null ? null : tokensToKeep(shift.keep, request.prompt.length, model.info.addBos, nCtxSeq);
     this.#stop = new StopCondition({
       decoder: model.createTokenDecoder({ specialTokens: request.specialTokens }),
       isEog: (token) => model.isEog(token),
       stops: request.stops,
       maxTokens: request.maxTokens,
-      room: nCtxSeq - request.prompt.length,
+      // A context that shifts is no limit.
+      room: shift === null ? nCtxSeq - request.prompt.length : Infinity,
       signal: request.signal,
     });
     this.done = new Promise((resolve, reject) => (this.#settle = { resolve, reject }));

@@ -11,6 +11,7 @@ import { ChatFormatter } from "./chat.js";
 import { ChatReply } from "./chat-reply.js";
 import { Adapters, type LoraOptions } from "./adapters.js";
 import { attachDraft, type Draft } from "./draft.js";
+import { checkCanShift, contextShiftOf } from "./context-shift.js";
 import { Embedder, embeddingTexts } from "./embeddings.js";
 import { runGeneration, type GenerationRequest, type GenerationResult } from "./generation.js";
 import {
@@ -136,6 +137,7 @@ export class Llama {
           nThreadsBatch: o.nThreadsBatch ?? nThreads,
           flashAttn: o.flashAttn === undefined || o.flashAttn === "auto" ? "auto" : o.flashAttn ? "on" : "off",
         });
+        if (contextShiftOf(o.contextShift) !== null) checkCanShift(context, "options.contextShift");
         llama = new Llama(o, model, context);
         // Adapters that fail to load fail the load.
         const adapters = llama.#adapters;
@@ -205,6 +207,13 @@ export class Llama {
     return this.#scheduler;
   }
 
+  /** A request's context shift: its own, or the Llama's. */
+  #contextShift(o: SamplingOptions): { keep: number } | null {
+    const shift = contextShiftOf(o.contextShift ?? this.options.contextShift);
+    if (shift !== null && o.contextShift !== undefined) checkCanShift(this.#context!, "options.contextShift");
+    return shift;
+  }
+
   #sampler(o: SamplingOptions, defaults: { temperature?: number }): LlamaSampler {
     return this.model.createSampler(samplerOptionsOf(o, { temperature: defaults.temperature, seed: this.options.seed }));
   }
@@ -248,11 +257,13 @@ export class Llama {
     const tokens = completionPromptTokens(this.model, prompt, { suffix: o.suffix, truncate: o.truncate, maxTokens, nCtx: this.nCtx });
     const promptText = o.echo ? (typeof prompt === "string" ? prompt : this.model.detokenize(tokens, { removeSpecial: true })) : "";
     const logprobs = o.logprobs === undefined || o.logprobs === null ? undefined : o.logprobs;
+    const contextShift = this.#contextShift(o);
     const request = {
       prompt: tokens,
       sampler: this.#sampler(o, {}),
       stops: stopList(o.stop),
       maxTokens: tokenLimit(o.maxTokens, COMPLETION_DEFAULTS.maxTokens),
+      contextShift,
       logprobs,
     };
     const prepared: Prepared = { request, signal: o.signal, lora: o.lora, ...responseId("cmpl") };
@@ -323,6 +334,7 @@ export class Llama {
   #prepareChat(options: ChatCompletionOptions) {
     const o = checkChatOptions(options);
     this.#live();
+    const contextShift = this.#contextShift(o);
     const chat = this.#chat.prepare(o, this.nCtx);
     if (o.stream && o.logprobs && (o.tools?.length ?? 0) > 0) {
       throw new LlamaError("INVALID_ARGUMENT", "logprobs cannot be streamed with tools");
@@ -334,6 +346,7 @@ export class Llama {
       sampler,
       stops: [...stopList(o.stop), ...chat.stops],
       maxTokens: tokenLimit(o.maxTokens, CHAT_DEFAULTS.maxTokens),
+      contextShift,
       logprobs,
       specialTokens: chat.specialTokens,
     };

@@ -8,6 +8,7 @@ import { SAMPLING_PARAMETERS, samplingChecks, type MirostatOptions, type Sampler
 import { LlamaError } from "../errors.js";
 import { boolean, checkOptions, expectObject, expectString, func, integer, number, signal, string } from "../validate.js";
 import { REASONING_FORMATS, type ReasoningFormat } from "../core/jinja-templates.js";
+import { checkContextShift, type ContextShiftOption } from "./context-shift.js";
 import type { ChatMessage, ChatTool, ChatToolChoice } from "./types.js";
 import { checkLoraList, type LoraOptions } from "./adapters.js";
 
@@ -42,6 +43,12 @@ export interface LlamaLoadOptions {
   flashAttn?: boolean | "auto";
   /** Requests decoded together as sequences of one context (continuous batching). Default 1: requests queue. */
   nParallel?: number;
+  /**
+   * When a generation fills its sequence's context, discard the older half of the tokens after the
+   * first `keep` of the prompt (and the BOS) and go on, as llama.cpp's --context-shift --keep N;
+   * true: { keep: 0 }. Default false: the generation ends there (finish_reason "length").
+   */
+  contextShift?: ContextShiftOption;
   /**
    * Chat template: a Jinja template (a string, e.g. a .jinja file's contents), rendered by llama.cpp's
    * Jinja engine, or a built-in name (see builtinChatTemplates()) for llama.cpp's older formatter,
@@ -115,6 +122,8 @@ export interface SamplingOptions extends SamplerOptions {
   maxTokens?: number | null;
   /** LoRA adapters for this request, instead of Llama.load's (an empty list: the base model). */
   lora?: LoraOptions[];
+  /** This request's context shift (see LlamaLoadOptions.contextShift). Default: the Llama's. */
+  contextShift?: ContextShiftOption;
   signal?: AbortSignal;
 }
 
@@ -182,6 +191,7 @@ const samplingOptionChecks = {
     if (value !== null) integer({ min: 0 })(name, value);
   },
   lora: checkLoraList,
+  contextShift: checkContextShift,
   signal,
 };
 
@@ -204,6 +214,7 @@ export function checkLoadOptions(options: LlamaLoadOptions): LlamaLoadOptions & 
       if (value !== "auto" && typeof value !== "boolean") throw new TypeError(`${name} must be true, false or "auto"`);
     },
     nParallel: integer({ min: 1, max: maxParallelSequences() }),
+    contextShift: checkContextShift,
     chatTemplate: string,
     jinja: boolean,
     rpcServers: (name, value) => checkEndpoints(name, value),

@@ -1,4 +1,5 @@
-// What the scheduler (scheduler.ts) asks of a request, and the counters it keeps.
+// What the scheduler (scheduler.ts) asks of a request, the counters it keeps, and how much of a
+// request's prompt a sequence's cache holds.
 import type { LlamaSampler } from "../core/sampler.js";
 import type { AdapterSet } from "./adapters.js";
 
@@ -22,6 +23,8 @@ export interface SchedulerJob {
   readonly signal: AbortSignal | undefined;
   /** The LoRA adapters its tokens are decoded with. */
   readonly adapters: AdapterSet;
+  /** Tokens at its sequence's start that a context shift keeps (context-shift.ts); null: it never shifts. */
+  readonly shiftKeep: number | null;
   /** Takes a sampled token; false when generation ends with it. */
   accept(token: number, logprob: TokenLogprob | undefined): boolean;
   /** How many more tokens accept() takes at most: 0 once the job stopped or was aborted. */
@@ -45,4 +48,12 @@ export interface SchedulerStats {
   tokens: number;
   /** The most sequences one decode call carried. */
   maxSequencesPerBatch: number;
+}
+
+/** How many tokens `cached` and `prompt` share from the start. */
+export function commonPrefix(cached: readonly number[], prompt: Int32Array): number {
+  const n = Math.min(cached.length, prompt.length);
+  let i = 0;
+  while (i < n && cached[i] === prompt[i]) i++;
+  return i;
 }

@@ -5,7 +5,8 @@ import type { LlamaContext, SampleResult } from "../core/context.js";
 import { LlamaError } from "../errors.js";
 import { BatchBuilder } from "../core/batch.js";
 import { NO_ADAPTERS, type AdapterSet } from "./adapters.js";
-import type { SchedulerJob, SchedulerStats, TokenLogprob } from "./scheduler-job.js";
+import { mustShift, shiftSequence } from "./context-shift.js";
+import { commonPrefix, type SchedulerJob, type SchedulerStats, type TokenLogprob } from "./scheduler-job.js";
 
 export type { SchedulerJob, SchedulerStats, TokenLogprob } from "./scheduler-job.js";
 
@@ -17,6 +18,8 @@ interface Slot {
   cachedWith: string;
   /** Steps the slot had work but sat out for requests with other adapters. */
   waited: number;
+  /** How many of `cached` a new prompt may reuse: all, until a context shift leaves the kept ones only. */
+  reusable: number;
   job: SchedulerJob | null;
   /** Prompt tokens still to evaluate, from this index of job.prompt. */
   promptCursor: number;
@@ -24,13 +27,6 @@ interface Slot {
   pendingToken: number | null;
   /** Until this resolves, the job's reader has not taken its last token: the slot waits. */
   paused: Promise<void> | null;
-}
-
-function commonPrefix(a: readonly number[], b: Int32Array): number {
-  const n = Math.min(a.length, b.length);
-  let i = 0;
-  while (i < n && a[i] === b[i]) i++;
-  return i;
 }
 
 export class Scheduler {
@@ -51,6 +47,7 @@ export class Scheduler {
       cached: [],
       cachedWith: NO_ADAPTERS.key,
       waited: 0,
+      reusable: Infinity,
       job: null,
       promptCursor: 0,
       pendingToken: null,
@@ -144,7 +141,7 @@ export class Scheduler {
       for (const slot of free) {
         if (!this.#cacheIntact(slot)) this.#forget(slot);
         // KV entries decoded with other adapters hold other values.
-        const shared = slot.cachedWith === job.adapters.key ? commonPrefix(slot.cached, job.prompt) : 0;
+        const shared = slot.cachedWith === job.adapters.key ? Math.min(commonPrefix(slot.cached, job.prompt), slot.reusable) : 0;
         if (shared > bestShared) {
           best = slot;
           bestShared = shared;
@@ -159,6 +156,7 @@ export class Scheduler {
         } else {
           best.cached.length = keep;
         }
+        best.reusable = Infinity;
       } catch (err) {
         job.end(err);
         continue;
@@ -200,6 +198,7 @@ export class Scheduler {
 
   #forget(slot: Slot): void {
     slot.cached = [];
+    slot.reusable = Infinity;
     try {
       this.#context.removeTokens(slot.seqId, 0, -1);
     } catch {
@@ -213,12 +212,14 @@ export class Scheduler {
     // that has not by the next turn sits this step out. Without the wait, sequences whose readers
     // ask a few reactions apart would take turns instead of sharing a batch.
     if (this.#slots.some((s) => s.job !== null && s.paused !== null)) await new Promise<void>((resume) => setImmediate(resume));
+    this.#shiftFull();
     // A lone generating sequence, with no request that could join it, runs ahead natively.
     const active = this.#slots.filter((s) => s.job !== null);
     const joinable = this.#queue.length > 0 && active.length < this.#slots.length;
     const lone = active.length === 1 && !joinable ? active[0]! : null;
     if (lone !== null && lone.pendingToken !== null && lone.paused === null && lone.job!.logprobs === undefined) {
-      const room = context.nCtxSeq - lone.cached.length;
+      // A job that shifts decodes below the last position only: its next shift comes before that.
+      const room = context.nCtxSeq - (lone.job!.shiftKeep === null ? 0 : 1) - lone.cached.length;
       const left = Math.min(lone.job!.tokensLeft(), room);
       if (left > 0) {
         if (await this.#apply(lone.job!.adapters, [lone])) await this.#runAhead(lone, left);
@@ -351,6 +352,25 @@ export class Scheduler {
     } catch (error) {
       for (const slot of slots) this.#finish(slot, { error });
       return false;
+    }
+  }
+
+  /**
+   * Shifts each sequence whose pending token would take the last position of its context, where its
+   * job shifts (llama-completion shifts just before it decodes that token). One that fails ends.
+   */
+  #shiftFull(): void {
+    for (const slot of this.#slots) {
+      const keep = slot.job?.shiftKeep ?? null;
+      if (keep === null || slot.pendingToken === null || slot.paused !== null || !mustShift(slot.cached.length, this.#context.nCtxSeq)) continue;
+      if (slot.job!.tokensLeft() === 0) continue;
+      try {
+        shiftSequence(this.#context, slot.seqId, slot.cached, keep);
+        slot.reusable = Math.min(slot.reusable, keep);
+      } catch (error) {
+        this.#forget(slot);
+        this.#finish(slot, { error });
+      }
     }
   }
 

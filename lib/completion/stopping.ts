@@ -1,8 +1,8 @@
 // Why generation stops: the one place that decides it. Each sampled token goes through
 // StopCondition.next, which says what text the token releases and whether generation ends there:
 // an abort, an end-of-generation token (a complete grammar ends with one too), a stop string in the
-// text (across token boundaries), maxTokens, or a full context. The scheduler and the native run
-// ahead only bound how far they go; they never choose the finish reason.
+// text (across token boundaries), maxTokens, or a full context (unless it shifts). The scheduler
+// and the native run ahead only bound how far they go; they never choose the finish reason.
 import { LlamaError } from "../errors.js";
 import type { TokenDecoder } from "../core/token-decoder.js";
 import { StopTextStream } from "./text-stream.js";
@@ -20,7 +20,7 @@ export interface StopRules {
   maxTokens: number;
   /**
    * Tokens the context has room for after the prompt (the first token is sampled from the prompt's
-   * last logits, so a prompt that fills the context still gets one).
+   * last logits, so a prompt that fills the context still gets one). Infinity where it shifts.
    */
   room: number;
   signal?: AbortSignal;

@@ -66,6 +66,8 @@ export interface RequestLimits {
   nVocab: number;
   /** The LoRA adapters loaded at start, by id (their index), with the scales requests get by default. */
   adapters: readonly LoraOptions[];
+  /** Whether the Llama shifts a full context (then a request's n_keep applies, as in llama-server). */
+  contextShift: boolean;
 }
 
 interface Bounds {
@@ -218,6 +220,17 @@ function loraOf(f: Fields, adapters: readonly LoraOptions[]): LoraOptions[] {
   return adapters.map((a, id) => ({ path: a.path, scale: scales.get(id) ?? 0 }));
 }
 
+/**
+ * llama-server's n_keep: the prompt tokens a context shift keeps after the BOS (-1: all), where the
+ * server shifts; without --context-shift it has no effect, as there. A shift always discards half:
+ * llama-server's n_discard is not supported.
+ */
+function contextShiftOf(f: Fields, limits: RequestLimits): SamplingOptions["contextShift"] {
+  if (f.int("n_discard", { min: 0 })) throw badRequest("n_discard is not supported: a context shift discards half of the tokens after n_keep", "n_discard", "unsupported");
+  const keep = f.int("n_keep", { min: -1 });
+  return keep !== undefined && limits.contextShift ? { keep } : undefined;
+}
+
 function samplingOf(f: Fields, limits: RequestLimits): SamplingOptions {
   const options: Record<string, unknown> = {};
   for (const { name, field, scalar, min, max } of scalarFields) {
@@ -232,6 +245,7 @@ function samplingOf(f: Fields, limits: RequestLimits): SamplingOptions {
     logitBias: logitBiasOf(f, limits.nVocab),
     grammar: grammarOf(f),
     lora: loraOf(f, limits.adapters),
+    contextShift: contextShiftOf(f, limits),
   });
   return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as SamplingOptions;
 }

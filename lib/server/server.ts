@@ -109,7 +109,12 @@ export class OpenAIServer {
     this.#apiKeyDigest = options.apiKey === undefined ? null : digest(options.apiKey);
     this.#maxBodyBytes = options.maxBodyBytes ?? 1 << 20;
     this.#maxQueue = options.maxQueue ?? 64;
-    this.#limits = { maxTokensCap: options.maxTokensCap ?? options.llama.nCtx, nVocab: options.llama.nVocab, adapters: options.llama.options.lora ?? [] };
+    this.#limits = {
+      maxTokensCap: options.maxTokensCap ?? options.llama.nCtx,
+      nVocab: options.llama.nVocab,
+      contextShift: (options.llama.options.contextShift ?? false) !== false,
+      adapters: options.llama.options.lora ?? [],
+    };
     this.#routes = new Map<string, Route>([
       ["POST /completions", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#completion(b, res, s) }],
       ["POST /chat/completions", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#chat(b, res, s) }],
