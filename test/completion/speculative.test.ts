@@ -142,6 +142,26 @@ describe("speculative decoding with nParallel", () => {
   }, 60_000);
 });
 
+describe("speculative decoding with a context shift", () => {
+  it("a generation past its context shifts and goes on drafting: the text is plain generation's", async () => {
+    const options = { maxTokens: 600, temperature: 0, contextShift: { keep: 4 } };
+    const plain = await Llama.load({ modelPath: STORIES(), nCtx: 256, nThreads: 1 });
+    const llm = await Llama.load({ modelPath: STORIES(), nCtx: 256, nThreads: 1, draft: { type: "ngram", nDraft: 8, ngramSize: 2 } });
+    const model = await Llama.load({ modelPath: STORIES(), nCtx: 256, nThreads: 1, draft: { modelPath: await storiesModel("Q4_0"), pMin: 0 } });
+    try {
+      const expected = await plain.createCompletion(RETELL, options);
+      expect(expected.usage.completion_tokens).toBe(600);
+      for (const drafted of [llm, model]) {
+        const res = await drafted.createCompletion(RETELL, options);
+        expect(res.choices[0]!.text).toBe(expected.choices[0]!.text);
+        expect(res.usage.draft_accepted).toBeGreaterThan(0);
+      }
+    } finally {
+      await Promise.all([plain.dispose(), llm.dispose(), model.dispose()]);
+    }
+  }, 60_000);
+});
+
 describe("draft options", () => {
   it("a draft model with another vocabulary is INCOMPATIBLE_DRAFT", async () => {
     const attempt = Llama.load({ modelPath: STORIES(), nCtx: 128, draft: { modelPath: modelPath("llama-2-tiny-random.gguf") } });
