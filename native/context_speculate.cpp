@@ -76,7 +76,8 @@ class SpeculateWorker : public PromiseWorker {
       }
       // The drafts taken stay in the KV cache after `last`; the rest go.
       const int32_t taken = static_cast<int32_t>(ids.size()) - 1;
-      if (!draft.empty()) common_speculative_accept(drafter_->speculative, seq, static_cast<uint16_t>(taken));
+      // llama.cpp's drafter hears how its draft went (a lookup draft is not its own).
+      if (!draft.empty() && !looked_up_) common_speculative_accept(drafter_->speculative, seq, static_cast<uint16_t>(taken));
       llama_memory_seq_rm(llama_get_memory(handle_->ctx), seq, n_past + 1 + taken, -1);
       tokens.push_back(last);
       decoded_.push_back(last);
@@ -98,6 +99,7 @@ class SpeculateWorker : public PromiseWorker {
   // Up to n_max tokens the drafter expects after `last`.
   std::vector<llama_token> Draft(llama_seq_id seq, llama_token last, int32_t n_max) {
     std::vector<llama_token> draft;
+    looked_up_ = false;
     if (n_max <= 0) return draft;
     std::vector<llama_token> &tokens = request_.history;
     if (drafter_->draft) drafter_->SyncDraft(seq, tokens);
@@ -111,6 +113,12 @@ class SpeculateWorker : public PromiseWorker {
     };
     common_speculative_draft(drafter_->speculative);
     if (static_cast<int32_t>(draft.size()) > n_max) draft.resize(n_max);
+    if (draft.empty() && drafter_->kind == Drafter::Kind::kNgram) {
+      std::vector<llama_token> with_last = tokens;
+      with_last.push_back(last);
+      draft = drafter_->LookupDraft(seq, with_last, n_max);
+      looked_up_ = !draft.empty();
+    }
     if (drafter_->draft) {
       // The draft model decoded `last` and each draft token but the final one.
       std::vector<llama_token> decoded = tokens;
@@ -170,6 +178,7 @@ class SpeculateWorker : public PromiseWorker {
   std::vector<int32_t> sampled_;
   int32_t drafted_ = 0;
   int32_t accepted_ = 0;
+  bool looked_up_ = false;  // the last draft came from Drafter::LookupDraft
 };
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "drafter.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "common/speculative.h"
@@ -40,6 +41,24 @@ void Drafter::SyncDraft(llama_seq_id seq_id, const std::vector<llama_token> &tok
     }
     cached.insert(cached.end(), tokens.begin() + start, tokens.begin() + end);
   }
+}
+
+std::vector<llama_token> Drafter::LookupDraft(llama_seq_id seq_id, const std::vector<llama_token> &tokens,
+                                              int32_t n_max) {
+  NgramIndex &index = ngrams[seq_id];
+  bool extends = index.tokens.size() <= tokens.size() &&
+                 std::equal(index.tokens.begin(), index.tokens.end(), tokens.begin());
+  if (!extends) index = NgramIndex{};
+  // As llama-lookup: the whole token list, the n-grams that end in its new tokens.
+  std::vector<llama_token> input = tokens;
+  common_ngram_cache_update(index.cache, LLAMA_NGRAM_MIN, LLAMA_NGRAM_MAX, input,
+                            static_cast<int>(tokens.size() - index.tokens.size()), false);
+  index.tokens = tokens;
+  std::vector<llama_token> draft{tokens.back()};
+  common_ngram_cache none;
+  common_ngram_cache_draft(input, draft, n_max, LLAMA_NGRAM_MIN, LLAMA_NGRAM_MAX, index.cache, none, none);
+  draft.erase(draft.begin());
+  return draft;
 }
 
 void Drafter::DraftDecoded(llama_seq_id seq_id, std::vector<llama_token> tokens) {
@@ -108,9 +127,12 @@ Napi::Value Context::SetDrafter(const Napi::CallbackInfo &info) {
     params.draft.ctx_dft = drafter->draft->ctx;
     drafter->draft_cached.resize(n_seq);
   } else if (type == "ngram") {
+    // The longest recent repeat of the last tokens (prompt lookup); where there is none,
+    // llama-lookup's n-gram cache (Drafter::LookupDraft), which also predicts short loops.
     params.types = {COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE};
     params.ngram_simple.size_n = static_cast<uint16_t>(number("ngramSize", 3));
     params.ngram_simple.size_m = static_cast<uint16_t>(drafter->n_draft);
+    drafter->ngrams.resize(n_seq);
   } else {
     Napi::RangeError::New(env, "setDrafter: type must be \"model\" or \"ngram\"").ThrowAsJavaScriptException();
     return env.Undefined();

@@ -5,6 +5,8 @@
 
 #include <vector>
 
+#include "common/common.h"
+#include "common/ngram-cache.h"
 #include "context.h"
 
 struct common_speculative;
@@ -28,6 +30,12 @@ struct Drafter {
     int32_t misses = 0;  // steps in a row whose draft had nothing taken
   };
   std::vector<Backoff> backoff;
+  // Per sequence, llama-lookup's n-gram cache of the sequence's tokens (kNgram), and those tokens.
+  struct NgramIndex {
+    common_ngram_cache cache;
+    std::vector<llama_token> tokens;
+  };
+  std::vector<NgramIndex> ngrams;
 
   Drafter() = default;
   ~Drafter();
@@ -37,6 +45,9 @@ struct Drafter {
   // Brings the draft context's sequence to exactly `tokens` (those of the target's sequence):
   // keeps the common prefix and decodes the rest. On the worker thread; a failure throws.
   void SyncDraft(llama_seq_id seq_id, const std::vector<llama_token> &tokens);
+  // llama-lookup's draft (common_ngram_cache_draft) of up to n_max tokens after `tokens`, from the
+  // n-grams of `tokens` themselves, indexed as they grow (from scratch when the sequence starts over).
+  std::vector<llama_token> LookupDraft(llama_seq_id seq_id, const std::vector<llama_token> &tokens, int32_t n_max);
   // After a draft: what the draft context now holds of `tokens` (the history, the last token, and
   // the draft), read from its memory.
   void DraftDecoded(llama_seq_id seq_id, std::vector<llama_token> tokens);

@@ -4,9 +4,11 @@
 // with llama.cpp's own llama-speculative-simple (draft model) and llama-lookup (n-gram cache), built
 // from the vendored source, on the same models and prompts as anchors.
 //   node scripts/bench-speculative.mjs [--rounds 3] [--threads 2] [--tokens 256]
-// Cases: the generated 1B-shaped Q4_0 model (random weights), greedy, whose output falls into loops
-// that n-gram lookup predicts (acceptance high), and at temperature 1 (acceptance near zero: drafting
-// must back off); the trained stories260K retelling a story given in its prompt. The 1B model's
+// Cases: the generated 1B-shaped Q4_0 model (random weights), greedy with a negative frequency
+// penalty, which makes its output fall into a loop that n-gram lookup predicts (acceptance high;
+// without the penalty its output never repeats, and nothing is drafted: a case of its own); at
+// temperature 1 (acceptance near zero: drafting must back off); the trained stories260K retelling a
+// story given in its prompt. The 1B model's
 // draft model is a generated 4-layer, 256-wide model with the same vocabulary: random weights agree
 // with the target almost never, which measures what a useless draft costs. stories260K's draft is its
 // own Q8_0 quantization. Engines take turns within a round; a ratio is the median of the rounds' ratios.
@@ -60,14 +62,14 @@ const STORY =
   "Once upon a time, there was a little girl named Lily.";
 
 /** One generation: tokens/s from the first token to the last, and the draft counts. */
-async function measure(llm, prompt, temperature, seed) {
+async function measure(llm, prompt, sampling, seed) {
   const info = llm.model.info;
   const noEnd = { [info.eos]: -Infinity, ...(info.eot >= 0 ? { [info.eot]: -Infinity } : {}) };
   let first = 0;
   let last = 0;
   let count = 0;
   let usage;
-  const stream = llm.createCompletion(prompt, { maxTokens: tokens, temperature, seed, logitBias: noEnd, stream: true, streamOptions: { includeUsage: true } });
+  const stream = llm.createCompletion(prompt, { maxTokens: tokens, ...sampling, seed, logitBias: noEnd, stream: true, streamOptions: { includeUsage: true } });
   for await (const chunk of stream) {
     if (chunk.usage) usage = chunk.usage;
     if (!chunk.choices[0]?.text) continue;
@@ -97,10 +99,12 @@ async function main() {
   const stories = join(root, "..", "shared", "models", "stories260K.gguf");
   const storiesDraft = await ensureStoriesDraft(stories);
   const load = (modelPath, draft) => lib.Llama.load({ modelPath, nCtx: 2048, nBatch: 512, nThreads: threads, draft });
+  const opening = "The history of the city begins";
   const cases = [
-    { name: "1B Q4_0, greedy", model: big, draftModel: bigDraft, prompt: "The history of the city begins", temperature: 0 },
-    { name: "1B Q4_0, temperature 1", model: big, draftModel: bigDraft, prompt: "The history of the city begins", temperature: 1 },
-    { name: "stories260K retelling, greedy", model: stories, draftModel: storiesDraft, prompt: STORY, temperature: 0 },
+    { name: "1B Q4_0, greedy, frequency penalty -1.5 (loops)", model: big, draftModel: bigDraft, prompt: opening, sampling: { temperature: 0, frequencyPenalty: -1.5 } },
+    { name: "1B Q4_0, greedy (never repeats)", model: big, draftModel: bigDraft, prompt: opening, sampling: { temperature: 0 } },
+    { name: "1B Q4_0, temperature 1", model: big, draftModel: bigDraft, prompt: opening, sampling: { temperature: 1 } },
+    { name: "stories260K retelling, greedy", model: stories, draftModel: storiesDraft, prompt: STORY, sampling: { temperature: 0 } },
   ];
   const table = [];
   for (const c of cases) {
@@ -114,16 +118,17 @@ async function main() {
     for (const llm of Object.values(engines)) await llm.createCompletion("Hello", { maxTokens: 8 });
     for (let round = 0; round < rounds; round++) {
       const order = round % 2 === 0 ? ["plain", "ngram", "model"] : ["model", "ngram", "plain"];
-      for (const name of order) runs[name].push(await measure(engines[name], c.prompt, c.temperature, 100 + round));
+      for (const name of order) runs[name].push(await measure(engines[name], c.prompt, c.sampling, 100 + round));
       console.error(`[bench] ${c.name} round ${round + 1}/${rounds}: ${order.map((n) => `${n} ${runs[n].at(-1).tps.toFixed(1)} t/s`).join(", ")}`);
     }
     for (const llm of Object.values(engines)) await llm.dispose();
-    const common = ["-m", c.model, "-p", c.prompt, "-n", String(tokens), "-t", String(threads), "-c", "2048", "--temp", String(c.temperature), "-s", "100"];
+    const common = ["-m", c.model, "-p", c.prompt, "-n", String(tokens), "-t", String(threads), "-c", "2048", "--temp", String(c.sampling.temperature), "-s", "100"];
+    if (c.sampling.frequencyPenalty !== undefined) common.push("--frequency-penalty", String(c.sampling.frequencyPenalty));
     const anchors =
-      c.temperature === 0
+      c.sampling.temperature === 0
         ? {
             lookup: anchor("llama-lookup", [...common, "--spec-draft-n-max", String(N_DRAFT)]),
-            speculative: anchor("llama-speculative-simple", [...common, "-md", c.draftModel, "--spec-draft-n-max", String(N_DRAFT)]),
+            speculative: anchor("llama-speculative-simple", [...common, "-md", c.draftModel, "-td", String(threads), "--spec-type", "draft-simple", "--spec-draft-n-max", String(N_DRAFT), "--draft-p-min", "0.75"]),
           }
         : {};
     table.push({ case: c, runs, anchors });

@@ -68,6 +68,14 @@ describe("speculative decoding on stories260K", () => {
     expect(counts.ngram!.accepted).toBeGreaterThan(10);
   });
 
+  it("output that falls into a loop: llama-lookup's n-gram cache drafts it, and nearly all is taken", async () => {
+    // A negative frequency penalty makes the model repeat one token: too short a period for prompt
+    // lookup (ngram-simple), which the n-gram cache covers.
+    const counts = await same({ maxTokens: 200, temperature: 0, frequencyPenalty: -1.5 }, PROMPTS.slice(0, 1));
+    expect(counts.ngram!.drafted).toBeGreaterThan(100);
+    expect(counts.ngram!.accepted / counts.ngram!.drafted).toBeGreaterThan(0.9);
+  });
+
   it("sampled output with a seed is the same tokens: each token is sampled from the model's own logits, in order", async () => {
     const counts = await same({ maxTokens: 80, temperature: 0.9, topK: 40, topP: 0.95, repeatPenalty: 1.1, seed: 7 });
     expect(counts.self!.accepted).toBeGreaterThan(0);
