@@ -17,18 +17,9 @@ namespace {
 // max_tokens, max_position or an end-of-generation token: bounds that JS sets, never a decision on
 // why generation stops, which JS alone makes (lib/completion/stopping.ts) for each token it gets.
 // Settles with the tokens now in the KV cache and every token sampled, in order.
-class GenerateAheadWorker : public PromiseWorker {
+class GenerateAheadWorker : public RunAheadWorker {
  public:
-  GenerateAheadWorker(Context *owner, std::shared_ptr<ContextHandle> handle, std::shared_ptr<SamplerHandle> sampler,
-                      GenerateRequest request, GenerateChannel channel)
-      : PromiseWorker(owner->Value()),
-        owner_(owner),
-        handle_(std::move(handle)),
-        sampler_(std::move(sampler)),
-        request_(std::move(request)),
-        channel_(std::move(channel)) {
-    sampler_->in_use++;
-  }
+  using RunAheadWorker::RunAheadWorker;
 
  protected:
   void Run() override {
@@ -50,35 +41,35 @@ class GenerateAheadWorker : public PromiseWorker {
       step.positions[0]++;
     }
   }
-
-  void Settled() override {
-    channel_.on_tokens.Release();
-    sampler_->in_use--;
-    owner_->OperationSettled();
-  }
-
-  void Poison() override { PoisonContext(*handle_); }
-
-  Napi::Value Result(Napi::Env env) override {
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("decoded", ToInt32Array(env, decoded_));
-    out.Set("sampled", ToInt32Array(env, sampled_));
-    out.Set("drafted", Napi::Number::New(env, 0));
-    out.Set("accepted", Napi::Number::New(env, 0));
-    return out;
-  }
-
- private:
-  Context *owner_;
-  std::shared_ptr<ContextHandle> handle_;
-  std::shared_ptr<SamplerHandle> sampler_;
-  GenerateRequest request_;
-  GenerateChannel channel_;
-  std::vector<int32_t> decoded_;
-  std::vector<int32_t> sampled_;
 };
 
 }  // namespace
+
+RunAheadWorker::RunAheadWorker(Context *owner, std::shared_ptr<ContextHandle> handle,
+                               std::shared_ptr<SamplerHandle> sampler, GenerateRequest request, GenerateChannel channel)
+    : PromiseWorker(owner->Value()),
+      owner_(owner),
+      handle_(std::move(handle)),
+      sampler_(std::move(sampler)),
+      request_(std::move(request)),
+      channel_(std::move(channel)) {
+  sampler_->in_use++;
+}
+
+void RunAheadWorker::Settled() {
+  channel_.on_tokens.Release();
+  sampler_->in_use--;
+  owner_->OperationSettled();
+}
+
+Napi::Value RunAheadWorker::Result(Napi::Env env) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("decoded", ToInt32Array(env, decoded_));
+  out.Set("sampled", ToInt32Array(env, sampled_));
+  out.Set("drafted", Napi::Number::New(env, drafted_));
+  out.Set("accepted", Napi::Number::New(env, accepted_));
+  return out;
+}
 
 void GenerateChannel::Post(int32_t first, std::vector<int32_t> tokens, int32_t drafted, int32_t accepted) {
   on_tokens.NonBlockingCall([first, tokens = std::move(tokens), drafted, accepted](Napi::Env env,

@@ -66,6 +66,30 @@ struct GenerateChannel {
   bool JsCaughtUp(const ContextHandle &handle, int32_t count) const;
 };
 
+// What a run's worker holds and how it settles (context_generate.cpp): it holds the sampler in use,
+// ends the context's operation, and resolves with the tokens now in the KV cache, every token
+// sampled, and (speculating) the tokens drafted and taken.
+class RunAheadWorker : public PromiseWorker {
+ public:
+  RunAheadWorker(Context *owner, std::shared_ptr<ContextHandle> handle, std::shared_ptr<SamplerHandle> sampler,
+                 GenerateRequest request, GenerateChannel channel);
+
+ protected:
+  void Settled() override;
+  void Poison() override { PoisonContext(*handle_); }
+  Napi::Value Result(Napi::Env env) override;
+
+  Context *owner_;
+  std::shared_ptr<ContextHandle> handle_;
+  std::shared_ptr<SamplerHandle> sampler_;
+  GenerateRequest request_;
+  GenerateChannel channel_;
+  std::vector<int32_t> decoded_;
+  std::vector<int32_t> sampled_;
+  int32_t drafted_ = 0;
+  int32_t accepted_ = 0;
+};
+
 // The speculative run's worker (context_speculate.cpp).
 PromiseWorker *NewSpeculateWorker(Context *owner, std::shared_ptr<ContextHandle> handle,
                                   std::shared_ptr<SamplerHandle> sampler, GenerateRequest request,

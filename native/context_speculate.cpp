@@ -14,19 +14,12 @@ namespace {
 // tokens when greedy, the same distribution (the same tokens for a seed) when sampling — and a
 // step yields at least one token. Each step's tokens reach JS in one call; the run stays at most
 // one step ahead of what JS has handled, and ends at the bounds JS sets, as generateAhead's run.
-class SpeculateWorker : public PromiseWorker {
+class SpeculateWorker : public RunAheadWorker {
  public:
   SpeculateWorker(Context *owner, std::shared_ptr<ContextHandle> handle, std::shared_ptr<SamplerHandle> sampler,
                   GenerateRequest request, GenerateChannel channel)
-      : PromiseWorker(owner->Value()),
-        owner_(owner),
-        handle_(std::move(handle)),
-        drafter_(handle_->drafter),
-        sampler_(std::move(sampler)),
-        request_(std::move(request)),
-        channel_(std::move(channel)) {
-    sampler_->in_use++;
-  }
+      : RunAheadWorker(owner, std::move(handle), std::move(sampler), std::move(request), std::move(channel)),
+        drafter_(handle_->drafter) {}
 
  protected:
   void Run() override {
@@ -147,37 +140,13 @@ class SpeculateWorker : public PromiseWorker {
     if (++backoff.misses >= 2) backoff.idle = std::min(32, 1 << std::min(backoff.misses - 1, 5));
   }
 
-  void Settled() override {
-    channel_.on_tokens.Release();
-    sampler_->in_use--;
-    owner_->OperationSettled();
-  }
-
   void Poison() override {
     PoisonContext(*handle_);
     if (drafter_->draft) PoisonContext(*drafter_->draft);
   }
 
-  Napi::Value Result(Napi::Env env) override {
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("decoded", ToInt32Array(env, decoded_));
-    out.Set("sampled", ToInt32Array(env, sampled_));
-    out.Set("drafted", Napi::Number::New(env, drafted_));
-    out.Set("accepted", Napi::Number::New(env, accepted_));
-    return out;
-  }
-
  private:
-  Context *owner_;
-  std::shared_ptr<ContextHandle> handle_;
   std::shared_ptr<Drafter> drafter_;
-  std::shared_ptr<SamplerHandle> sampler_;
-  GenerateRequest request_;
-  GenerateChannel channel_;
-  std::vector<int32_t> decoded_;
-  std::vector<int32_t> sampled_;
-  int32_t drafted_ = 0;
-  int32_t accepted_ = 0;
   bool looked_up_ = false;  // the last draft came from Drafter::LookupDraft
 };
 

@@ -18,7 +18,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { benchDir, ensureBenchModel, mean, median, timeStream } from "./paired-speed.mjs";
+import { benchDir, ensureBenchModel, llamaCppTool, mean, median, timeStream } from "./paired-speed.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
@@ -32,12 +32,6 @@ const PP = 512;
 const TG = 128;
 
 const stddev = (xs) => Math.sqrt(mean(xs.map((x) => (x - mean(xs)) ** 2)));
-
-function llamaCppTool(name) {
-  const bin = join(root, "build/cmake/bin", name);
-  if (!existsSync(bin)) execFileSync("cmake", ["--build", join(root, "build/cmake"), "--target", name], { stdio: "inherit" });
-  return bin;
-}
 
 
 /** One llama-bench repetition of pp and tg. */

@@ -17,7 +17,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { benchDir, ensureBenchModel, median } from "./paired-speed.mjs";
+import { benchDir, ensureBenchModel, llamaCppTool, median } from "./paired-speed.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
@@ -32,12 +32,6 @@ const N_DRAFT = 16;
 
 const lib = await import(join(root, "dist/cjs/index.js"));
 const { synthesizeModel } = await import(join(root, "dist/cjs/tools/synth.js"));
-
-function llamaCppTool(name) {
-  const bin = join(root, "build/cmake/bin", name);
-  if (!existsSync(bin)) execFileSync("cmake", ["--build", join(root, "build/cmake"), "--target", name], { stdio: "inherit" });
-  return bin;
-}
 
 /** A small model with the 1B model's vocabulary (Llama 3's), random weights: a draft that rarely agrees. */
 async function ensureDraftModel() {

@@ -1,12 +1,20 @@
 // Shared by the speed scripts that compare two ways of running one model (bench-rpc: local vs
 // split over rpc-servers; gpu-check: CPU vs GPU): streaming createCompletion timed the way
 // llama-bench times it, the two taking turns so that the machine's drift hits both alike.
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const benchDir = join(root, ".bench");
+
+/** A llama.cpp tool from the addon's CMake tree (same build), built first when missing. */
+export function llamaCppTool(name) {
+  const bin = join(root, "build/cmake/bin", name);
+  if (!existsSync(bin)) execFileSync("cmake", ["--build", join(root, "build/cmake"), "--target", name], { stdio: "inherit" });
+  return bin;
+}
 
 /** The generated Llama 3.2 1B-shaped Q4_0 model (random weights), made on first use. */
 export async function ensureBenchModel() {

@@ -129,6 +129,21 @@ describe("speculative decoding on stories260K", () => {
   });
 });
 
+describe("speculative decoding and dispose", () => {
+  it("a Llama disposed mid-run ends its stream with DISPOSED and frees the draft model; dispose is idempotent", async () => {
+    const llm = await Llama.load({ modelPath: STORIES(), nCtx: 512, nThreads: 1, draft: { modelPath: STORIES(), nDraft: 4 } });
+    let seen = 0;
+    const reading = (async () => {
+      for await (const _ of llm.createCompletion(RETELL, { maxTokens: 400, temperature: 0, stream: true })) {
+        if (++seen === 3) void llm.dispose();
+      }
+    })();
+    await expect(reading).rejects.toMatchObject({ code: "DISPOSED" });
+    await llm.dispose();
+    await expect(llm.createCompletion("Once", { maxTokens: 2 })).rejects.toMatchObject({ code: "DISPOSED" });
+  });
+});
+
 describe("speculative decoding with nParallel", () => {
   it("concurrent requests on 2 sequences each give their plain output", async () => {
     const plain = await Llama.load({ modelPath: STORIES(), nCtx: 256, nThreads: 1 });
