@@ -30,8 +30,6 @@ class SpeculateWorker : public RunAheadWorker {
     std::vector<llama_token> &tokens = request_.history;  // what the target's sequence holds
     llama_token last = request_.token;
     common_speculative_begin(drafter_->speculative, seq, tokens);
-    Drafter::Backoff &backoff = drafter_->backoff[seq];
-    if (backoff.limit == 0) backoff.limit = drafter_->n_draft;
     int32_t generated = 0;
     std::vector<int32_t> step_ends;  // tokens posted to JS by the end of each step
     while (generated < request_.max_tokens && static_cast<llama_pos>(tokens.size()) < request_.max_position) {
@@ -43,13 +41,11 @@ class SpeculateWorker : public RunAheadWorker {
 
       const llama_pos n_past = static_cast<llama_pos>(tokens.size());
       int32_t room = std::min(request_.max_tokens - generated, request_.max_position - n_past) - 1;
-      const bool paused = backoff.idle > 0;
-      std::vector<llama_token> draft = Draft(seq, last, paused ? 0 : std::min(backoff.limit, room));
-      if (paused) backoff.idle--;
+      Drafter::Proposal draft = drafter_->Propose(seq, tokens, last, room);
 
       BatchInput verify{{last}, {n_past}, {seq}, {1}};
-      for (size_t i = 0; i < draft.size(); i++) {
-        verify.tokens.push_back(draft[i]);
+      for (size_t i = 0; i < draft.tokens.size(); i++) {
+        verify.tokens.push_back(draft.tokens[i]);
         verify.positions.push_back(n_past + 1 + static_cast<llama_pos>(i));
         verify.seq_ids.push_back(seq);
         verify.logits.push_back(1);
@@ -58,86 +54,34 @@ class SpeculateWorker : public RunAheadWorker {
 
       std::vector<int32_t> ids;
       bool eog = false;
-      for (size_t i = 0; i <= draft.size(); i++) {
+      for (size_t i = 0; i <= draft.tokens.size(); i++) {
         llama_token id = llama_sampler_sample(sampler_->chain, handle_->ctx, static_cast<int32_t>(i));
         ids.push_back(id);
         if (request_.stop_at_eog && llama_vocab_is_eog(handle_->model->vocab, id)) {
           eog = true;
           break;
         }
-        if (i == draft.size() || id != draft[i]) break;
+        if (i == draft.tokens.size() || id != draft.tokens[i]) break;
       }
       // The drafts taken stay in the KV cache after `last`; the rest go.
       const int32_t taken = static_cast<int32_t>(ids.size()) - 1;
-      // llama.cpp's drafter hears how its draft went (a lookup draft is not its own).
-      if (!draft.empty() && !looked_up_) common_speculative_accept(drafter_->speculative, seq, static_cast<uint16_t>(taken));
+      drafter_->Taken(seq, draft, taken);
       llama_memory_seq_rm(llama_get_memory(handle_->ctx), seq, n_past + 1 + taken, -1);
       tokens.push_back(last);
       decoded_.push_back(last);
-      tokens.insert(tokens.end(), draft.begin(), draft.begin() + taken);
-      decoded_.insert(decoded_.end(), draft.begin(), draft.begin() + taken);
+      tokens.insert(tokens.end(), draft.tokens.begin(), draft.tokens.begin() + taken);
+      decoded_.insert(decoded_.end(), draft.tokens.begin(), draft.tokens.begin() + taken);
       last = ids.back();
 
-      drafted_ += static_cast<int32_t>(draft.size());
+      const int32_t drafted = static_cast<int32_t>(draft.tokens.size());
+      drafted_ += drafted;
       accepted_ += taken;
-      channel_.Post(generated, ids, static_cast<int32_t>(draft.size()), taken);
+      channel_.Post(generated, ids, drafted, taken);
       sampled_.insert(sampled_.end(), ids.begin(), ids.end());
       generated += static_cast<int32_t>(ids.size());
       step_ends.push_back(generated);
       if (eog) break;
-      if (!paused && room > 0) Adapt(backoff, draft.size(), taken);
     }
-  }
-
-  // Up to n_max tokens the drafter expects after `last`.
-  std::vector<llama_token> Draft(llama_seq_id seq, llama_token last, int32_t n_max) {
-    std::vector<llama_token> draft;
-    looked_up_ = false;
-    if (n_max <= 0) return draft;
-    std::vector<llama_token> &tokens = request_.history;
-    if (drafter_->draft) drafter_->SyncDraft(seq, tokens);
-    common_speculative_get_draft_params(drafter_->speculative, seq) = {
-        /* .drafting = */ true,
-        /* .n_max    = */ n_max,
-        /* .n_past   = */ static_cast<llama_pos>(tokens.size()),
-        /* .id_last  = */ last,
-        /* .prompt   = */ &tokens,
-        /* .result   = */ &draft,
-    };
-    common_speculative_draft(drafter_->speculative);
-    if (static_cast<int32_t>(draft.size()) > n_max) draft.resize(n_max);
-    if (draft.empty() && drafter_->kind == Drafter::Kind::kNgram) {
-      std::vector<llama_token> with_last = tokens;
-      with_last.push_back(last);
-      draft = drafter_->LookupDraft(seq, with_last, n_max);
-      looked_up_ = !draft.empty();
-    }
-    if (drafter_->draft) {
-      // The draft model decoded `last` and each draft token but the final one.
-      std::vector<llama_token> decoded = tokens;
-      decoded.push_back(last);
-      decoded.insert(decoded.end(), draft.begin(), draft.end());
-      drafter_->DraftDecoded(seq, std::move(decoded));
-    }
-    return draft;
-  }
-
-  // Drafting backs off where it misses, so that a step costs no more than a plain decode where
-  // nothing is accepted (a verifying decode of many tokens costs more than one of one token, and a
-  // draft model decodes even when it proposes nothing): the length halves after a draft with
-  // nothing taken, and after misses in a row drafting pauses for 2, 4, ... up to 32 steps. An
-  // n-gram lookup that finds nothing costs nothing and is not a miss. Kept per sequence between runs.
-  void Adapt(Drafter::Backoff &backoff, size_t drafted, int32_t taken) const {
-    if (drafted > 0 && taken == static_cast<int32_t>(drafted)) {
-      backoff.limit = std::min(drafter_->n_draft, backoff.limit * 2);
-    } else if (drafted > 0 && taken == 0) {
-      backoff.limit = std::max(1, backoff.limit / 2);
-    }
-    if (taken > 0 || (drafted == 0 && drafter_->kind == Drafter::Kind::kNgram)) {
-      backoff.misses = 0;
-      return;
-    }
-    if (++backoff.misses >= 2) backoff.idle = std::min(32, 1 << std::min(backoff.misses - 1, 5));
   }
 
   void Poison() override {
@@ -147,7 +91,6 @@ class SpeculateWorker : public RunAheadWorker {
 
  private:
   std::shared_ptr<Drafter> drafter_;
-  bool looked_up_ = false;  // the last draft came from Drafter::LookupDraft
 };
 
 }  // namespace

@@ -67,6 +67,69 @@ void Drafter::DraftDecoded(llama_seq_id seq_id, std::vector<llama_token> tokens)
   draft_cached[seq_id] = std::move(tokens);
 }
 
+Drafter::Proposal Drafter::Propose(llama_seq_id seq_id, std::vector<llama_token> &tokens, llama_token last,
+                                   int32_t n_max) {
+  Proposal proposal;
+  Backoff &state = backoff[seq_id];
+  if (state.limit == 0) state.limit = n_draft;
+  if (state.idle > 0) {
+    state.idle--;
+    return proposal;
+  }
+  n_max = std::min(n_max, state.limit);
+  if (n_max <= 0) return proposal;
+  proposal.tried = true;
+  std::vector<llama_token> &draft_tokens = proposal.tokens;
+  if (draft) SyncDraft(seq_id, tokens);
+  common_speculative_get_draft_params(speculative, seq_id) = {
+      /* .drafting = */ true,
+      /* .n_max    = */ n_max,
+      /* .n_past   = */ static_cast<llama_pos>(tokens.size()),
+      /* .id_last  = */ last,
+      /* .prompt   = */ &tokens,
+      /* .result   = */ &draft_tokens,
+  };
+  common_speculative_draft(speculative);
+  if (static_cast<int32_t>(draft_tokens.size()) > n_max) draft_tokens.resize(n_max);
+  proposal.by_speculative = !draft_tokens.empty();
+  if (draft_tokens.empty() && kind == Kind::kNgram) {
+    std::vector<llama_token> with_last = tokens;
+    with_last.push_back(last);
+    draft_tokens = LookupDraft(seq_id, with_last, n_max);
+  }
+  if (draft) {
+    // The draft model decoded `last` and each draft token but the final one.
+    std::vector<llama_token> decoded = tokens;
+    decoded.push_back(last);
+    decoded.insert(decoded.end(), draft_tokens.begin(), draft_tokens.end());
+    DraftDecoded(seq_id, std::move(decoded));
+  }
+  return proposal;
+}
+
+// Drafting backs off where it misses, so that a step costs no more than a plain decode where
+// nothing is accepted (a verifying decode of many tokens costs more than one of one token, and a
+// draft model decodes even when it proposes nothing): the length halves after a draft with
+// nothing taken, and after misses in a row drafting pauses for 2, 4, ... up to 32 steps. An
+// n-gram lookup that finds nothing costs nothing and is not a miss. Kept per sequence.
+void Drafter::Taken(llama_seq_id seq_id, const Proposal &proposal, int32_t taken) {
+  // llama.cpp's drafter hears how its own draft went.
+  if (proposal.by_speculative) common_speculative_accept(speculative, seq_id, static_cast<uint16_t>(taken));
+  if (!proposal.tried) return;
+  Backoff &state = backoff[seq_id];
+  size_t drafted = proposal.tokens.size();
+  if (drafted > 0 && taken == static_cast<int32_t>(drafted)) {
+    state.limit = std::min(n_draft, state.limit * 2);
+  } else if (drafted > 0 && taken == 0) {
+    state.limit = std::max(1, state.limit / 2);
+  }
+  if (taken > 0 || (drafted == 0 && kind == Kind::kNgram)) {
+    state.misses = 0;
+    return;
+  }
+  if (++state.misses >= 2) state.idle = std::min(32, 1 << std::min(state.misses - 1, 5));
+}
+
 std::shared_ptr<ContextHandle> Context::HandleOf(const Napi::Value &value) {
   Napi::Env env = value.Env();
   if (!IsInstance(value, DataOf(env).context)) {

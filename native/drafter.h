@@ -42,6 +42,19 @@ struct Drafter {
   Drafter(const Drafter &) = delete;
   Drafter &operator=(const Drafter &) = delete;
 
+  // A draft: the tokens, whether llama.cpp's drafter made them (not the lookup), and whether
+  // drafting was tried at all (not paused by the back-off, and with room).
+  struct Proposal {
+    std::vector<llama_token> tokens;
+    bool by_speculative = false;
+    bool tried = false;
+  };
+  // Up to n_max tokens expected after `last` on a sequence holding `tokens`, as far as the back-off
+  // allows. On the worker thread, with the draft context (if any) in an ExecutionScope.
+  Proposal Propose(llama_seq_id seq_id, std::vector<llama_token> &tokens, llama_token last, int32_t n_max);
+  // After verifying: `taken` of the proposal's tokens were accepted (the back-off learns from it).
+  void Taken(llama_seq_id seq_id, const Proposal &proposal, int32_t taken);
+
   // Brings the draft context's sequence to exactly `tokens` (those of the target's sequence):
   // keeps the common prefix and decodes the rest. On the worker thread; a failure throws.
   void SyncDraft(llama_seq_id seq_id, const std::vector<llama_token> &tokens);
