@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "context_internal.h"
+#include "drafter.h"
 #include "log.h"
 #include "logprobs.h"
 
@@ -39,6 +40,10 @@ class DecodeWorker : public PromiseWorker {
   struct SampleRequest {
     std::shared_ptr<SamplerHandle> sampler;
     int32_t index;
+    // With a drafter: the tokens the index's sequence holds before the index's token, and the most
+    // tokens to draft after it (0: none).
+    std::vector<llama_token> history;
+    int32_t n_draft = 0;
   };
 
   DecodeWorker(Context *owner, std::shared_ptr<ContextHandle> handle, BatchInput batch,
@@ -57,17 +62,65 @@ class DecodeWorker : public PromiseWorker {
   void Run() override {
     ExecutionScope scope(*handle_, abort_);
     if (abort_ && abort_->load()) throw CodedError("ABORTED", "decode aborted");
+    std::vector<Drafter::Proposal> drafts = Draft();
     RunDecode(*handle_, batch_);
     int32_t n_vocab = llama_vocab_n_tokens(handle_->model->vocab);
-    for (auto &request : samples_) {
-      llama_token token = llama_sampler_sample(request.sampler->chain, handle_->ctx, request.index);
-      tokens_.push_back(token);
-      if (n_logprobs_ >= 0) {
-        const float *logits = llama_get_logits_ith(handle_->ctx, request.index);
-        if (logits == nullptr) throw CodedError("DECODE_FAILED", "no logits at the sampled index");
-        logprobs_.push_back(ComputeLogprobs(logits, n_vocab, token, n_logprobs_));
+    for (size_t s = 0; s < samples_.size(); s++) {
+      SampleRequest &request = samples_[s];
+      const std::vector<llama_token> &draft = drafts.empty() ? kNoDraft : drafts[s].tokens;
+      // The sampler takes draft tokens while it samples the same token (as the speculative run).
+      int32_t index = request.index;
+      int32_t count = 0;
+      for (size_t i = 0; i <= draft.size(); i++) {
+        llama_token token = llama_sampler_sample(request.sampler->chain, handle_->ctx, index);
+        tokens_.push_back(token);
+        count++;
+        if (n_logprobs_ >= 0) {
+          const float *logits = llama_get_logits_ith(handle_->ctx, index);
+          if (logits == nullptr) throw CodedError("DECODE_FAILED", "no logits at the sampled index");
+          logprobs_.push_back(ComputeLogprobs(logits, n_vocab, token, n_logprobs_));
+        }
+        if (i == draft.size() || token != draft[i] || llama_vocab_is_eog(handle_->model->vocab, token)) break;
+        index = draft_indices_[s] + static_cast<int32_t>(i);
       }
+      counts_.push_back(count);
+      if (drafts.empty()) continue;
+      const int32_t taken = count - 1;
+      const llama_seq_id seq = batch_.seq_ids[request.index];
+      handle_->drafter->Taken(seq, drafts[s], taken);
+      // The drafts taken stay in the KV cache after the index's token; the rest go.
+      llama_memory_seq_rm(llama_get_memory(handle_->ctx), seq, batch_.positions[request.index] + 1 + taken, -1);
+      drafted_.push_back(static_cast<int32_t>(draft.size()));
+      accepted_.push_back(taken);
     }
+  }
+
+  // With drafts asked for: each sample's draft, its tokens appended to the batch (as far as the
+  // batch has room) at the positions after the sample's token.
+  std::vector<Drafter::Proposal> Draft() {
+    std::vector<Drafter::Proposal> drafts;
+    if (std::none_of(samples_.begin(), samples_.end(), [](const SampleRequest &r) { return r.n_draft > 0; })) return drafts;
+    Drafter &drafter = *handle_->drafter;
+    std::unique_ptr<ExecutionScope> draft_scope;
+    if (drafter.draft) draft_scope = std::make_unique<ExecutionScope>(*drafter.draft, abort_);
+    for (SampleRequest &request : samples_) {
+      int32_t room = handle_->batch_capacity - static_cast<int32_t>(batch_.tokens.size());
+      const llama_seq_id seq = batch_.seq_ids[request.index];
+      const llama_pos position = batch_.positions[request.index];
+      Drafter::Proposal proposal;
+      if (request.n_draft > 0 && room > 0) {
+        proposal = drafter.Propose(seq, request.history, batch_.tokens[request.index], std::min(request.n_draft, room));
+      }
+      draft_indices_.push_back(static_cast<int32_t>(batch_.tokens.size()));
+      for (size_t i = 0; i < proposal.tokens.size(); i++) {
+        batch_.tokens.push_back(proposal.tokens[i]);
+        batch_.positions.push_back(position + 1 + static_cast<int32_t>(i));
+        batch_.seq_ids.push_back(seq);
+        batch_.logits.push_back(1);
+      }
+      drafts.push_back(std::move(proposal));
+    }
+    return drafts;
   }
 
   void Settled() override {
@@ -81,6 +134,11 @@ class DecodeWorker : public PromiseWorker {
     if (samples_.empty()) return env.Undefined();
     Napi::Object out = Napi::Object::New(env);
     out.Set("tokens", ToInt32Array(env, tokens_));
+    if (!drafted_.empty()) {
+      out.Set("counts", ToInt32Array(env, counts_));
+      out.Set("drafted", ToInt32Array(env, drafted_));
+      out.Set("accepted", ToInt32Array(env, accepted_));
+    }
     if (n_logprobs_ >= 0) {
       Napi::Float32Array chosen = Napi::Float32Array::New(env, logprobs_.size());
       Napi::Array top = Napi::Array::New(env, logprobs_.size());
@@ -109,7 +167,51 @@ class DecodeWorker : public PromiseWorker {
   int32_t n_logprobs_;
   std::vector<int32_t> tokens_;
   std::vector<TokenLogprobs> logprobs_;
+  // With drafts: tokens per sample (in order in tokens_), where each sample's draft starts in the
+  // batch, and the tokens drafted and taken per sample.
+  std::vector<int32_t> counts_;
+  std::vector<int32_t> draft_indices_;
+  std::vector<int32_t> drafted_;
+  std::vector<int32_t> accepted_;
+  static inline const std::vector<llama_token> kNoDraft{};
 };
+
+// drafts: one { history: Int32Array, nDraft } or null per sample, for a context with a drafter.
+bool ReadDrafts(Napi::Env env, const Napi::Value &value, const ContextHandle &handle, const BatchInput &batch,
+                std::vector<DecodeWorker::SampleRequest> &samples) {
+  if (!handle.drafter) {
+    ThrowError(env, "INVALID_ARGUMENT", "decodeAndSample: drafts need a drafter (setDrafter)");
+    return false;
+  }
+  if (!value.IsArray() || value.As<Napi::Array>().Length() != samples.size()) {
+    ThrowTypeError(env, "decodeAndSample: drafts must be an array with one entry per sample");
+    return false;
+  }
+  Napi::Array drafts = value.As<Napi::Array>();
+  int32_t n_vocab = llama_vocab_n_tokens(handle.model->vocab);
+  for (uint32_t i = 0; i < drafts.Length(); i++) {
+    Napi::Value entry = drafts.Get(i);
+    if (entry.IsNull() || entry.IsUndefined()) continue;
+    DecodeWorker::SampleRequest &request = samples[i];
+    Napi::Value history = entry.IsObject() ? entry.As<Napi::Object>().Get("history") : env.Undefined();
+    Napi::Value n_draft = entry.IsObject() ? entry.As<Napi::Object>().Get("nDraft") : env.Undefined();
+    if (!history.IsTypedArray() || history.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
+        !n_draft.IsNumber() ||
+        history.As<Napi::Int32Array>().ElementLength() != static_cast<size_t>(batch.positions[request.index])) {
+      ThrowTypeError(env, "decodeAndSample: drafts[" + std::to_string(i) +
+                              "] must be { history: Int32Array of the sample's position tokens, nDraft: number }");
+      return false;
+    }
+    Napi::Int32Array tokens = history.As<Napi::Int32Array>();
+    request.history.assign(tokens.Data(), tokens.Data() + tokens.ElementLength());
+    if (std::any_of(request.history.begin(), request.history.end(), [&](llama_token t) { return t < 0 || t >= n_vocab; })) {
+      Napi::RangeError::New(env, "decodeAndSample: a draft history holds a token out of range").ThrowAsJavaScriptException();
+      return false;
+    }
+    request.n_draft = std::max(0, n_draft.As<Napi::Number>().Int32Value());
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -129,9 +231,12 @@ Napi::Value Context::Decode(const Napi::CallbackInfo &info) {
   return promise;
 }
 
-// decodeAndSample(batch, samplers: Sampler[], indices: Int32Array, abortFlag?, nLogprobs = -1)
-//   -> Promise<{ tokens: Int32Array, logprobs?: Float32Array, top?: {ids, logprobs}[] }>
-// One crossing per generation step: decode, then sample each listed output with its sampler.
+// decodeAndSample(batch, samplers: Sampler[], indices: Int32Array, abortFlag?, nLogprobs = -1, drafts?)
+//   -> Promise<{ tokens: Int32Array, logprobs?: Float32Array, top?: {ids, logprobs}[],
+//                counts?, drafted?, accepted?: Int32Array }>
+// One crossing per generation step: decode, then sample each listed output with its sampler. With
+// drafts (a drafter attached), the drafter's tokens for a sample's sequence join the batch after
+// its token, and the sample yields its tokens taken from the draft plus one (`counts` per sample).
 Napi::Value Context::DecodeAndSample(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (!RequireArgs(info, 3, "decodeAndSample")) return env.Undefined();
@@ -168,6 +273,9 @@ Napi::Value Context::DecodeAndSample(const Napi::CallbackInfo &info) {
   }
   auto abort = info.Length() > 3 ? AbortFlag::From(info[3]) : nullptr;
   int32_t n_logprobs = info.Length() > 4 && info[4].IsNumber() ? info[4].As<Napi::Number>().Int32Value() : -1;
+  if (info.Length() > 5 && !info[5].IsUndefined() && !ReadDrafts(env, info[5], *handle, batch, samples)) {
+    return env.Undefined();
+  }
   pending_++;
   auto *worker = new DecodeWorker(this, handle, std::move(batch), std::move(abort), std::move(samples), n_logprobs);
   Napi::Promise promise = worker->Promise();

@@ -1,5 +1,7 @@
-// What the scheduler (scheduler.ts) asks of a request, the counters it keeps, and how much of a
-// request's prompt a sequence's cache holds.
+// What the scheduler (scheduler.ts) asks of a request, what it keeps per sequence, the counters it
+// keeps, and what it reads from a sequence for a step: the prompt it shares, its draft request, a
+// token's log-probability.
+import type { SampleResult } from "../core/context.js";
 import type { LlamaSampler } from "../core/sampler.js";
 import type { AdapterSet } from "./adapters.js";
 
@@ -56,4 +58,43 @@ export function commonPrefix(cached: readonly number[], prompt: Int32Array): num
   let i = 0;
   while (i < n && cached[i] === prompt[i]) i++;
   return i;
+}
+
+/** A sequence of the scheduler's context and the request it runs. */
+export interface Slot {
+  seqId: number;
+  /** Tokens whose KV entries this sequence holds, in position order. */
+  cached: number[];
+  /** The key of the adapters those entries were decoded with. */
+  cachedWith: string;
+  /** Steps the slot had work but sat out for requests with other adapters. */
+  waited: number;
+  /** How many of `cached` a new prompt may reuse: all, until a context shift leaves the kept ones only. */
+  reusable: number;
+  job: SchedulerJob | null;
+  /** Prompt tokens still to evaluate, from this index of job.prompt. */
+  promptCursor: number;
+  /** The last sampled token, not yet in the KV cache. */
+  pendingToken: number | null;
+  /** Until this resolves, the job's reader has not taken its last token: the slot waits. */
+  paused: Promise<void> | null;
+}
+
+/**
+ * A generating slot's draft request: up to as many tokens as its job takes after the pending one,
+ * and as its sequence has room for (a job that shifts keeps the last cell free).
+ */
+export function draftRequest(slot: Slot, nCtxSeq: number): { history: Int32Array; nDraft: number } | undefined {
+  const job = slot.job;
+  if (job === null || slot.pendingToken === null) return undefined;
+  const room = nCtxSeq - 1 - (job.shiftKeep === null ? 0 : 1) - slot.cached.length;
+  const nDraft = Math.min(job.tokensLeft() - 1, room);
+  return nDraft > 0 ? { history: Int32Array.from(slot.cached), nDraft } : undefined;
+}
+
+/** The log-probability of the k-th token of a decodeAndSample result, with `n` alternatives (undefined: none asked). */
+export function logprobAt(result: SampleResult, k: number, n: number | undefined): TokenLogprob | undefined {
+  if (n === undefined || !result.logprobs || !result.top) return undefined;
+  const top = result.top[k]!;
+  return { logprob: result.logprobs[k]!, top: Array.from(top.ids.subarray(0, n), (id, i) => ({ token: id, logprob: top.logprobs[i]! })) };
 }

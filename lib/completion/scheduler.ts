@@ -6,28 +6,9 @@ import { LlamaError } from "../errors.js";
 import { BatchBuilder } from "../core/batch.js";
 import { NO_ADAPTERS, type AdapterSet } from "./adapters.js";
 import { mustShift, shiftSequence } from "./context-shift.js";
-import { commonPrefix, type SchedulerJob, type SchedulerStats, type TokenLogprob } from "./scheduler-job.js";
+import { commonPrefix, draftRequest, logprobAt, type SchedulerJob, type SchedulerStats, type Slot, type TokenLogprob } from "./scheduler-job.js";
 
 export type { SchedulerJob, SchedulerStats, TokenLogprob } from "./scheduler-job.js";
-
-interface Slot {
-  seqId: number;
-  /** Tokens whose KV entries this sequence holds, in position order. */
-  cached: number[];
-  /** The key of the adapters those entries were decoded with. */
-  cachedWith: string;
-  /** Steps the slot had work but sat out for requests with other adapters. */
-  waited: number;
-  /** How many of `cached` a new prompt may reuse: all, until a context shift leaves the kept ones only. */
-  reusable: number;
-  job: SchedulerJob | null;
-  /** Prompt tokens still to evaluate, from this index of job.prompt. */
-  promptCursor: number;
-  /** The last sampled token, not yet in the KV cache. */
-  pendingToken: number | null;
-  /** Until this resolves, the job's reader has not taken its last token: the slot waits. */
-  paused: Promise<void> | null;
-}
 
 export class Scheduler {
   readonly stats: SchedulerStats = { batches: 0, tokens: 0, maxSequencesPerBatch: 0 };
@@ -290,7 +271,7 @@ export class Scheduler {
       } else {
         result = await context.decodeAndSample(
           batch.build(),
-          samples.map(({ slot, index }) => ({ sampler: slot.job!.sampler, index })),
+          samples.map(({ slot, index }) => ({ sampler: slot.job!.sampler, index, draft: this.#context.drafting ? draftRequest(slot, this.#context.nCtxSeq) : undefined })),
           { signal, logprobs: logprobs >= 0 ? logprobs : undefined },
         );
       }
@@ -313,19 +294,26 @@ export class Scheduler {
       }
     }
     if (result === undefined) return;
+    // With drafts a sample yields several tokens: the drafted ones it took (now in the KV cache
+    // after its token) and one more.
+    let at = 0;
     samples.forEach(({ slot }, i) => {
+      const count = result.counts?.[i] ?? 1;
+      const first = at;
+      at += count;
       const job = slot.job;
       if (job === null) return;
-      let info: TokenLogprob | undefined;
-      if (job.logprobs !== undefined && result.logprobs && result.top) {
-        const top = result.top[i]!;
-        info = {
-          logprob: result.logprobs[i]!,
-          top: Array.from(top.ids.subarray(0, job.logprobs), (id, k) => ({ token: id, logprob: top.logprobs[k]! })),
-        };
+      if (result.drafted !== undefined) {
+        for (let k = first; k < first + count - 1; k++) slot.cached.push(result.tokens[k]!);
+        if (result.drafted[i]! > 0) job.countDraft(result.drafted[i]!, result.accepted![i]!);
       }
-      const ended = this.#deliver(slot, result.tokens[i]!, info);
-      if (ended !== null) this.#finish(slot, ended === "stopped" ? undefined : ended);
+      for (let k = first; k < first + count; k++) {
+        const ended = this.#deliver(slot, result.tokens[k]!, logprobAt(result, k, job.logprobs));
+        if (ended !== null) {
+          this.#finish(slot, ended === "stopped" ? undefined : ended);
+          return;
+        }
+      }
     });
   }
 

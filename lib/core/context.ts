@@ -16,59 +16,22 @@ import { native } from "./binding.js";
 import { watchRpc } from "./rpc.js";
 import { LlamaLora } from "./lora.js";
 import { RunAheadChannel, type DrafterOptions, type GenerateAheadOptions } from "./run-ahead.js";
+import { flashCodes, poolingCodes, type ContextOptions, type DecodeAndSampleOptions, type DecodeOptions, type FlashAttention, type PoolingType, type SampleRequest } from "./context-options.js";
 import type { LlamaSampler } from "./sampler.js";
 import { boolean, checkOptions, expectHandle, expectInteger, expectNumber, expectObject, integer, number, oneOf, string, toTokenArray } from "../validate.js";
 
-export type PoolingType = "unspecified" | "none" | "mean" | "cls" | "last" | "rank";
-export type FlashAttention = "auto" | "on" | "off";
-
-export interface ContextOptions {
-  /** Context size in tokens (0: the model's training context). Default 512, as llama-cpp-python. */
-  nCtx?: number;
-  /** Most tokens one decode() takes. Default 512. */
-  nBatch?: number;
-  /** Physical batch size. Default 512. */
-  nUbatch?: number;
-  /** Parallel sequences (distinct KV sequences). Default 1. */
-  nSeqMax?: number;
-  /** Threads for generation. Default: see defaultThreads(). */
-  nThreads?: number;
-  /** Threads for prompt processing. Default: nThreads. */
-  nThreadsBatch?: number;
-  /** Compute embeddings. Default false. */
-  embeddings?: boolean;
-  /** How embeddings are pooled per sequence. Default: the model's. */
-  pooling?: PoolingType;
-  /** Flash attention. Default "auto". */
-  flashAttn?: FlashAttention;
-  /** KV cache types, e.g. "f16" (default), "q8_0". */
-  typeK?: string;
-  typeV?: string;
-  /** One KV buffer shared by all sequences. Default false. */
-  kvUnified?: boolean;
-}
-
-export interface DecodeOptions {
-  signal?: AbortSignal;
-}
-
-export interface SampleRequest {
-  sampler: LlamaSampler;
-  /** The batch index whose logits to sample. */
-  index: number;
-}
-
-export interface DecodeAndSampleOptions extends DecodeOptions {
-  /** Also return the chosen token's log-probability and this many top alternatives. */
-  logprobs?: number;
-}
+export type { ContextOptions, DecodeAndSampleOptions, DecodeOptions, FlashAttention, PoolingType, SampleRequest } from "./context-options.js";
 
 export type SampleResult = NativeSampleResult;
 export type ContextPerf = NativePerf;
 export type ContextInfo = NativeContextInfo;
 
-const poolingCodes: Record<PoolingType, number> = { unspecified: -1, none: 0, mean: 1, cls: 2, last: 3, rank: 4 };
-const flashCodes: Record<FlashAttention, number> = { auto: -1, off: 0, on: 1 };
+
+function checkDraft(name: string, draft: unknown): { history: Int32Array; nDraft: number } {
+  const d = expectObject(name, draft) as { history?: unknown; nDraft?: unknown };
+  if (!(d.history instanceof Int32Array)) throw new TypeError(`${name}.history must be an Int32Array`);
+  return { history: d.history, nDraft: expectInteger(`${name}.nDraft`, d.nDraft, { min: 0, max: 1 << 16 }) };
+}
 
 /** The most tokens a context may hold (all its sequences together). */
 export const MAX_CONTEXT_TOKENS = 1 << 24;
@@ -235,7 +198,8 @@ export class LlamaContext {
 
   /**
    * Evaluates a batch and samples the listed outputs in the same native call: one crossing per
-   * generation step. Each sampler accepts its token.
+   * generation step. Each sampler accepts its token. A sample with a `draft` (a drafter attached)
+   * may yield several tokens, in order: see SampleResult.counts.
    */
   async decodeAndSample(
     batch: Batch | NativeBatch,
@@ -251,8 +215,10 @@ export class LlamaContext {
     });
     const indices = Int32Array.from(samples, (s, i) => expectInteger(`samples[${i}].index`, s.index, { min: 0 }));
     const nLogprobs = options.logprobs === undefined ? -1 : expectInteger("options.logprobs", options.logprobs, { min: 0, max: 1000 });
+    const drafts = samples.some((s) => s.draft !== undefined) ? samples.map((s, i) => (s.draft === undefined ? null : checkDraft(`samples[${i}].draft`, s.draft))) : undefined;
+    if (drafts !== undefined && !this.#drafting) throw new LlamaError("INVALID_ARGUMENT", "samples[].draft needs a drafter (setDrafter)");
     return this.#enqueue("decode", options.signal, (handle, flag) =>
-      handle.decodeAndSample(input, samplers, indices, flag, nLogprobs),
+      handle.decodeAndSample(input, samplers, indices, flag, nLogprobs, drafts),
     );
   }
 

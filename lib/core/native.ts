@@ -101,9 +101,15 @@ export interface NativeBatchArrays {
 }
 
 export interface NativeSampleResult {
+  /** The sampled tokens, in sample order; with drafts, `counts[i]` of them per sample. */
   tokens: Int32Array;
+  /** One per token. */
   logprobs?: Float32Array;
   top?: Array<{ ids: Int32Array; logprobs: Float32Array }>;
+  /** With drafts: tokens per sample, and per sample the tokens drafted and taken. */
+  counts?: Int32Array;
+  drafted?: Int32Array;
+  accepted?: Int32Array;
 }
 
 export interface NativePerf {
@@ -170,6 +176,7 @@ export interface NativeContext {
     indices: Int32Array,
     abort?: NativeAbortFlag,
     nLogprobs?: number,
+    drafts?: Array<{ history: Int32Array; nDraft: number } | null>,
   ): Promise<NativeSampleResult>;
   generateAhead(
     request: NativeGenerateRequest,
