@@ -77,6 +77,15 @@ async function measure(llm, prompt, sampling, seed) {
   return { tps: (generated - 1) / ((last - first) / 1000), drafted: usage?.draft_tokens ?? 0, accepted: usage?.draft_accepted ?? 0 };
 }
 
+/** Two requests at once on a Llama with nParallel 2: aggregate tokens/s, and the draft counts. */
+async function measurePair(llm, prompts, sampling) {
+  const start = performance.now();
+  const results = await Promise.all(prompts.map((prompt) => llm.createCompletion(prompt, { maxTokens: tokens, ...sampling })));
+  const seconds = (performance.now() - start) / 1000;
+  const sum = (key) => results.reduce((n, r) => n + (r.usage[key] ?? 0), 0);
+  return { tps: sum("completion_tokens") / seconds, drafted: sum("draft_tokens"), accepted: sum("draft_accepted") };
+}
+
 /** llama.cpp's figures from a speculative example's log: decode speed and acceptance. */
 function anchor(tool, toolArgs) {
   const out = execFileSync("sh", ["-c", '"$0" "$@" 2>&1', llamaCppTool(tool), ...toolArgs], { encoding: "utf8", maxBuffer: 1 << 26 });
@@ -126,6 +135,24 @@ async function main() {
           }
         : {};
     table.push({ case: c, runs, anchors });
+  }
+  {
+    // Sequences decoded together draft into the shared batch.
+    const c = { name: "1B Q4_0, 2 requests at once (nParallel 2), frequency penalty -1.5", sampling: { temperature: 0, frequencyPenalty: -1.5 } };
+    const pair = ["The history of the city begins", "Once upon a time"];
+    const engines = {
+      plain: await lib.Llama.load({ modelPath: big, nCtx: 1024, nThreads: threads, nParallel: 2 }),
+      ngram: await lib.Llama.load({ modelPath: big, nCtx: 1024, nThreads: threads, nParallel: 2, draft: { type: "ngram", nDraft: N_DRAFT } }),
+      model: await lib.Llama.load({ modelPath: big, nCtx: 1024, nThreads: threads, nParallel: 2, draft: { modelPath: bigDraft, nDraft: N_DRAFT } }),
+    };
+    const runs = { plain: [], ngram: [], model: [] };
+    for (let round = 0; round < rounds; round++) {
+      const order = round % 2 === 0 ? ["plain", "ngram", "model"] : ["model", "ngram", "plain"];
+      for (const name of order) runs[name].push(await measurePair(engines[name], pair, c.sampling));
+      console.error(`[bench] ${c.name} round ${round + 1}/${rounds}: ${order.map((n) => `${n} ${runs[n].at(-1).tps.toFixed(1)} t/s`).join(", ")}`);
+    }
+    for (const llm of Object.values(engines)) await llm.dispose();
+    table.push({ case: c, runs, anchors: {} });
   }
 
   const rate = (xs) => {
