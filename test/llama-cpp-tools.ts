@@ -19,6 +19,22 @@ export function llamaCppTool(name: "llama-completion" | "llama-perplexity" | "ll
   return bin;
 }
 
+/**
+ * What llama-completion prints on stdout for `args`: the prompt, the text, and a blank line. Its
+ * log thread (which writes stdout too) loses the end of the output at exit when the machine is
+ * oversubscribed (seen with 4 busy processes on 2 cores, for 700 tokens), the blank line with it;
+ * such a run is run again, after a growing pause.
+ */
+export function llamaCompletionOutput(args: string[], tries = 6): Buffer {
+  let stdout = Buffer.alloc(0);
+  for (let attempt = 0; attempt < tries; attempt++) {
+    if (attempt > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 250 * 2 ** attempt);
+    stdout = execFileSync(llamaCppTool("llama-completion"), args, { stdio: ["ignore", "pipe", "ignore"], maxBuffer: 1 << 24 });
+    if (stdout.subarray(-2).toString() === "\n\n") return stdout.subarray(0, -2);
+  }
+  throw new Error(`llama-completion ${args.join(" ")} printed an unexpected ending ${tries} times: ${JSON.stringify(stdout.subarray(-120).toString())}`);
+}
+
 export interface GreedyReference {
   model: "stories260K.gguf" | "llama-2-tiny-random.gguf";
   prompt: string;
@@ -42,13 +58,9 @@ const GREEDY_CASES: Array<Omit<GreedyReference, "printed">> = [
  * on a 2-core machine make each token cost half a second.)
  */
 export function greedyReferences(): GreedyReference[] {
-  const completion = llamaCppTool("llama-completion");
   return GREEDY_CASES.map((c) => {
     const args = ["-m", modelPath(c.model), "-p", c.prompt, "-n", String(c.nPredict), "-t", "2", "--temp", "0", "-no-cnv", "--no-warmup"];
-    const stdout = execFileSync(completion, args, { stdio: ["ignore", "pipe", "ignore"] });
-    // It ends the text with a blank line.
-    if (stdout.subarray(-2).toString() !== "\n\n") throw new Error(`llama-completion printed an unexpected ending: ${JSON.stringify(stdout.toString())}`);
-    return { ...c, printed: stdout.subarray(0, -2) };
+    return { ...c, printed: llamaCompletionOutput(args) };
   });
 }
 

@@ -11,12 +11,11 @@
 // - for a base weight of ne [n_in, n_out]: lora_a ne [n_in, rank], lora_b ne [rank, n_out].
 // The graph adds scale * alpha / rank * (B · (A · x)) to W · x (llm_graph_context::build_lora_mm),
 // so with alpha = rank the delta of W is exactly scale · (B·A); scale 0 adds exact zeros.
-import { execFileSync } from "node:child_process";
 import { readGgufHeader } from "../lib/gguf/reader.js";
 import { GgmlType, type GgufKv } from "../lib/gguf/types.js";
 import { writeGguf, type GgufTensorSource } from "../lib/gguf/writer.js";
 import { modelPath } from "./helpers.js";
-import { llamaCppTool, type GreedyReference } from "./llama-cpp-tools.js";
+import { llamaCompletionOutput, type GreedyReference } from "./llama-cpp-tools.js";
 
 export interface LoraFixtureOptions {
   /** The GGUF the adapter is for: its tensor shapes and, unless `architecture` is given, its architecture. */
@@ -124,14 +123,5 @@ export function loraReference(model: GreedyReference["model"], loraPath: string,
   if (/[:,]/.test(loraPath)) throw new Error(`llama-completion cannot take a LoRA path with ':' or ',': ${loraPath}`);
   const args = ["-m", modelPath(model), "--lora-scaled", `${loraPath}:${scale}`, "-p", prompt, "-n", String(nPredict)];
   args.push("-t", "2", "--temp", "0", "-no-cnv", "--no-warmup");
-  let stdout: Buffer;
-  try {
-    stdout = execFileSync(llamaCppTool("llama-completion"), args, { stdio: ["ignore", "pipe", "pipe"], maxBuffer: 1 << 24 });
-  } catch (err) {
-    const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? "";
-    throw new Error(`llama-completion failed with ${loraPath}:${scale}:\n${stderr.slice(-2000)}`, { cause: err });
-  }
-  // It ends the text with a blank line.
-  if (stdout.subarray(-2).toString() !== "\n\n") throw new Error(`llama-completion printed an unexpected ending: ${JSON.stringify(stdout.toString())}`);
-  return stdout.subarray(0, -2);
+  return llamaCompletionOutput(args);
 }

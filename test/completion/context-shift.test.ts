@@ -1,13 +1,12 @@
 // Context shift on stories260K against llama.cpp's own: llama-completion --context-shift --keep N
 // on the same context prints the same greedy text, however many times the context fills, with one
 // sequence or two in parallel, streamed or not; off by default; bad options are typed errors.
-import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../lib/cli/main.js";
 import { Llama, LlamaError } from "../../lib/index.js";
 import { startServer } from "../../lib/server/index.js";
 import { drain, errorOf, modelPath } from "../helpers.js";
-import { llamaCppTool } from "../llama-cpp-tools.js";
+import { llamaCompletionOutput } from "../llama-cpp-tools.js";
 
 const STORIES = () => modelPath("stories260K.gguf");
 // One thread everywhere: two llama.cpp threads that wait on each other stall on a busy 2-core machine.
@@ -24,9 +23,9 @@ const PARK = "Lily and Tom went to the park";
 function llamaCompletion(prompt: string, nPredict: number, keep: number | null): string {
   const shift = keep === null ? [] : ["--context-shift", "--keep", String(keep)];
   const args = ["-m", STORIES(), "-p", prompt, "-c", String(N_CTX), ...shift, "-n", String(nPredict), "--temp", "0", "-t", "1", "-no-cnv", "--no-warmup"];
-  const printed = execFileSync(llamaCppTool("llama-completion"), args, { stdio: ["ignore", "pipe", "ignore"] }).toString("utf8");
-  if (!printed.startsWith(` ${prompt}`) || !printed.endsWith("\n\n")) throw new Error(`llama-completion printed ${JSON.stringify(printed.slice(0, 80))}`);
-  return printed.slice(prompt.length + 1, -2);
+  const printed = llamaCompletionOutput(args).toString("utf8");
+  if (!printed.startsWith(` ${prompt}`)) throw new Error(`llama-completion ${args.join(" ")} printed ${JSON.stringify(printed.slice(0, 80))}`);
+  return printed.slice(prompt.length + 1);
 }
 
 /** The tokens a sequence holds after generating `generated` tokens (the last one never decoded) with llama-completion's shift. */
