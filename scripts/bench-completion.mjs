@@ -18,14 +18,10 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { benchDir, ensureBenchModel, llamaCppTool, mean, median, timeStream } from "./paired-speed.mjs";
+import { benchDir, cliOption as option, ensureBenchModel, llamaCppTool, mean, median, timeStream } from "./paired-speed.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
-const option = (name, fallback) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : fallback;
-};
 const rounds = Number(option("--rounds", "9"));
 const threads = Number(option("--threads", "2"));
 const PP = 512;

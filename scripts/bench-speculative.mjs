@@ -17,14 +17,9 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { benchDir, ensureBenchModel, llamaCppTool, median } from "./paired-speed.mjs";
+import { benchDir, cliOption as option, ensureBenchModel, llamaCppTool, median } from "./paired-speed.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const args = process.argv.slice(2);
-const option = (name, fallback) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : fallback;
-};
 const rounds = Number(option("--rounds", "3"));
 const threads = Number(option("--threads", "2"));
 const tokens = Number(option("--tokens", "256"));

@@ -9,6 +9,12 @@ import { fileURLToPath } from "node:url";
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const benchDir = join(root, ".bench");
 
+/** The value after `--name` on the command line, or `fallback`. */
+export function cliOption(name, fallback) {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : fallback;
+}
+
 /** A llama.cpp tool from the addon's CMake tree (same build), built first when missing. */
 export function llamaCppTool(name) {
   const bin = join(root, "build/cmake/bin", name);
