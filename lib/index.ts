@@ -26,6 +26,8 @@ export {
 } from "./core/context.js";
 export type { Batch } from "./core/batch.js";
 export type { DrafterOptions, GenerateAheadOptions } from "./core/run-ahead.js";
+export { LlamaLora } from "./core/lora.js";
+export type { LoraOptions } from "./completion/adapters.js";
 export { LlamaSampler, type LogitsSource, type SamplerOptions, type MirostatOptions } from "./core/sampler.js";
 export type { LogitBias, GrammarTrigger } from "./core/sampling.js";
 export type { ReasoningFormat } from "./core/jinja-templates.js";

@@ -275,7 +275,7 @@ export class LlamaContext {
    * The LoRA adapters the context applies from its next decode on (none: the base model), queued
    * after the operations before it. KV entries decoded under other adapters are not to be reused.
    */
-  setLoras(adapters: ReadonlyArray<{ lora: LlamaLora; scale: number }>): Promise<void> {
+  async setLoras(adapters: ReadonlyArray<{ lora: LlamaLora; scale: number }>): Promise<void> {
     if (!Array.isArray(adapters) || adapters.some((a) => !(a?.lora instanceof LlamaLora))) throw new TypeError("adapters must be an array of { lora: LlamaLora, scale }");
     const scales = adapters.map((a, i) => expectNumber(`adapters[${i}].scale`, a.scale));
     const loras = adapters.map((a) => a.lora.native);

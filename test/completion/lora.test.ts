@@ -109,3 +109,31 @@ describe("LoRA adapters on stories260K", () => {
     expect((await llm.createCompletion(PROMPT, greedy)).choices[0]!.text).toBe(base);
   });
 });
+
+describe("LlamaLora, the low-level adapter", () => {
+  it("loads for a model, reads its metadata, and a context applies it with setLoras: llama-completion's text", async () => {
+    const { LlamaLora, LlamaModel, generateTokens } = await import("../../lib/index.js");
+    const model = await LlamaModel.load(STORIES());
+    const context = await model.createContext({ nCtx: 256, nThreads: 1 });
+    const sampler = model.createSampler({ temperature: 0 });
+    const lora = await LlamaLora.load(model, adapter);
+    try {
+      expect(lora.metadata()["adapter.type"]).toBe("lora");
+      expect(lora.alpha).toBe(4);
+      await context.setLoras([{ lora, scale: 1 }]);
+      // A context keeps the adapters it applies: disposing the handle leaves the context working.
+      lora.dispose();
+      lora.dispose();
+      const decoder = model.createTokenDecoder();
+      let text = "";
+      for await (const token of generateTokens(context, sampler, model.tokenize(PROMPT), { maxTokens: N })) text += decoder.push(token);
+      expect(printed(text + decoder.flush())).toBe(golden.get(1));
+      expect(() => lora.native).toThrow(/disposed/);
+      await expect(context.setLoras([{ lora, scale: 1 }])).rejects.toMatchObject({ code: "DISPOSED" });
+    } finally {
+      sampler.dispose();
+      await context.dispose();
+      model.dispose();
+    }
+  });
+});
