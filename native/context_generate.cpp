@@ -32,6 +32,7 @@ class GenerateAheadWorker : public RunAheadWorker {
       if (channel_.stop->load()) break;
       if (channel_.Stopping(*handle_)) throw CodedError("ABORTED", "decode aborted");
       RunDecode(*handle_, step);
+      steps_++;
       decoded_.push_back(step.tokens[0]);
       llama_token token = llama_sampler_sample(sampler_->chain, handle_->ctx, 0);
       sampled_.push_back(token);
@@ -68,6 +69,7 @@ Napi::Value RunAheadWorker::Result(Napi::Env env) {
   out.Set("sampled", ToInt32Array(env, sampled_));
   out.Set("drafted", Napi::Number::New(env, drafted_));
   out.Set("accepted", Napi::Number::New(env, accepted_));
+  out.Set("steps", Napi::Number::New(env, steps_));
   return out;
 }
 

@@ -68,7 +68,7 @@ struct GenerateChannel {
 
 // What a run's worker holds and how it settles (context_generate.cpp): it holds the sampler in use,
 // ends the context's operation, and resolves with the tokens now in the KV cache, every token
-// sampled, and (speculating) the tokens drafted and taken.
+// sampled, the decodes made, and (speculating) the tokens drafted and taken.
 class RunAheadWorker : public PromiseWorker {
  public:
   RunAheadWorker(Context *owner, std::shared_ptr<ContextHandle> handle, std::shared_ptr<SamplerHandle> sampler,
@@ -88,6 +88,7 @@ class RunAheadWorker : public PromiseWorker {
   std::vector<int32_t> sampled_;
   int32_t drafted_ = 0;
   int32_t accepted_ = 0;
+  int32_t steps_ = 0;  // decodes made
 };
 
 // The speculative run's worker (context_speculate.cpp).

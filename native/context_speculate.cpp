@@ -51,6 +51,7 @@ class SpeculateWorker : public RunAheadWorker {
         verify.logits.push_back(1);
       }
       RunDecode(*handle_, verify);
+      steps_++;
 
       std::vector<int32_t> ids;
       bool eog = false;

@@ -416,12 +416,13 @@ export class Scheduler {
         // The run goes on once the reader has taken the token.
         return slot.paused ?? undefined;
       },
-      { signal: job.signal, onStep: () => this.stats.batches++ },
+      { signal: job.signal },
     );
     this.#stopAhead = run.stop;
     this.stats.maxSequencesPerBatch = Math.max(this.stats.maxSequencesPerBatch, 1);
     try {
-      const { decoded, drafted, accepted } = await run.done;
+      const { decoded, drafted, accepted, steps } = await run.done;
+      this.stats.batches += steps;
       for (const token of decoded) slot.cached.push(token);
       if (drafted > 0) job.countDraft(drafted, accepted);
     } catch (error) {

@@ -260,7 +260,7 @@ export class LlamaContext {
     expectHandle("sampler", sampler, "LlamaSampler", "seed");
     if (typeof onToken !== "function") throw new TypeError("onToken must be a function");
     if (r.history !== undefined && !this.#drafting) throw new LlamaError("INVALID_ARGUMENT", "request.history needs a drafter (setDrafter)");
-    const channel = new RunAheadChannel(onToken, options.onStep);
+    const channel = new RunAheadChannel(onToken);
     const done = this.#enqueue("generation", options.signal, async (handle, flag) => {
       const result = await handle.generateAhead(r, sampler.native, channel.post, channel.handled, channel.stopFlag, flag);
       channel.finish(result.sampled);

@@ -146,6 +146,8 @@ export interface NativeGenerateResult {
   /** Tokens the drafter proposed, and how many of them were taken (0 without a drafter). */
   drafted: number;
   accepted: number;
+  /** Decodes made: one per token, or (speculating) one per step. */
+  steps: number;
 }
 
 /** A LoRA adapter loaded for a model (loadLora). */

@@ -19,8 +19,6 @@ export interface DrafterOptions {
 
 export interface GenerateAheadOptions {
   signal?: AbortSignal;
-  /** After each decode of the run: the tokens it yields, and (speculating) the tokens drafted and taken. */
-  onStep?: (tokens: number, drafted: number, accepted: number) => void;
 }
 
 /** Delivers a run's tokens to JavaScript (see the top of this file). */
@@ -31,17 +29,14 @@ export class RunAheadChannel {
   #delivered = 0;
   #failure: { error: unknown } | null = null;
   readonly #onToken: (token: number) => unknown;
-  readonly #onStep: ((tokens: number, drafted: number, accepted: number) => void) | undefined;
 
-  constructor(onToken: (token: number) => unknown, onStep?: (tokens: number, drafted: number, accepted: number) => void) {
+  constructor(onToken: (token: number) => unknown) {
     this.#onToken = onToken;
-    this.#onStep = onStep;
   }
 
   /** The addon's callback: one call per decode (a speculative step's tokens come together). */
-  readonly post = (first: number, tokens: Int32Array, drafted: number, accepted: number): void => {
+  readonly post = (first: number, tokens: Int32Array): void => {
     if (first !== this.#delivered || this.#failure !== null) return;
-    this.#onStep?.(tokens.length, drafted, accepted);
     tokens.forEach((token, i) => this.#deliver(first + i, token));
   };
 
