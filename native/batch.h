@@ -13,6 +13,15 @@ struct BatchInput {
   std::vector<int32_t> positions;
   std::vector<int32_t> seq_ids;
   std::vector<uint8_t> logits;
+
+  // Appends one token; returns its index in the batch.
+  int32_t Add(int32_t token, int32_t position, int32_t seq_id, bool logit) {
+    tokens.push_back(token);
+    positions.push_back(position);
+    seq_ids.push_back(seq_id);
+    logits.push_back(logit ? 1 : 0);
+    return static_cast<int32_t>(tokens.size()) - 1;
+  }
 };
 
 // Reads {tokens, positions, seqIds, logits} and checks it against the context; otherwise throws a

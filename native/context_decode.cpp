@@ -65,33 +65,25 @@ class DecodeWorker : public PromiseWorker {
     std::vector<Drafter::Proposal> drafts = Draft();
     RunDecode(*handle_, batch_);
     int32_t n_vocab = llama_vocab_n_tokens(handle_->model->vocab);
+    auto sample = [&](int32_t index, llama_token token) {
+      tokens_.push_back(token);
+      if (n_logprobs_ < 0) return;
+      const float *logits = llama_get_logits_ith(handle_->ctx, index);
+      if (logits == nullptr) throw CodedError("DECODE_FAILED", "no logits at the sampled index");
+      logprobs_.push_back(ComputeLogprobs(logits, n_vocab, token, n_logprobs_));
+    };
     for (size_t s = 0; s < samples_.size(); s++) {
       SampleRequest &request = samples_[s];
-      const std::vector<llama_token> &draft = drafts.empty() ? kNoDraft : drafts[s].tokens;
-      // The sampler takes draft tokens while it samples the same token (as the speculative run).
-      int32_t index = request.index;
-      int32_t count = 0;
-      for (size_t i = 0; i <= draft.size(); i++) {
-        llama_token token = llama_sampler_sample(request.sampler->chain, handle_->ctx, index);
-        tokens_.push_back(token);
-        count++;
-        if (n_logprobs_ >= 0) {
-          const float *logits = llama_get_logits_ith(handle_->ctx, index);
-          if (logits == nullptr) throw CodedError("DECODE_FAILED", "no logits at the sampled index");
-          logprobs_.push_back(ComputeLogprobs(logits, n_vocab, token, n_logprobs_));
-        }
-        if (i == draft.size() || token != draft[i] || llama_vocab_is_eog(handle_->model->vocab, token)) break;
-        index = draft_indices_[s] + static_cast<int32_t>(i);
+      if (drafts.empty()) {
+        sample(request.index, llama_sampler_sample(request.sampler->chain, handle_->ctx, request.index));
+        continue;
       }
-      counts_.push_back(count);
-      if (drafts.empty()) continue;
-      const int32_t taken = count - 1;
-      const llama_seq_id seq = batch_.seq_ids[request.index];
-      handle_->drafter->Taken(seq, drafts[s], taken);
-      // The drafts taken stay in the KV cache after the index's token; the rest go.
-      llama_memory_seq_rm(llama_get_memory(handle_->ctx), seq, batch_.positions[request.index] + 1 + taken, -1);
-      drafted_.push_back(static_cast<int32_t>(draft.size()));
-      accepted_.push_back(taken);
+      const std::vector<llama_token> ids =
+          handle_->drafter->Verify(*handle_, request.sampler->chain, batch_.seq_ids[request.index],
+                                   batch_.positions[request.index], request.index, draft_indices_[s], drafts[s], sample);
+      counts_.push_back(static_cast<int32_t>(ids.size()));
+      drafted_.push_back(static_cast<int32_t>(drafts[s].tokens.size()));
+      accepted_.push_back(static_cast<int32_t>(ids.size()) - 1);
     }
   }
 
@@ -112,12 +104,7 @@ class DecodeWorker : public PromiseWorker {
         proposal = drafter.Propose(seq, request.history, batch_.tokens[request.index], std::min(request.n_draft, room));
       }
       draft_indices_.push_back(static_cast<int32_t>(batch_.tokens.size()));
-      for (size_t i = 0; i < proposal.tokens.size(); i++) {
-        batch_.tokens.push_back(proposal.tokens[i]);
-        batch_.positions.push_back(position + 1 + static_cast<int32_t>(i));
-        batch_.seq_ids.push_back(seq);
-        batch_.logits.push_back(1);
-      }
+      for (size_t i = 0; i < proposal.tokens.size(); i++) batch_.Add(proposal.tokens[i], position + 1 + static_cast<int32_t>(i), seq, true);
       drafts.push_back(std::move(proposal));
     }
     return drafts;
@@ -173,7 +160,6 @@ class DecodeWorker : public PromiseWorker {
   std::vector<int32_t> draft_indices_;
   std::vector<int32_t> drafted_;
   std::vector<int32_t> accepted_;
-  static inline const std::vector<llama_token> kNoDraft{};
 };
 
 // drafts: one { history: Int32Array, nDraft } or null per sample, for a context with a drafter.

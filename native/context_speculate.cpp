@@ -8,8 +8,7 @@ namespace {
 
 // A speculative run of one sequence, as llama.cpp's speculative-simple example does it: each step
 // the drafter proposes tokens after the last one, one target decode verifies them all, and the
-// sampler takes them in order while it samples the same token as the draft (llama.cpp's
-// common_sampler_sample_and_accept_n rule). Every token is sampled by the caller's sampler from the
+// sampler takes them in order while it samples the same token as the draft (Drafter::Verify). Every token is sampled by the caller's sampler from the
 // target's logits at its true position, so the output is what plain decoding gives — the same
 // tokens when greedy, the same distribution (the same tokens for a seed) when sampling — and a
 // step yields at least one token. Each step's tokens reach JS in one call; the run stays at most
@@ -43,31 +42,15 @@ class SpeculateWorker : public RunAheadWorker {
       int32_t room = std::min(request_.max_tokens - generated, request_.max_position - n_past) - 1;
       Drafter::Proposal draft = drafter_->Propose(seq, tokens, last, room);
 
-      BatchInput verify{{last}, {n_past}, {seq}, {1}};
-      for (size_t i = 0; i < draft.tokens.size(); i++) {
-        verify.tokens.push_back(draft.tokens[i]);
-        verify.positions.push_back(n_past + 1 + static_cast<llama_pos>(i));
-        verify.seq_ids.push_back(seq);
-        verify.logits.push_back(1);
-      }
+      BatchInput verify;
+      verify.Add(last, n_past, seq, true);
+      for (size_t i = 0; i < draft.tokens.size(); i++) verify.Add(draft.tokens[i], n_past + 1 + static_cast<llama_pos>(i), seq, true);
       RunDecode(*handle_, verify);
       steps_++;
 
-      std::vector<int32_t> ids;
-      bool eog = false;
-      for (size_t i = 0; i <= draft.tokens.size(); i++) {
-        llama_token id = llama_sampler_sample(sampler_->chain, handle_->ctx, static_cast<int32_t>(i));
-        ids.push_back(id);
-        if (request_.stop_at_eog && llama_vocab_is_eog(handle_->model->vocab, id)) {
-          eog = true;
-          break;
-        }
-        if (i == draft.tokens.size() || id != draft.tokens[i]) break;
-      }
-      // The drafts taken stay in the KV cache after `last`; the rest go.
+      std::vector<llama_token> ids = drafter_->Verify(*handle_, sampler_->chain, seq, n_past, 0, 1, draft, [](int32_t, llama_token) {});
       const int32_t taken = static_cast<int32_t>(ids.size()) - 1;
-      drafter_->Taken(seq, draft, taken);
-      llama_memory_seq_rm(llama_get_memory(handle_->ctx), seq, n_past + 1 + taken, -1);
+      const bool eog = request_.stop_at_eog && llama_vocab_is_eog(handle_->model->vocab, ids.back());
       tokens.push_back(last);
       decoded_.push_back(last);
       tokens.insert(tokens.end(), draft.tokens.begin(), draft.tokens.begin() + taken);

@@ -26,12 +26,7 @@ void Drafter::SyncDraft(llama_seq_id seq_id, const std::vector<llama_token> &tok
   for (size_t start = keep; start < tokens.size(); start += draft->batch_capacity) {
     size_t end = std::min(tokens.size(), start + static_cast<size_t>(draft->batch_capacity));
     BatchInput input;
-    for (size_t i = start; i < end; i++) {
-      input.tokens.push_back(tokens[i]);
-      input.positions.push_back(static_cast<int32_t>(i));
-      input.seq_ids.push_back(seq_id);
-      input.logits.push_back(0);
-    }
+    for (size_t i = start; i < end; i++) input.Add(tokens[i], static_cast<int32_t>(i), seq_id, false);
     FillBatch(batch, input);
     // llama.cpp's drafter mirrors what the target decodes (for a draft model: the same batch).
     if (!common_speculative_process(speculative, batch)) {
@@ -43,28 +38,31 @@ void Drafter::SyncDraft(llama_seq_id seq_id, const std::vector<llama_token> &tok
   }
 }
 
-std::vector<llama_token> Drafter::LookupDraft(llama_seq_id seq_id, const std::vector<llama_token> &tokens,
+std::vector<llama_token> Drafter::LookupDraft(llama_seq_id seq_id, std::vector<llama_token> &tokens, llama_token last,
                                               int32_t n_max) {
   NgramIndex &index = ngrams[seq_id];
+  tokens.push_back(last);
   bool extends = index.tokens.size() <= tokens.size() &&
                  std::equal(index.tokens.begin(), index.tokens.end(), tokens.begin());
   if (!extends) index = NgramIndex{};
   // As llama-lookup: the whole token list, the n-grams that end in its new tokens.
-  std::vector<llama_token> input = tokens;
-  common_ngram_cache_update(index.cache, LLAMA_NGRAM_MIN, LLAMA_NGRAM_MAX, input,
+  common_ngram_cache_update(index.cache, LLAMA_NGRAM_MIN, LLAMA_NGRAM_MAX, tokens,
                             static_cast<int>(tokens.size() - index.tokens.size()), false);
-  index.tokens = tokens;
-  std::vector<llama_token> draft{tokens.back()};
+  index.tokens.insert(index.tokens.end(), tokens.begin() + index.tokens.size(), tokens.end());
+  std::vector<llama_token> draft{last};
   common_ngram_cache none;
-  common_ngram_cache_draft(input, draft, n_max, LLAMA_NGRAM_MIN, LLAMA_NGRAM_MAX, index.cache, none, none);
+  common_ngram_cache_draft(tokens, draft, n_max, LLAMA_NGRAM_MIN, LLAMA_NGRAM_MAX, index.cache, none, none);
+  tokens.pop_back();
   draft.erase(draft.begin());
   return draft;
 }
 
-void Drafter::DraftDecoded(llama_seq_id seq_id, std::vector<llama_token> tokens) {
-  llama_pos last = llama_memory_seq_pos_max(llama_get_memory(draft->ctx), seq_id);
-  tokens.resize(std::min(tokens.size(), static_cast<size_t>(last + 1)));
-  draft_cached[seq_id] = std::move(tokens);
+void Drafter::DraftDecoded(llama_seq_id seq_id, llama_token last, const std::vector<llama_token> &draft_tokens) {
+  std::vector<llama_token> &cached = draft_cached[seq_id];
+  cached.push_back(last);
+  cached.insert(cached.end(), draft_tokens.begin(), draft_tokens.end());
+  llama_pos held = llama_memory_seq_pos_max(llama_get_memory(draft->ctx), seq_id) + 1;
+  cached.resize(std::min(cached.size(), static_cast<size_t>(std::max(held, 0))));
 }
 
 Drafter::Proposal Drafter::Propose(llama_seq_id seq_id, std::vector<llama_token> &tokens, llama_token last,
@@ -92,18 +90,9 @@ Drafter::Proposal Drafter::Propose(llama_seq_id seq_id, std::vector<llama_token>
   common_speculative_draft(speculative);
   if (static_cast<int32_t>(draft_tokens.size()) > n_max) draft_tokens.resize(n_max);
   proposal.by_speculative = !draft_tokens.empty();
-  if (draft_tokens.empty() && kind == Kind::kNgram) {
-    std::vector<llama_token> with_last = tokens;
-    with_last.push_back(last);
-    draft_tokens = LookupDraft(seq_id, with_last, n_max);
-  }
-  if (draft) {
-    // The draft model decoded `last` and each draft token but the final one.
-    std::vector<llama_token> decoded = tokens;
-    decoded.push_back(last);
-    decoded.insert(decoded.end(), draft_tokens.begin(), draft_tokens.end());
-    DraftDecoded(seq_id, std::move(decoded));
-  }
+  if (draft_tokens.empty() && kind == Kind::kNgram) draft_tokens = LookupDraft(seq_id, tokens, last, n_max);
+  // The draft model decoded `last` and each draft token but the final one.
+  if (draft) DraftDecoded(seq_id, last, draft_tokens);
   return proposal;
 }
 
@@ -112,6 +101,27 @@ Drafter::Proposal Drafter::Propose(llama_seq_id seq_id, std::vector<llama_token>
 // draft model decodes even when it proposes nothing): the length halves after a draft with
 // nothing taken, and after misses in a row drafting pauses for 2, 4, ... up to 32 steps. An
 // n-gram lookup that finds nothing costs nothing and is not a miss. Kept per sequence.
+std::vector<llama_token> Drafter::Verify(ContextHandle &target, llama_sampler *chain, llama_seq_id seq_id,
+                                         llama_pos position, int32_t first, int32_t draft_start,
+                                         const Proposal &proposal,
+                                         const std::function<void(int32_t, llama_token)> &on_sampled) {
+  const std::vector<llama_token> &draft_tokens = proposal.tokens;
+  std::vector<llama_token> ids;
+  int32_t index = first;
+  for (size_t i = 0; i <= draft_tokens.size(); i++) {
+    llama_token id = llama_sampler_sample(chain, target.ctx, index);
+    ids.push_back(id);
+    on_sampled(index, id);
+    if (i == draft_tokens.size() || id != draft_tokens[i] || llama_vocab_is_eog(target.model->vocab, id)) break;
+    index = draft_start + static_cast<int32_t>(i);
+  }
+  const int32_t taken = static_cast<int32_t>(ids.size()) - 1;
+  Taken(seq_id, proposal, taken);
+  // The drafts taken stay in the KV cache after the token at `position`; the rest go.
+  llama_memory_seq_rm(llama_get_memory(target.ctx), seq_id, position + 1 + taken, -1);
+  return ids;
+}
+
 void Drafter::Taken(llama_seq_id seq_id, const Proposal &proposal, int32_t taken) {
   // llama.cpp's drafter hears how its own draft went.
   if (proposal.by_speculative) common_speculative_accept(speculative, seq_id, static_cast<uint16_t>(taken));
