@@ -35,7 +35,7 @@ import {
 import { completionPromptTokens } from "./prompt.js";
 import { chatLogprobs, completionLogprobs, responseId, usage } from "./responses.js";
 import { Scheduler, type SchedulerStats } from "./scheduler.js";
-import { openStream, type StreamChunks, type StreamHooks } from "./stream.js";
+import { openStream, type StreamChunks } from "./stream.js";
 import type {
   ChatCompletion,
   ChatCompletionChunk,
@@ -106,6 +106,7 @@ export class Llama {
     const releaseLog = o.verbose ? holdVerboseLog() : () => {};
     let model: LlamaModel | null = null;
     let context: LlamaContext | null = null;
+    let llama: Llama | null = null;
     try {
       model = await LlamaModel.load(o.modelPath, {
         nGpuLayers: o.nGpuLayers ?? LOAD_DEFAULTS.nGpuLayers,
@@ -117,7 +118,6 @@ export class Llama {
         onProgress: o.onProgress,
         signal: o.signal,
       });
-      let llama: Llama;
       if (o.vocabOnly) {
         llama = new Llama(o, model, null);
       } else {
@@ -140,11 +140,7 @@ export class Llama {
         if (contextShiftOf(o.contextShift) !== null) checkCanShift(context, "options.contextShift");
         llama = new Llama(o, model, context);
         // Adapters that fail to load fail the load.
-        const adapters = llama.#adapters;
-        await Promise.resolve(adapters.resolve(undefined)).catch(async (error: unknown) => {
-          await adapters.dispose();
-          throw error;
-        });
+        await llama.#adapters.resolve(undefined);
         if (o.draft) llama.#draft = await attachDraft(context, o.draft, { nGpuLayers: o.nGpuLayers ?? LOAD_DEFAULTS.nGpuLayers, nThreads, signal: o.signal });
         if (o.embedding) await llama.#embeddings().context();
       }
@@ -152,6 +148,10 @@ export class Llama {
       return llama;
     } catch (err) {
       await context?.dispose();
+      if (llama !== null) {
+        await llama.#draft?.dispose();
+        await llama.#adapters.dispose();
+      }
       model?.dispose();
       releaseLog();
       throw err;
@@ -218,12 +218,20 @@ export class Llama {
     return this.model.createSampler(samplerOptionsOf(o, { temperature: defaults.temperature, seed: this.options.seed }));
   }
 
+  /**
+   * Runs a generation with the request's LoRA adapters: at once when they are loaded (the common
+   * case), so that requests queue in call order; after loading them otherwise.
+   */
+  #generate(lora: LoraOptions[] | undefined, request: Omit<GenerationRequest, "adapters">): Promise<GenerationResult> {
+    const resolved = this.#adapters.resolve(lora);
+    if (resolved instanceof Promise) return resolved.then((adapters) => runGeneration(this.#live(), this.model, { ...request, adapters }));
+    return runGeneration(this.#live(), this.model, { ...request, adapters: resolved });
+  }
+
   /** Runs a prepared request whole; the sampler is freed when it ends. */
   async #runWhole(prepared: Prepared): Promise<GenerationResult> {
     try {
-      const resolved = this.#adapters.resolve(prepared.lora);
-      const adapters = resolved instanceof Promise ? await resolved : resolved;
-      return await runGeneration(this.#live(), this.model, { ...prepared.request, adapters, signal: prepared.signal });
+      return await this.#generate(prepared.lora, { ...prepared.request, signal: prepared.signal });
     } finally {
       prepared.request.sampler.dispose();
     }
@@ -233,12 +241,7 @@ export class Llama {
   #runStream<T>(prepared: Prepared, chunks: StreamChunks<T>): AsyncIterableIterator<T> {
     const { request, signal } = prepared;
     // The stream starts when first read: a Llama disposed by then fails it with DISPOSED.
-    const start = (hooks: StreamHooks) => {
-      const resolved = this.#adapters.resolve(prepared.lora);
-      if (resolved instanceof Promise) return resolved.then((adapters) => runGeneration(this.#live(), this.model, { ...request, adapters, ...hooks }));
-      return runGeneration(this.#live(), this.model, { ...request, adapters: resolved, ...hooks });
-    };
-    return openStream(start, signal, chunks, () => request.sampler.dispose());
+    return openStream((hooks) => this.#generate(prepared.lora, { ...request, ...hooks }), signal, chunks, () => request.sampler.dispose());
   }
 
   /** A completion of `prompt`, returned whole; with `stream: true`, an async iterable of chunks. */
