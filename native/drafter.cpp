@@ -165,12 +165,16 @@ Napi::Value Context::SetDrafter(const Napi::CallbackInfo &info) {
     return env.Undefined();
   }
   Napi::Object options = info[0].As<Napi::Object>();
-  auto number = [&](const char *key, double fallback) {
-    Napi::Value value = options.Get(key);
-    return value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : fallback;
-  };
+  // The defaults are lib/core/run-ahead.ts's DRAFTER_DEFAULTS: JavaScript passes every number.
+  for (const char *key : {"nDraft", "pMin", "ngramSize"}) {
+    if (!options.Get(key).IsNumber()) {
+      ThrowTypeError(env, std::string("setDrafter: options.") + key + " must be a number");
+      return env.Undefined();
+    }
+  }
+  auto number = [&](const char *key) { return options.Get(key).As<Napi::Number>().DoubleValue(); };
   auto drafter = std::make_shared<Drafter>();
-  drafter->n_draft = static_cast<int32_t>(number("nDraft", 16));
+  drafter->n_draft = static_cast<int32_t>(number("nDraft"));
   if (drafter->n_draft < 1 || drafter->n_draft >= handle->batch_capacity) {
     Napi::RangeError::New(env, "setDrafter: nDraft must be at least 1 and below the batch size")
         .ThrowAsJavaScriptException();
@@ -195,7 +199,7 @@ Napi::Value Context::SetDrafter(const Napi::CallbackInfo &info) {
     params.types = {COMMON_SPECULATIVE_TYPE_DRAFT_SIMPLE};
     params.draft.n_max = drafter->n_draft;
     params.draft.n_min = 0;
-    params.draft.p_min = static_cast<float>(number("pMin", 0.75));
+    params.draft.p_min = static_cast<float>(number("pMin"));
     params.draft.ctx_tgt = handle->ctx;
     params.draft.ctx_dft = drafter->draft->ctx;
     drafter->draft_cached.resize(n_seq);
@@ -203,7 +207,7 @@ Napi::Value Context::SetDrafter(const Napi::CallbackInfo &info) {
     // The longest recent repeat of the last tokens (prompt lookup); where there is none,
     // llama-lookup's n-gram cache (Drafter::LookupDraft), which also predicts short loops.
     params.types = {COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE};
-    params.ngram_simple.size_n = static_cast<uint16_t>(number("ngramSize", 3));
+    params.ngram_simple.size_n = static_cast<uint16_t>(number("ngramSize"));
     params.ngram_simple.size_m = static_cast<uint16_t>(drafter->n_draft);
     drafter->ngrams.resize(n_seq);
   } else {

@@ -15,7 +15,7 @@ import type {
 import { native } from "./binding.js";
 import { watchRpc } from "./rpc.js";
 import { LlamaLora } from "./lora.js";
-import { RunAheadChannel, type DrafterOptions, type GenerateAheadOptions } from "./run-ahead.js";
+import { DRAFTER_DEFAULTS, RunAheadChannel, type DrafterOptions, type GenerateAheadOptions } from "./run-ahead.js";
 import { flashCodes, poolingCodes, type ContextOptions, type DecodeAndSampleOptions, type DecodeOptions, type FlashAttention, type PoolingType, type SampleRequest } from "./context-options.js";
 import type { LlamaSampler } from "./sampler.js";
 import { boolean, checkOptions, expectHandle, expectInteger, expectNumber, expectObject, integer, number, oneOf, string, toTokenArray } from "../validate.js";
@@ -138,7 +138,12 @@ export class LlamaContext {
       });
       oneOf("model", "ngram")("options.type", o.type);
       if (o.type === "model" && !(draft instanceof LlamaContext)) throw new TypeError("a draft model's drafter needs its LlamaContext");
-      const nativeOptions = { type: o.type, nDraft: o.nDraft ?? 16, pMin: o.pMin, ngramSize: o.ngramSize };
+      const nativeOptions = {
+        type: o.type,
+        nDraft: o.nDraft ?? DRAFTER_DEFAULTS.nDraft,
+        pMin: o.pMin ?? DRAFTER_DEFAULTS.pMin,
+        ngramSize: o.ngramSize ?? DRAFTER_DEFAULTS.ngramSize,
+      };
       callNative(() => this.native.setDrafter(nativeOptions, o.type === "model" ? draft!.native : undefined));
     } else {
       callNative(() => this.native.setDrafter(null));

@@ -163,9 +163,9 @@ export interface NativeDrafterOptions {
   /** Most tokens drafted per verifying decode. */
   nDraft: number;
   /** A draft model's least probability of a drafted token. */
-  pMin?: number;
+  pMin: number;
   /** Tokens an n-gram lookup matches before it drafts what followed them. */
-  ngramSize?: number;
+  ngramSize: number;
 }
 
 export interface NativeContext {

@@ -5,6 +5,9 @@
 import { native } from "./binding.js";
 import type { NativeAbortFlag } from "./native.js";
 
+/** The drafter's defaults (llama-server's), the one place they are set. */
+export const DRAFTER_DEFAULTS = { nDraft: 16, pMin: 0.75, ngramSize: 3 } as const;
+
 /** Speculative decoding's drafter (LlamaContext.setDrafter). */
 export interface DrafterOptions {
   /** "model": a draft model's context drafts; "ngram": lookup in the sequence's own tokens. */
