@@ -1,23 +1,32 @@
 #!/usr/bin/env node
-// Builds a prebuilt binary and lays it out where node-gyp-build (lib/native.ts) looks for it:
-//   node scripts/prebuild.mjs          portable CPU build -> prebuilds/<platform>-<arch>/
-//   node scripts/prebuild.mjs --cuda   CUDA build         -> prebuilds/<platform>-<arch>/cuda/
+// Builds a prebuilt binary and lays it out where node-gyp-build (lib/core/binding.ts) looks for it:
+//   node scripts/prebuild.mjs              portable CPU build           -> prebuilds/linux-<arch>/
+//   node scripts/prebuild.mjs --arch arm64 the same, cross-compiled     -> prebuilds/linux-arm64/
+//   node scripts/prebuild.mjs --cuda       CUDA build                   -> prebuilds/linux-<arch>/cuda/
 // The addon is named as prebuildify names it (node.napi.glibc.node) and sits beside its shared
-// libraries and ggml's modules (every CPU variant; CUDA), all stripped; its RPATH is $ORIGIN and it
-// loads the modules from its own folder. --no-build packs what build/<variant>/bin already holds;
+// libraries and ggml's modules (every CPU variant, RPC; CUDA), all stripped; its RPATH is $ORIGIN and
+// it loads the modules from its own folder. The result is loaded in a fresh process (under qemu-user
+// for another architecture) before it counts. --no-build packs what the build folder already holds;
 // other arguments (--CDNAME=VALUE) go to scripts/build.mjs.
 import { execFileSync, spawnSync } from "node:child_process";
 import { copyFileSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
+import { variantOf } from "./build.mjs";
+import { emulatedNode } from "./emulated-node.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const args = process.argv.slice(2);
 const cuda = args.includes("--cuda");
-const variantFolder = join(root, "build", cuda ? "cuda" : "portable", "bin");
-const platformDir = join(root, "prebuilds", `${process.platform}-${process.arch}`);
+const arch = args.includes("--arch") ? args[args.indexOf("--arch") + 1] : process.arch;
+const cross = arch !== process.arch;
+const variant = variantOf(cuda ? ["--cuda", ...args] : ["--portable", ...args]);
+const variantFolder = join(root, variant.folder, "bin");
+const platformDir = join(root, "prebuilds", `${process.platform}-${arch}`);
 const outDir = cuda ? join(platformDir, "cuda") : platformDir;
+// binutils for the target: the host's strip does not know another architecture's ELF.
+const strip = cross ? { arm64: "aarch64-linux-gnu-strip" }[arch] : "strip";
 
 if (process.platform !== "linux") {
   // The layout relies on ELF's $ORIGIN and SONAMEs; macOS (@loader_path) and Windows are not done yet.
@@ -36,15 +45,16 @@ function soname(path) {
   return /Library soname: \[([^\]]+)\]/.exec(dynamic)?.[1] ?? null;
 }
 
-/** node-gyp-build's tags: N-API, and the C library the binary was linked against. */
+/** node-gyp-build's tags: N-API, and the C library the binary was linked against (a cross build: Debian's glibc). */
 function addonName() {
-  const glibc = process.report.getReport().header.glibcVersionRuntime;
+  const glibc = cross || process.report.getReport().header.glibcVersionRuntime;
   return glibc ? "node.napi.glibc.node" : "node.napi.musl.node";
 }
 
 if (!args.includes("--no-build")) {
   const passThrough = args.filter((arg) => arg.startsWith("--CD"));
-  run(process.execPath, [join(root, "scripts", "build.mjs"), cuda ? "--cuda" : "--portable", ...passThrough]);
+  const archFlag = cross ? ["--arch", arch] : [];
+  run(process.execPath, [join(root, "scripts", "build.mjs"), cuda ? "--cuda" : "--portable", ...archFlag, ...passThrough]);
 }
 
 // Start from an empty folder, but keep the GPU variants' subfolders when packing the CPU one.
@@ -64,10 +74,10 @@ for (const entry of readdirSync(variantFolder)) {
   else if (/\.so(\.\d+)*$/.test(entry)) target = soname(source) ?? entry;
   else continue;
   copyFileSync(source, join(outDir, target));
-  run("strip", ["--strip-unneeded", join(outDir, target)]);
+  run(strip, ["--strip-unneeded", join(outDir, target)]);
   files.push(target);
 }
-for (const required of [addonName(), ...(cuda ? ["libggml-cuda.so"] : [])]) {
+for (const required of [addonName(), "libggml-rpc.so", ...(cuda ? ["libggml-cuda.so"] : [])]) {
   if (!files.includes(required)) {
     console.error(`[prebuild] ${required} missing from ${variantFolder}: the build did not finish`);
     process.exit(1);
@@ -75,9 +85,10 @@ for (const required of [addonName(), ...(cuda ? ["libggml-cuda.so"] : [])]) {
 }
 
 // Load it from its new home in a fresh process: proves the names, the RPATH and the module search.
+const node = cross ? emulatedNode(arch) : { command: process.execPath, args: [] };
 const check = spawnSync(
-  process.execPath,
-  ["-e", "const i = require(process.argv[1]).buildInfo(); console.log(JSON.stringify(i))", join(outDir, addonName())],
+  node.command,
+  [...node.args, "-e", "const i = require(process.argv[1]).buildInfo(); console.log(JSON.stringify(i))", join(outDir, addonName())],
   { encoding: "utf8" },
 );
 if (check.status !== 0) {
