@@ -19,6 +19,7 @@ export type LlamaErrorCode =
   | "BUSY"
   | "UNSUPPORTED"
   | "RPC_UNAVAILABLE"
+  | "NO_BINARY"
   | "NATIVE_ERROR";
 
 /** Every failure of llama-napi itself (as opposed to bad arguments, which throw TypeError/RangeError). */

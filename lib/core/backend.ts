@@ -1,7 +1,7 @@
 // Process-wide facts and settings: llama.cpp's log, system info, build info, devices.
 import { availableParallelism } from "node:os";
 import { expectFunction } from "../validate.js";
-import { native, nativeKind, nativePath } from "./binding.js";
+import { loadedBinary, native } from "./binding.js";
 import type { NativeBuildInfo, NativeDevice } from "./native.js";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -76,7 +76,8 @@ export function buildInfo(): BuildInfo {
     .devices()
     .filter((device) => device.type === "gpu" || device.type === "igpu")
     .map((device) => device.description);
-  return { ...native.buildInfo(), binaryPath: nativePath, binaryKind: nativeKind, gpuDevices };
+  const { path, kind } = loadedBinary();
+  return { ...native.buildInfo(), binaryPath: path, binaryKind: kind, gpuDevices };
 }
 
 /** The most sequences one context can hold (llama.cpp's LLAMA_MAX_SEQ). */
@@ -86,7 +87,7 @@ export function maxParallelSequences(): number {
 
 /** The path of the loaded addon, for packages that build on it. */
 export function binaryPath(): string {
-  return nativePath;
+  return loadedBinary().path;
 }
 
 /** The compute devices ggml found (CPU, GPUs). */

@@ -1,8 +1,11 @@
 // Loads the addon: the only file that touches the binary (lib/core/native.ts declares its types).
+// Importing llama-napi loads nothing: the first native call does, and where no binary runs here it
+// throws one LlamaError (NO_BINARY) that says why and how to get one.
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync } from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, join, relative, sep } from "node:path";
+import { dirname, join, relative, resolve, sep } from "node:path";
+import { LlamaError } from "../errors.js";
 import type { NativeBinding } from "./native.js";
 
 /** The package root: the nearest folder above this file with llama-napi's package.json. */
@@ -46,28 +49,131 @@ function usableGpuPrebuild(root: string): { variant?: string; path?: string; rej
   return {};
 }
 
+// ELF's e_machine values, by Node's names for the architectures.
+const ELF_MACHINES: Record<number, string> = { 3: "ia32", 40: "arm", 62: "x64", 183: "arm64", 243: "riscv64", 21: "ppc64", 22: "s390x" };
+
+/** The architecture an ELF binary is built for, or undefined for other formats (Mach-O, PE: not checked). */
+function elfArch(path: string): string | undefined {
+  const header = Buffer.alloc(20);
+  const fd = openSync(path, "r");
+  try {
+    if (readSync(fd, header, 0, 20, 0) < 20 || header.readUInt32BE(0) !== 0x7f454c46) return undefined;
+  } finally {
+    closeSync(fd);
+  }
+  const machine = header[5] === 2 ? header.readUInt16BE(18) : header.readUInt16LE(18);
+  return ELF_MACHINES[machine] ?? `ELF machine ${machine}`;
+}
+
+function libc(): string {
+  if (process.platform !== "linux") return "";
+  const header = process.report.getReport() as { header?: { glibcVersionRuntime?: string } };
+  return header.header?.glibcVersionRuntime ? "glibc" : "musl";
+}
+
+interface Loaded {
+  binding: NativeBinding;
+  path: string;
+  kind: string;
+}
+
+/** Loads one candidate, or says in a few words why it cannot run here. */
+function tryLoad(path: string, kind: string): Loaded | string {
+  const arch = existsSync(path) ? elfArch(path) : undefined;
+  if (!existsSync(path)) return "not found";
+  if (arch !== undefined && arch !== process.arch) return `built for ${arch}, not ${process.arch}`;
+  let binding: NativeBinding;
+  try {
+    binding = requireHere(path) as NativeBinding;
+  } catch (error) {
+    return `does not load: ${(error as Error).message.split("\n")[0]!.slice(0, 300)}`;
+  }
+  // A portable binary brings its CPU code as modules beside it; without one that runs on this CPU
+  // nothing can compute (llama.cpp would fail at the first model).
+  const info = binding.buildInfo();
+  if (info.portable && info.cpuBackendPath === "") {
+    const folder = dirname(path);
+    const variants = readdirSync(folder).filter((file) => /^libggml-cpu-.*\.so$/.test(file));
+    return `none of its CPU variants runs on this CPU (${variants.length ? variants.join(", ") : "none present"} in ${folder})`;
+  }
+  return { binding, path, kind };
+}
+
+function noBinary(root: string | undefined, tried: string[]): LlamaError {
+  const abi = process.versions.modules;
+  const target = `${process.platform}-${process.arch}${libc() ? ` (${libc()})` : ""}, Node.js ${process.version} (ABI ${abi})`;
+  const prebuilds = root === undefined ? "" : join(root, "prebuilds");
+  const shipped = prebuilds && existsSync(prebuilds) ? readdirSync(prebuilds).filter((dir) => /^[a-z0-9]+-[a-z0-9]+$/.test(dir)) : [];
+  return new LlamaError(
+    "NO_BINARY",
+    [
+      `llama-napi has no native binary that runs on ${target}.`,
+      ...tried.map((line) => `  ${line}`),
+      ...(root === undefined ? [] : [`Prebuilds in this package: ${shipped.length ? shipped.join(", ") : "none"} (${root}).`]),
+      "To build one from source (needs cmake, a C++ compiler and git):",
+      "  npx llama-napi build",
+      "or let npm run llama-napi's install script, which builds when no prebuild fits:",
+      "  npm approve-scripts llama-napi && npm rebuild llama-napi   (npx or a global install: --allow-scripts=llama-napi)",
+    ].join("\n"),
+  );
+}
+
 /**
  * The addon to load: LLAMA_NAPI_BINARY if set; else a GPU prebuild that found a GPU in a child
  * process; else node-gyp-build's choice: this machine's source build (build/Release) when there is
- * one, otherwise the portable CPU prebuild.
+ * one, otherwise the portable CPU prebuild. A candidate built for another architecture, or one with
+ * no CPU variant for this CPU, is passed over (with one line on stderr when another one runs).
  */
-function loadBinding(): { binding: NativeBinding; path: string; kind: string } {
+function loadBinding(): Loaded {
   const override = process.env.LLAMA_NAPI_BINARY;
-  if (override) return { binding: requireHere(override) as NativeBinding, path: override, kind: "custom" };
+  if (override) {
+    const loaded = tryLoad(resolve(override), "custom");
+    if (typeof loaded === "string") throw noBinary(undefined, [`LLAMA_NAPI_BINARY=${override}: ${loaded}`]);
+    return loaded;
+  }
   const root = packageRoot();
+  const candidates: Array<{ path: string; kind: string }> = [];
   const gpu = usableGpuPrebuild(root);
-  const nodeGypBuild = requireHere("node-gyp-build") as { (dir: string): unknown; resolve(dir: string): string };
-  const path = gpu.path ?? nodeGypBuild.resolve(root);
-  if (gpu.rejected) console.warn(`[llama-napi] ${gpu.rejected}; using ${relative(root, path)}`);
-  const kind = gpu.variant ?? (relative(root, path).startsWith(`prebuilds${sep}`) ? "cpu" : "source");
-  return { binding: requireHere(path) as NativeBinding, path, kind };
+  if (gpu.path) candidates.push({ path: gpu.path, kind: gpu.variant! });
+  const nodeGypBuild = requireHere("node-gyp-build") as { resolve(dir: string): string };
+  try {
+    const path = nodeGypBuild.resolve(root);
+    candidates.push({ path, kind: relative(root, path).startsWith(`prebuilds${sep}`) ? "cpu" : "source" });
+  } catch {
+    // No build and no prebuild tagged for this platform: the error below lists what there is.
+  }
+  const prebuild = join(root, "prebuilds", `${process.platform}-${process.arch}`, `node.napi.${libc() || "glibc"}.node`);
+  if (!candidates.some((c) => c.path === prebuild) && existsSync(prebuild)) candidates.push({ path: prebuild, kind: "cpu" });
+
+  const passedOver = gpu.rejected ? [gpu.rejected] : [];
+  for (const candidate of candidates) {
+    const loaded = tryLoad(candidate.path, candidate.kind);
+    if (typeof loaded !== "string") {
+      if (passedOver.length > 0) console.warn(`[llama-napi] ${passedOver.join("; ")}; using ${relative(root, loaded.path)}`);
+      return loaded;
+    }
+    passedOver.push(`${relative(root, candidate.path)} is not usable here (${loaded})`);
+  }
+  throw noBinary(root, passedOver.length ? passedOver : ["no build (build/Release) and no prebuild for this platform"]);
 }
 
-const loaded = loadBinding();
+let loaded: Loaded | undefined;
+let failure: LlamaError | undefined;
 
-/** The addon's exports. */
-export const native: NativeBinding = loaded.binding;
-/** The file the addon was loaded from. */
-export const nativePath: string = loaded.path;
-/** Which binary that is: a GPU prebuild (`cuda`), the portable CPU prebuild (`cpu`), this machine's build (`source`), or LLAMA_NAPI_BINARY's (`custom`). */
-export const nativeKind: string = loaded.kind;
+/** The addon, loaded on first use; throws the NO_BINARY LlamaError (the same one each time) when none runs here. */
+export function loadedBinary(): Loaded {
+  if (loaded) return loaded;
+  if (failure) throw failure;
+  try {
+    loaded = loadBinding();
+    return loaded;
+  } catch (error) {
+    failure = error instanceof LlamaError ? error : new LlamaError("NO_BINARY", (error as Error).message, { cause: error });
+    throw failure;
+  }
+}
+
+/** The addon's exports, loaded on first access (see loadedBinary). */
+export const native: NativeBinding = new Proxy({} as NativeBinding, {
+  get: (_target, key) => loadedBinary().binding[key as keyof NativeBinding],
+});
