@@ -1,6 +1,7 @@
 // The published package as a user gets it: `npm pack`, then install the tarball into an empty
 // project outside the repository with install scripts disabled and no compiler, make or cmake on
-// PATH, so that only the prebuild in the tarball can work. Needs `npm run build:prebuild` first.
+// PATH, so that only the prebuild in the tarball can work: on this x86-64 machine, and on arm64
+// through an arm64 Node.js under qemu-user. Needs both prebuilds (`npm test`'s pretest builds them).
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import {
   copyFileSync,
@@ -17,15 +18,20 @@ import {
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { emulatedNode } from "../../scripts/emulated-node.mjs";
 import { freePort, listening, modelPath, repoRoot } from "../helpers.js";
 
 const platformDir = `${process.platform}-${process.arch}`;
 const prebuildAddon = join(repoRoot, "prebuilds", platformDir, "node.napi.glibc.node");
+const arm64Addon = join(repoRoot, "prebuilds", "linux-arm64", "node.napi.glibc.node");
+/** What the tarball may weigh (docs/prebuilds.md): both CPU prebuilds, gzipped. */
+const MAX_PACKED_MIB = 20;
 const buildTools = ["cc", "c++", "gcc", "g++", "clang", "clang++", "clang-19", "clang++-19", "make", "cmake", "ninja", "nvcc"];
 
 let work: string;
 let project: string;
 let packedFiles: string[];
+let packedBytes: number;
 /** PATH for the consumer: a folder holding only `node` and `npm`. */
 let env: NodeJS.ProcessEnv;
 
@@ -46,12 +52,15 @@ const viaImport = `const llamaNapi = await import("llama-napi"); ${completion}`;
 
 describe("the packed tarball, installed without compilers or install scripts", () => {
   beforeAll(() => {
-    if (!existsSync(prebuildAddon)) throw new Error(`no prebuild at ${prebuildAddon}: run \`npm run build:prebuild\` first`);
+    for (const addon of [prebuildAddon, arm64Addon]) {
+      if (!existsSync(addon)) throw new Error(`no prebuild at ${addon}: run \`npm run build:prebuild\` (with \`-- --arch arm64\`) first`);
+    }
     work = mkdtempSync(join(tmpdir(), "llama-napi-pack-"));
     const packed = JSON.parse(
       execFileSync("npm", ["pack", "--json", "--pack-destination", work], { cwd: repoRoot, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }),
-    ) as Array<{ filename: string; files: Array<{ path: string }> }>;
+    ) as Array<{ filename: string; size: number; files: Array<{ path: string }> }>;
     packedFiles = packed[0]!.files.map((file) => file.path);
+    packedBytes = packed[0]!.size;
 
     const tools = join(work, "bin");
     mkdirSync(tools);
@@ -85,6 +94,31 @@ describe("the packed tarball, installed without compilers or install scripts", (
     expect(packedFiles.filter((path) => /libggml-cpu-[\w.]+\.so$/.test(path)).length).toBeGreaterThan(1);
     expect(packedFiles.filter((path) => path.startsWith("build/"))).toEqual([]);
     expect(existsSync(join(project, "node_modules", "llama-napi", "build"))).toBe(false);
+  });
+
+  it(`carries the linux-arm64 prebuild with its CPU variants and RPC, no GPU build, and weighs under ${MAX_PACKED_MIB} MiB`, () => {
+    expect(packedFiles).toContain("prebuilds/linux-arm64/node.napi.glibc.node");
+    expect(packedFiles).toContain("prebuilds/linux-arm64/libggml-rpc.so");
+    expect(packedFiles).toContain(`prebuilds/${platformDir}/libggml-rpc.so`);
+    const armVariants = packedFiles.filter((path) => /^prebuilds\/linux-arm64\/libggml-cpu-armv[\w.]+\.so$/.test(path));
+    expect(armVariants).toContain("prebuilds/linux-arm64/libggml-cpu-armv8.0_1.so");
+    expect(armVariants.length).toBeGreaterThan(4);
+    expect(packedFiles.filter((path) => path.includes("/cuda/") || path.includes("libggml-cuda"))).toEqual([]);
+    expect(packedBytes / 2 ** 20).toBeLessThan(MAX_PACKED_MIB);
+  });
+
+  it("runs on arm64: node-gyp-build picks prebuilds/linux-arm64 for an arm64 Node.js (under qemu) and it completes as here", () => {
+    const node = emulatedNode("arm64");
+    const result = spawnSync(node.command, [...node.args, "-e", viaRequire], { cwd: project, env, encoding: "utf8", timeout: 300_000 });
+    expect(result.status, result.stderr).toBe(0);
+    const { text, info } = JSON.parse(result.stdout.trim()) as { text: string; info: Record<string, unknown> };
+    expect(text).toBe(", there was a");
+    expect(info).toMatchObject({
+      binaryKind: "cpu",
+      binaryPath: join(realpathSync(project), "node_modules", "llama-napi", "prebuilds", "linux-arm64", "node.napi.glibc.node"),
+      portable: true,
+    });
+    expect(String(info.cpuVariant)).toMatch(/^armv/);
   });
 
   it.each([
@@ -129,6 +163,22 @@ describe("the packed tarball, installed without compilers or install scripts", (
       expect(text).toBe(", there was a");
     } finally {
       server.kill("SIGKILL");
+    }
+  });
+
+  it("passes over a build/Release made for another architecture (node_modules copied across machines) with one log line", () => {
+    const release = join(project, "node_modules", "llama-napi", "build", "Release");
+    mkdirSync(release, { recursive: true });
+    copyFileSync(arm64Addon, join(release, "llama_napi.node"));
+    try {
+      const { stdout, stderr } = runNode(["-e", viaRequire]);
+      expect((JSON.parse(stdout.trim()) as { text: string }).text).toBe(", there was a");
+      const logLines = stderr.split("\n").filter((line) => line.includes("[llama-napi]"));
+      expect(logLines).toEqual([
+        `[llama-napi] build/Release/llama_napi.node is not usable here (built for arm64, not ${process.arch}); using prebuilds/${platformDir}/node.napi.glibc.node`,
+      ]);
+    } finally {
+      rmSync(join(project, "node_modules", "llama-napi", "build"), { recursive: true, force: true });
     }
   });
 
