@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <future>
 #include <mutex>
 #include <utility>
 
@@ -55,6 +56,25 @@ class QuantizeJob {
       if (progress.NonBlockingCall(fraction, deliver) != napi_ok) delete fraction;
     }
     if (AbortRequested()) throw QuantizeAborted();
+  }
+
+  // Waits until JavaScript has received every report queued so far: the calls run in order, so a
+  // last one that signals back comes after them. The promise settles after Run returns, and so
+  // after the last report (otherwise a fast machine settles first and its reports arrive late).
+  void DeliverQueuedReports() {
+    if (!has_progress) return;
+    auto *delivered = new std::promise<void>();
+    std::future<void> done = delivered->get_future();
+    // Also called, without an environment, when the function is torn down with the call queued.
+    auto signal = [](Napi::Env, Napi::Function, std::promise<void> *promise) {
+      promise->set_value();
+      delete promise;
+    };
+    if (progress.BlockingCall(delivered, signal) != napi_ok) {
+      delete delivered;
+      return;
+    }
+    done.wait();
   }
 };
 
@@ -112,6 +132,7 @@ class QuantizeWorker : public PromiseWorker {
     active_job = &job_;
     uint32_t status = llama_model_quantize(input_.c_str(), output_.c_str(), &params_);
     active_job = nullptr;
+    job_.DeliverQueuedReports();
     if (status != 0) {
       if (job_.AbortRequested()) {
         std::remove(output_.c_str());

@@ -20,19 +20,29 @@ export function llamaCppTool(name: "llama-completion" | "llama-perplexity" | "ll
 }
 
 /**
- * What llama-completion prints on stdout for `args`: the prompt, the text, and a blank line. Its
- * log thread (which writes stdout too) loses the end of the output at exit when the machine is
- * oversubscribed (seen with 4 busy processes on 2 cores, for 700 tokens), the blank line with it;
- * such a run is run again, after a growing pause.
+ * Runs a llama.cpp tool until its output is complete. The tools' log thread (which writes stdout
+ * too) loses the end of the output at exit when the machine is oversubscribed (seen with 4 busy
+ * processes on 2 cores, for llama-completion's 700 tokens and llama-perplexity's summary); such a
+ * run is run again, after a growing pause.
  */
-export function llamaCompletionOutput(args: string[], tries = 6): Buffer {
-  let stdout = Buffer.alloc(0);
-  for (let attempt = 0; attempt < tries; attempt++) {
-    if (attempt > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 250 * 2 ** attempt);
-    stdout = execFileSync(llamaCppTool("llama-completion"), args, { stdio: ["ignore", "pipe", "ignore"], maxBuffer: 1 << 24 });
-    if (stdout.subarray(-2).toString() === "\n\n") return stdout.subarray(0, -2);
+function completeOutput<T extends string | Buffer>(what: string, run: () => T, complete: (output: T) => boolean, tries = 6): T {
+  let output = run();
+  for (let attempt = 1; attempt < tries && !complete(output); attempt++) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 250 * 2 ** attempt);
+    output = run();
   }
-  throw new Error(`llama-completion ${args.join(" ")} printed an unexpected ending ${tries} times: ${JSON.stringify(stdout.subarray(-120).toString())}`);
+  if (!complete(output)) throw new Error(`${what} printed an unexpected ending ${tries} times: ${JSON.stringify(output.subarray(-120).toString())}`);
+  return output;
+}
+
+/** What llama-completion prints on stdout for `args`: the prompt, the text (and a blank line, left out). */
+export function llamaCompletionOutput(args: string[]): Buffer {
+  const stdout = completeOutput(
+    `llama-completion ${args.join(" ")}`,
+    () => execFileSync(llamaCppTool("llama-completion"), args, { stdio: ["ignore", "pipe", "ignore"], maxBuffer: 1 << 24 }),
+    (out) => out.subarray(-2).toString() === "\n\n",
+  );
+  return stdout.subarray(0, -2);
 }
 
 export interface GreedyReference {
@@ -82,9 +92,13 @@ export interface PerplexityReference {
   divergence: Record<"Q8_0" | "Q4_0", DivergenceReference>;
 }
 
-/** llama-perplexity's whole output: it logs on stderr and prints the chunk values on stdout. */
+/** llama-perplexity's whole output (it logs on stderr and prints the chunk values on stdout), up to its last figure. */
 function perplexityOutput(args: string[]): string {
-  return execFileSync("sh", ["-c", '"$0" "$@" 2>&1', llamaCppTool("llama-perplexity"), ...args], { encoding: "utf8", maxBuffer: 64 << 20 });
+  return completeOutput(
+    `llama-perplexity ${args.join(" ")}`,
+    () => execFileSync("sh", ["-c", '"$0" "$@" 2>&1', llamaCppTool("llama-perplexity"), ...args], { encoding: "utf8", maxBuffer: 64 << 20 }),
+    (out) => (args.includes("--kl-divergence") ? /Same top p:\s*[\d.]+ ± [\d.]+ %/ : /Final estimate: PPL = [\d.]+ \+\/- [\d.]+/).test(out),
+  );
 }
 
 function numberIn(output: string, pattern: RegExp, what: string): number {

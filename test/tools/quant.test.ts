@@ -93,10 +93,10 @@ describe("quantize", () => {
       const header = await readGgufHeader(path);
       expect(header.metadata["general.file_type"]).toBe(QUANT_TYPES[type]);
       expect(header.tensors.find((t) => t.name === "blk.0.attn_q.weight")?.typeName).toBe(type);
-      // One report per tensor as it starts, then 1.
-      expect(progress.length).toBeGreaterThan(10);
-      expect(progress.every((f, i) => i === 0 || f > progress[i - 1]!)).toBe(true);
-      expect(progress.at(-1)).toBe(1);
+      // One report per tensor as it starts (the share of tensors done), then 1; all of them arrive
+      // before the promise settles.
+      const tensors = header.tensors.length;
+      expect(progress).toEqual([...Array.from({ length: tensors }, (_, i) => i / tensors), 1]);
     }
   });
 
