@@ -9,6 +9,7 @@
 //   --cuda      build/cuda      portable + the CUDA module      -> build/cuda/bin
 //   --arch arm64  build/portable-arm64  portable, cross-compiled for linux-arm64 -> build/portable-arm64/bin
 import { execFileSync, spawnSync } from "node:child_process";
+import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { fetchLlamaCpp } from "../vendor/fetch.mjs";
@@ -64,7 +65,8 @@ export function variantOf(flags) {
 function main() {
   fetchLlamaCpp();
   const variant = variantOf(args);
-  const cmakeJs = join(root, "node_modules", "cmake-js", "bin", "cmake-js");
+  // Resolved as Node does: in an installed package cmake-js sits beside llama-napi, not inside it.
+  const cmakeJs = join(dirname(createRequire(join(root, "package.json")).resolve("cmake-js/package.json")), "bin", "cmake-js");
   const command = valueOf("--target") ? ["build", "--target", valueOf("--target")] : ["build"];
   const cmd = [cmakeJs, ...command, "--out", variant.folder, "--config", has("--debug") ? "Debug" : "Release"];
   const compiler = pickCompiler();

@@ -1,7 +1,8 @@
 // The `llama-napi` command line: dispatches to the commands and turns their outcome into an exit
 // code: 0 success, 1 a runtime error (one line on stderr), 2 a usage error.
-import { existsSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { packageRoot } from "../package-root.js";
 import { helpText, parseCommand, UsageError, type CommandSpec, type Flags } from "./args.js";
 import { chatCommand, chatSpec } from "./chat.js";
 import { completeCommand, completeSpec } from "./complete.js";
@@ -31,17 +32,16 @@ const externalCommands = new Map<string, { summary: string; run(argv: string[]):
   ["bench", { summary: "compare models' speed, memory and quality", run: async (argv) => (await import("./quant.js")).benchCommand(argv) }],
   ["synth", { summary: "write a random-weight model of a given shape", run: async (argv) => (await import("./quant.js")).synthCommand(argv) }],
   ["rpc-server", { summary: "serve model layers to other machines over ggml RPC", run: async (argv) => (await import("./rpc.js")).rpcServerCommand(argv) }],
+  ["build", { summary: "build the native addon from source (no prebuild for this platform)", run: async (argv) => (await import("./build.js")).buildCommand(argv) }],
 ]);
 
-/** The package's version, from the package.json above this file (lib/cli or dist/cjs/cli). */
+/** The package's version, from its package.json. */
 function version(): string {
-  for (let dir = __dirname; dirname(dir) !== dir; dir = dirname(dir)) {
-    const path = join(dir, "package.json");
-    if (!existsSync(path)) continue;
-    const pkg = JSON.parse(readFileSync(path, "utf8")) as { name?: string; version?: string };
-    if (pkg.name === "llama-napi") return pkg.version ?? "unknown";
+  try {
+    return (JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as { version?: string }).version ?? "unknown";
+  } catch {
+    return "unknown";
   }
-  return "unknown";
 }
 
 function mainHelp(): string {
