@@ -11,6 +11,7 @@ import {
   readdirSync,
   readFileSync,
   realpathSync,
+  renameSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -202,5 +203,59 @@ describe("the packed tarball, installed without compilers or install scripts", (
     } finally {
       rmSync(join(installed, "cuda"), { recursive: true, force: true });
     }
+  });
+
+  describe("on a platform without a prebuild, installed without install scripts (npm 12's default)", () => {
+    let installed: string;
+    beforeAll(() => {
+      installed = join(project, "node_modules", "llama-napi");
+      renameSync(join(installed, "prebuilds"), join(work, "prebuilds.away"));
+    });
+    afterAll(() => {
+      rmSync(join(installed, "build"), { recursive: true, force: true });
+      rmSync(join(installed, "vendor", "llama.cpp"), { recursive: true, force: true });
+      renameSync(join(work, "prebuilds.away"), join(installed, "prebuilds"));
+    });
+
+    it.each([
+      ["require", ["-e", `const l = require("llama-napi"); console.log(typeof l.Llama.load, typeof l.LlamaError)`]],
+      ["import", ["--input-type=module", "-e", `const l = await import("llama-napi"); console.log(typeof l.Llama.load, typeof l.LlamaError)`]],
+    ])("%s of the package succeeds: nothing native loads at import", (_via, args) => {
+      expect(runNode(args).stdout.trim()).toBe("function function");
+    });
+
+    it("the first native use rejects with one NO_BINARY LlamaError naming the platform and both fixes", () => {
+      const script = `const { Llama, LlamaError } = require("llama-napi");
+        Llama.load({ modelPath: ${JSON.stringify(modelPath("stories260K.gguf"))} }).then(
+          () => console.log("{}"),
+          (e) => console.log(JSON.stringify({ code: e.code, isLlamaError: e instanceof LlamaError, message: e.message })));`;
+      const error = JSON.parse(runNode(["-e", script]).stdout.trim()) as { code: string; isLlamaError: boolean; message: string };
+      expect(error).toMatchObject({ code: "NO_BINARY", isLlamaError: true });
+      expect(error.message).toContain(`${process.platform}-${process.arch} (glibc), Node.js ${process.version} (ABI ${process.versions.modules})`);
+      expect(error.message).toContain("Prebuilds in this package: none");
+      expect(error.message).toContain("npx llama-napi build");
+      expect(error.message).toContain("npm approve-scripts llama-napi && npm rebuild llama-napi");
+    });
+
+    it("`llama-napi build` without cmake or a compiler names what is missing", () => {
+      const result = spawnSync("node", [join(installed, "bin", "llama-napi.js"), "build"], { cwd: project, env, encoding: "utf8" });
+      expect(result.status).toBe(1);
+      expect(result.stderr).toContain("llama-napi build: missing cmake");
+      expect(result.stderr).toContain("a C++ compiler");
+    });
+
+    it("`npx llama-napi build` builds the addon from source and the same app then generates", () => {
+      const build = spawnSync("npx", ["llama-napi", "build"], {
+        cwd: project,
+        env: { ...process.env, LLAMA_NAPI_BINARY: "" },
+        encoding: "utf8",
+        timeout: 900_000,
+      });
+      expect(build.status, build.stderr.slice(-2000)).toBe(0);
+      expect(build.stdout).toContain(join(realpathSync(installed), "build", "Release", "llama_napi.node"));
+      const { text, info } = JSON.parse(runNode(["-e", viaRequire]).stdout.trim()) as { text: string; info: Record<string, unknown> };
+      expect(text).toBe(", there was a");
+      expect(info).toMatchObject({ binaryKind: "source", portable: false });
+    }, 900_000);
   });
 });
