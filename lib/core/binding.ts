@@ -2,49 +2,70 @@
 // Importing llama-napi loads nothing: the first native call does, and where no binary runs here it
 // throws one LlamaError (NO_BINARY) that says why and how to get one.
 import { spawnSync } from "node:child_process";
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync } from "node:fs";
+import { closeSync, existsSync, openSync, readdirSync, readSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { LlamaError } from "../errors.js";
+import { packageRoot } from "../package-root.js";
 import type { NativeBinding } from "./native.js";
-
-/** The package root: the nearest folder above this file with llama-napi's package.json. */
-function packageRoot(): string {
-  let dir = __dirname;
-  for (;;) {
-    const manifest = join(dir, "package.json");
-    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, "utf8")) as { name?: string }).name === "llama-napi") {
-      return dir;
-    }
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`llama-napi: package root not found above ${__dirname}`);
-    dir = parent;
-  }
-}
 
 const requireHere = createRequire(__filename);
 
-/** GPU prebuilds, most preferred first: each a folder in prebuilds/<platform>-<arch>/ with its own addon and modules. */
+/** GPU prebuilds, most preferred first: each a folder prebuilds/<platform>-<arch>/<variant>/ with its own addon and modules. */
 const GPU_VARIANTS = ["cuda"];
 
+/**
+ * The npm package that carries a GPU prebuild, installed beside llama-napi by those who want it
+ * (`npm install @llama-napi/linux-x64-cuda`): GPU builds are too big to ship to everyone.
+ */
+export function gpuPackageName(variant: string): string {
+  return `@llama-napi/${process.platform}-${process.arch}-${variant}`;
+}
+
+/** Where a GPU variant's addon is: this package's own prebuilds folder (a local `npm run build:cuda`), else its package. */
+function gpuAddon(root: string, variant: string): string | undefined {
+  const folders = [join(root, "prebuilds", `${process.platform}-${process.arch}`, variant)];
+  try {
+    const manifest = createRequire(join(root, "package.json")).resolve(`${gpuPackageName(variant)}/package.json`);
+    folders.push(join(dirname(manifest), "prebuilds", `${process.platform}-${process.arch}`, variant));
+  } catch {
+    // Not installed: the usual case.
+  }
+  for (const folder of folders) {
+    const addon = existsSync(folder) ? readdirSync(folder).find((file) => file.endsWith(".node")) : undefined;
+    if (addon) return join(folder, addon);
+  }
+  return undefined;
+}
+
 // Loads a GPU prebuild in a child process and asks it for a GPU: a missing driver or runtime, no
-// device, or a crash while loading must cost this process nothing but the CPU fallback.
+// device, or a crash while loading must cost this process nothing but the CPU fallback. When the
+// GPU module itself does not load, dlopen's own words say which library is missing.
 const GPU_PROBE = `
-  const gpus = require(process.argv[1]).devices().filter((d) => d.type === "gpu" || d.type === "igpu");
-  if (gpus.length === 0) { console.error("no GPU device found"); process.exit(1); }`;
+  const { dirname, join } = require("node:path");
+  const addon = require(process.argv[1]);
+  const gpus = addon.devices().filter((d) => d.type === "gpu" || d.type === "igpu");
+  if (gpus.length > 0) process.exit(0);
+  let why = "no GPU device found";
+  const dir = dirname(process.argv[1]);
+  const module = require("node:fs").readdirSync(dir).find((f) => /^libggml-(cuda|hip|vulkan)\\.so/.test(f));
+  const registered = addon.buildInfo().backends.map((b) => b.toLowerCase());
+  if (module && !registered.some((b) => module.includes(b))) {
+    try { process.dlopen({ exports: {} }, join(dir, module)); }
+    catch (e) { if (!/self-register/.test(e.message)) why = module + " does not load: " + e.message; }
+  }
+  console.error(why);
+  process.exit(1);`;
 
 function usableGpuPrebuild(root: string): { variant?: string; path?: string; rejected?: string } {
-  const platformDir = join(root, "prebuilds", `${process.platform}-${process.arch}`);
   for (const variant of GPU_VARIANTS) {
-    const dir = join(platformDir, variant);
-    const addon = existsSync(dir) ? readdirSync(dir).find((file) => file.endsWith(".node")) : undefined;
-    if (!addon) continue;
-    const path = join(dir, addon);
+    const path = gpuAddon(root, variant);
+    if (!path) continue;
     const probe = spawnSync(process.execPath, ["-e", GPU_PROBE, path], { encoding: "utf8", timeout: 60_000 });
     if (probe.status === 0) return { variant, path };
     const lastLine = probe.stderr?.trim().split("\n").pop();
     const why = probe.error?.message ?? (probe.signal ? `killed by ${probe.signal}` : lastLine || `exit ${probe.status}`);
-    return { rejected: `the ${variant} prebuild is not usable here (${why.slice(0, 200)})` };
+    return { rejected: `the ${variant} prebuild is not usable here (${why.slice(0, 300)})` };
   }
   return {};
 }
