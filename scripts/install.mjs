@@ -2,6 +2,7 @@
 // `npm install` entry: keep a prebuilt (or already built) addon when it loads on this machine,
 // otherwise build from source. LLAMA_NAPI_FROM_SOURCE=1 forces the source build.
 import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -9,17 +10,21 @@ import { fileURLToPath } from "node:url";
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
 function prebuiltLoads() {
-  let nodeGypBuild;
-  try {
-    nodeGypBuild = createRequire(join(root, "package.json")).resolve("node-gyp-build");
-  } catch {
-    return false;
+  // The package's own loader when it is compiled (an installed package): it passes over a binary
+  // built for another architecture or without a CPU variant for this CPU, as the app will.
+  const dist = join(root, "dist", "cjs", "index.js");
+  let load;
+  if (existsSync(dist)) {
+    load = `require(${JSON.stringify(dist)}).buildInfo()`;
+  } else {
+    try {
+      load = `require(${JSON.stringify(createRequire(join(root, "package.json")).resolve("node-gyp-build"))})(${JSON.stringify(root)})`;
+    } catch {
+      return false;
+    }
   }
   // A child process: a binary that faults on this CPU must not take the install down with it.
-  const probe = spawnSync(process.execPath, ["-e", `require(${JSON.stringify(nodeGypBuild)})(${JSON.stringify(root)})`], {
-    stdio: "ignore",
-    timeout: 60_000,
-  });
+  const probe = spawnSync(process.execPath, ["-e", load], { stdio: "ignore", timeout: 60_000 });
   return probe.status === 0;
 }
 
