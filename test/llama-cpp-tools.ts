@@ -31,7 +31,7 @@ function completeOutput<T extends string | Buffer>(what: string, run: () => T, c
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 250 * 2 ** attempt);
     output = run();
   }
-  if (!complete(output)) throw new Error(`${what} printed an unexpected ending ${tries} times: ${JSON.stringify(output.subarray(-120).toString())}`);
+  if (!complete(output)) throw new Error(`${what} printed an unexpected ending ${tries} times: ${JSON.stringify(output.toString().slice(-120))}`);
   return output;
 }
 
