@@ -17,6 +17,8 @@ import {
   toApiError,
   type RequestLimits,
 } from "./requests.js";
+import { responsesRequest } from "./responses-request.js";
+import { ResponseWriter } from "./responses.js";
 
 export interface ServerOptions {
   llama: Llama;
@@ -119,6 +121,7 @@ export class OpenAIServer {
     this.#routes = new Map<string, Route>([
       ["POST /completions", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#completion(b, res, s) }],
       ["POST /chat/completions", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#chat(b, res, s) }],
+      ["POST /responses", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#responses(b, res, s) }],
       ["POST /embeddings", { method: "POST", private: true, generates: true, handle: (b, res) => this.#embeddings(b, res) }],
       ["GET /models", { method: "GET", private: true, generates: false, handle: async (_b, res) => sendJson(res, 200, { object: "list", data: [this.#model()] }) }],
       ["GET /health", { method: "GET", private: false, generates: false, handle: async (_b, res) => this.#health(res) }],
@@ -279,6 +282,17 @@ export class OpenAIServer {
     if (stream) return this.#stream(res, this.llama.createChatCompletion({ ...options, stream: true, signal }), signal, chunkEvents(this.modelName));
     const completion = await this.llama.createChatCompletion({ ...options, stream: false, signal });
     sendJson(res, 200, { ...completion, model: this.modelName });
+  }
+
+  /** The Responses API, as a chat completion (lib/server/responses-request.ts, responses.ts). */
+  async #responses(body: unknown, res: ServerResponse, signal: AbortSignal): Promise<void> {
+    const { options, stream, settings } = responsesRequest(body, this.#limits);
+    const response = new ResponseWriter(settings, this.modelName);
+    if (stream) {
+      const chunks = this.llama.createChatCompletion({ ...options, stream: true, streamOptions: { includeUsage: true }, signal });
+      return this.#stream(res, response.events(chunks), signal, response);
+    }
+    sendJson(res, 200, response.whole(await this.llama.createChatCompletion({ ...options, stream: false, signal })));
   }
 
   #loraList(): Array<{ id: number; path: string; scale: number }> {
