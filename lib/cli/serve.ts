@@ -8,8 +8,8 @@ export const serveSpec: CommandSpec = {
   usage: "serve -m MODEL [--port 8080] [--parallel N] [options]",
   brief: "serve an OpenAI-compatible HTTP API",
   summary:
-    "Serve the model over OpenAI's HTTP API: POST /v1/completions, /v1/chat/completions (both also\n" +
-    "streamed as server-sent events), /v1/embeddings; GET /v1/models, /health.",
+    "Serve the model over OpenAI's HTTP API: POST /v1/completions, /v1/chat/completions,\n" +
+    "/v1/responses (all also streamed as server-sent events), /v1/embeddings; GET /v1/models, /health.",
   groups: [
     {
       title: "Server",

@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { basename } from "node:path";
 import type { Llama } from "../completion/llama.js";
+import { chunkEvents, type EventFormat } from "./events.js";
 import {
   ApiError,
   badRequest,
@@ -16,6 +17,8 @@ import {
   toApiError,
   type RequestLimits,
 } from "./requests.js";
+import { responsesRequest } from "./responses-request.js";
+import { ResponseWriter } from "./responses.js";
 
 export interface ServerOptions {
   llama: Llama;
@@ -118,6 +121,7 @@ export class OpenAIServer {
     this.#routes = new Map<string, Route>([
       ["POST /completions", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#completion(b, res, s) }],
       ["POST /chat/completions", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#chat(b, res, s) }],
+      ["POST /responses", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#responses(b, res, s) }],
       ["POST /embeddings", { method: "POST", private: true, generates: true, handle: (b, res) => this.#embeddings(b, res) }],
       ["GET /models", { method: "GET", private: true, generates: false, handle: async (_b, res) => sendJson(res, 200, { object: "list", data: [this.#model()] }) }],
       ["GET /health", { method: "GET", private: false, generates: false, handle: async (_b, res) => this.#health(res) }],
@@ -245,23 +249,22 @@ export class OpenAIServer {
   }
 
   /**
-   * Streams chunks as server-sent events, ending with [DONE]; an error after the headers becomes an
+   * Streams items as server-sent events in `sse`'s format; an error after the headers becomes an
    * error event. A client that reads slowly holds its generation back (streams are pulled) rather
    * than have the server buffer what it has not read.
    */
-  async #stream(res: ServerResponse, chunks: AsyncIterable<{ model: string }>, signal: AbortSignal): Promise<void> {
+  async #stream<T>(res: ServerResponse, items: AsyncIterable<T>, signal: AbortSignal, sse: EventFormat<T>): Promise<void> {
     res.writeHead(200, SSE_HEADERS);
     // The client learns at once that its request was taken, even while it waits for a sequence.
     res.flushHeaders();
     try {
-      for await (const chunk of chunks) {
-        chunk.model = this.modelName;
-        if (!res.write(`data: ${JSON.stringify(chunk)}\n\n`)) await drained(res, signal);
+      for await (const item of items) {
+        if (!res.write(sse.event(item))) await drained(res, signal);
       }
-      res.write("data: [DONE]\n\n");
+      if (sse.end !== "") res.write(sse.end);
     } catch (err) {
       // Nobody to tell when the client is gone; otherwise (an error, or shutdown) say why the stream ends.
-      if (!res.destroyed) res.write(`data: ${JSON.stringify(toApiError(err).body)}\n\n`);
+      if (!res.destroyed) res.write(sse.error(toApiError(err)));
     } finally {
       res.end();
     }
@@ -269,16 +272,27 @@ export class OpenAIServer {
 
   async #completion(body: unknown, res: ServerResponse, signal: AbortSignal): Promise<void> {
     const { prompt, options, stream } = completionRequest(body, this.#limits);
-    if (stream) return this.#stream(res, this.llama.createCompletion(prompt, { ...options, stream: true, signal }), signal);
+    if (stream) return this.#stream(res, this.llama.createCompletion(prompt, { ...options, stream: true, signal }), signal, chunkEvents(this.modelName));
     const completion = await this.llama.createCompletion(prompt, { ...options, stream: false, signal });
     sendJson(res, 200, { ...completion, model: this.modelName });
   }
 
   async #chat(body: unknown, res: ServerResponse, signal: AbortSignal): Promise<void> {
     const { options, stream } = chatRequest(body, this.#limits);
-    if (stream) return this.#stream(res, this.llama.createChatCompletion({ ...options, stream: true, signal }), signal);
+    if (stream) return this.#stream(res, this.llama.createChatCompletion({ ...options, stream: true, signal }), signal, chunkEvents(this.modelName));
     const completion = await this.llama.createChatCompletion({ ...options, stream: false, signal });
     sendJson(res, 200, { ...completion, model: this.modelName });
+  }
+
+  /** The Responses API, as a chat completion (lib/server/responses-request.ts, responses.ts). */
+  async #responses(body: unknown, res: ServerResponse, signal: AbortSignal): Promise<void> {
+    const { options, stream, settings } = responsesRequest(body, this.#limits);
+    const response = new ResponseWriter(settings, this.modelName);
+    if (stream) {
+      const chunks = this.llama.createChatCompletion({ ...options, stream: true, streamOptions: { includeUsage: true }, signal });
+      return this.#stream(res, response.events(chunks), signal, response);
+    }
+    sendJson(res, 200, response.whole(await this.llama.createChatCompletion({ ...options, stream: false, signal })));
   }
 
   #loraList(): Array<{ id: number; path: string; scale: number }> {
