@@ -69,6 +69,7 @@ export {
   type EmbedOptions,
 } from "./completion/llama.js";
 export type { ContextShiftOption, ContextShiftOptions } from "./completion/context-shift.js";
+export type { SlotStates, SlotTransfer } from "./completion/slot-state.js";
 export type * from "./completion/types.js";
 export { jsonSchemaGrammar, jsonObjectGrammar } from "./completion/json-grammar.js";
 export { startRpcServer, type RpcServerOptions, type RpcServer } from "./core/rpc.js";

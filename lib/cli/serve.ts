@@ -1,7 +1,9 @@
 // `llama-napi serve`: the OpenAI-compatible server, until SIGINT or SIGTERM.
+import { mkdir, stat } from "node:fs/promises";
 import { helpOption, UsageError, type CommandSpec, type Flags } from "./args.js";
 import { loadLlama, readTextFile, type CliIo } from "./io.js";
 import { loadOptions, loadOptionsFrom } from "./options.js";
+import { Cors } from "../server/cors.js";
 
 export const serveSpec: CommandSpec = {
   name: "serve",
@@ -9,7 +11,9 @@ export const serveSpec: CommandSpec = {
   brief: "serve an OpenAI-compatible HTTP API",
   summary:
     "Serve the model over OpenAI's HTTP API: POST /v1/completions, /v1/chat/completions,\n" +
-    "/v1/responses (all also streamed as server-sent events), /v1/embeddings; GET /v1/models, /health.",
+    "/v1/responses (all also streamed as server-sent events), /v1/embeddings; GET /v1/models, /health.\n" +
+    "And llama-server's: POST /tokenize, /detokenize, /apply-template, /infill,\n" +
+    "/slots/ID?action=save|restore|erase; GET /props, /lora-adapters.",
   groups: [
     {
       title: "Server",
@@ -23,6 +27,8 @@ export const serveSpec: CommandSpec = {
         "max-body": { type: "string", value: "BYTES", help: "largest request body (default 1048576)" },
         "max-tokens-cap": { type: "string", value: "N", help: "most tokens one request may generate (default: --ctx-size)" },
         "max-queue": { type: "string", value: "N", help: "requests waiting beyond --parallel before 429 (default 64)" },
+        cors: { type: "string", value: "ORIGIN[,ORIGIN]", help: "let browsers on these origins call the API ('*': any, only without an API key); default: no CORS" },
+        "slot-save-path": { type: "string", value: "DIR", help: "enable POST /slots/ID save and restore, with files in DIR (created if missing)" },
         "shutdown-grace": { type: "string", value: "SECONDS", help: "time requests in flight get to finish on SIGINT/SIGTERM (default 10)" },
         embedding: { type: "boolean", help: "create the embedding context at startup instead of on first use" },
         ...helpOption,
@@ -50,7 +56,14 @@ export async function serveCommand(flags: Flags, io: CliIo): Promise<number> {
     maxBodyBytes: flags.int("max-body", { min: 1 }),
     maxTokensCap: flags.int("max-tokens-cap", { min: 1 }),
     maxQueue: flags.int("max-queue", { min: 0 }),
+    cors: flags.string("cors")?.split(",").map((origin) => origin.trim()),
+    slotSavePath: await slotDirectory(flags.string("slot-save-path")),
   };
+  try {
+    new Cors(server.cors, apiKey !== undefined);
+  } catch (err) {
+    throw new UsageError(`--${(err as Error).message}`);
+  }
   const graceMs = (flags.number("shutdown-grace", { min: 0 }) ?? 10) * 1000;
   const load = loadOptionsFrom(flags, { nParallel: parallel, embedding: flags.bool("embedding") || undefined });
 
@@ -79,4 +92,14 @@ export async function serveCommand(flags: Flags, io: CliIo): Promise<number> {
   } finally {
     await llama.dispose();
   }
+}
+
+/** The --slot-save-path directory, created if missing; a usage error when it names something else. */
+async function slotDirectory(dir: string | undefined): Promise<string | undefined> {
+  if (dir === undefined) return undefined;
+  if (dir === "") throw new UsageError("--slot-save-path is empty");
+  await mkdir(dir, { recursive: true }).catch(() => undefined);
+  const found = await stat(dir).catch(() => null);
+  if (found === null || !found.isDirectory()) throw new UsageError(`--slot-save-path: ${dir} is not a directory`);
+  return dir;
 }

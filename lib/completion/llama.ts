@@ -35,6 +35,7 @@ import {
 import { completionPromptTokens } from "./prompt.js";
 import { chatLogprobs, completionLogprobs, responseId, usage } from "./responses.js";
 import { Scheduler, type SchedulerStats } from "./scheduler.js";
+import { SlotStates } from "./slot-state.js";
 import { openStream, type StreamChunks } from "./stream.js";
 import type {
   ChatCompletion,
@@ -49,17 +50,8 @@ import type {
   FinishReason,
 } from "./types.js";
 
-export type {
-  ChatCompletionOptions,
-  ChatFormatOptions,
-  CompletionOptions,
-  DraftOptions,
-  EmbedOptions,
-  LlamaLoadOptions,
-  MirostatSampling,
-  ResponseFormat,
-  SamplingOptions,
-} from "./options.js";
+export type { ChatCompletionOptions, ChatFormatOptions, CompletionOptions, DraftOptions, EmbedOptions } from "./options.js";
+export type { LlamaLoadOptions, MirostatSampling, ResponseFormat, SamplingOptions } from "./options.js";
 
 type Prompt = string | readonly number[] | Int32Array;
 
@@ -84,6 +76,7 @@ export class Llama {
   #scheduler: Scheduler | null;
   #embedder: Embedder | null;
   #draft: Draft | null = null;
+  #slots: SlotStates | null = null;
   readonly #adapters: Adapters;
   readonly #chat: ChatFormatter;
   #disposed = false;
@@ -190,6 +183,12 @@ export class Llama {
   /** The generation context (null for vocabOnly), for the low-level API. */
   get context(): LlamaContext | null {
     return this.#context;
+  }
+
+  /** The sequences' prompt caches, as llama-server's slots: saved to a file, restored, erased. */
+  get slots(): SlotStates {
+    this.#slots ??= new SlotStates(this.#live(), this.#context!);
+    return this.#slots;
   }
 
   tokenize(text: string, options: { addBos?: boolean; special?: boolean } = {}): number[] {

@@ -1,7 +1,7 @@
 // What the scheduler (scheduler.ts) asks of a request, what it keeps per sequence, the counters it
 // keeps, and what it reads from a sequence for a step: the prompt it shares, its draft request, a
-// token's log-probability.
-import type { SampleResult } from "../core/context.js";
+// token's log-probability, whether its cache is still what the slot remembers.
+import type { LlamaContext, SampleResult } from "../core/context.js";
 import type { LlamaSampler } from "../core/sampler.js";
 import type { AdapterSet } from "./adapters.js";
 
@@ -97,4 +97,30 @@ export function logprobAt(result: SampleResult, k: number, n: number | undefined
   if (n === undefined || !result.logprobs || !result.top) return undefined;
   const top = result.top[k]!;
   return { logprob: result.logprobs[k]!, top: Array.from(top.ids.subarray(0, n), (id, i) => ({ token: id, logprob: top.logprobs[i]! })) };
+}
+
+/**
+ * Whether the slot's sequence still holds exactly the tokens the slot remembers (by position): the
+ * context is public, and a clear() or a decode behind the scheduler's back must not be mistaken
+ * for a cached prompt.
+ */
+export function cacheIntact(context: LlamaContext, slot: Slot): boolean {
+  if (slot.cached.length === 0) return true;
+  try {
+    const [first, last] = context.positionRange(slot.seqId);
+    return first === 0 && last === slot.cached.length - 1;
+  } catch {
+    return false;
+  }
+}
+
+/** Empties the slot's sequence and what it remembers of it. */
+export function forgetCache(context: LlamaContext, slot: Slot): void {
+  slot.cached = [];
+  slot.reusable = Infinity;
+  try {
+    context.removeTokens(slot.seqId, 0, -1);
+  } catch {
+    // The context is gone; nothing to forget.
+  }
 }

@@ -6,7 +6,7 @@ import { LlamaError } from "../errors.js";
 import { BatchBuilder } from "../core/batch.js";
 import { NO_ADAPTERS, type AdapterSet } from "./adapters.js";
 import { mustShift, shiftSequence } from "./context-shift.js";
-import { commonPrefix, draftRequest, logprobAt, type SchedulerJob, type SchedulerStats, type Slot, type TokenLogprob } from "./scheduler-job.js";
+import { cacheIntact, commonPrefix, draftRequest, forgetCache, logprobAt, type SchedulerJob, type SchedulerStats, type Slot, type TokenLogprob } from "./scheduler-job.js";
 
 export type { SchedulerJob, SchedulerStats, TokenLogprob } from "./scheduler-job.js";
 
@@ -20,6 +20,8 @@ export class Scheduler {
   #stopAhead: (() => void) | null = null;
   /** The key of the adapters the context applies now. */
   #applied = NO_ADAPTERS.key;
+  /** While the slots are lent (lend()), jobs wait in the queue; resolves the lender once no job runs. */
+  #lent: { idle: () => void } | null = null;
 
   constructor(context: LlamaContext) {
     this.#context = context;
@@ -71,10 +73,30 @@ export class Scheduler {
       },
       { once: true },
     );
-    if (!this.#running) {
-      this.#running = true;
-      void this.#run();
-    }
+    this.#wake();
+  }
+
+  #wake(): void {
+    if (this.#running || this.#queue.length === 0) return;
+    this.#running = true;
+    void this.#run();
+  }
+
+  /**
+   * The slots, once no job holds one, for work on the context's whole state (slot-state.ts); queued
+   * and new jobs wait until `release` is called. One lender at a time.
+   */
+  async lend(): Promise<{ slots: readonly Slot[]; release: () => void }> {
+    if (this.#lent !== null) throw new Error("the slots are lent already");
+    const idle = new Promise<void>((resolve) => (this.#lent = { idle: resolve }));
+    if (!this.#running) this.#lent!.idle();
+    await idle;
+    const release = () => {
+      this.#lent = null;
+      // Jobs queued meanwhile run now (or end with DISPOSED).
+      this.#wake();
+    };
+    return { slots: this.#slots, release };
   }
 
   async #run(): Promise<void> {
@@ -93,17 +115,15 @@ export class Scheduler {
       for (const job of this.#queue.splice(0)) job.end(error);
     } finally {
       this.#running = false;
-      // A job submitted while the loop was winding down.
-      if (this.#queue.length > 0 && !this.#context.disposed) {
-        this.#running = true;
-        void this.#run();
-      }
+      // A job submitted while the loop was winding down, unless the slots are lent.
+      if (this.#lent !== null) this.#lent.idle();
+      else if (!this.#context.disposed) this.#wake();
     }
   }
 
   /** Gives queued jobs to free slots, preferring the slot whose cache shares most of the prompt. */
   #assign(): void {
-    for (;;) {
+    while (this.#lent === null) {
       const job = this.#queue[0];
       if (job === undefined) return;
       const free = this.#slots.filter((s) => s.job === null);
@@ -120,7 +140,7 @@ export class Scheduler {
       let best = free[0]!;
       let bestShared = -1;
       for (const slot of free) {
-        if (!this.#cacheIntact(slot)) this.#forget(slot);
+        if (!cacheIntact(this.#context, slot)) this.#forget(slot);
         // KV entries decoded with other adapters hold other values.
         const shared = slot.cachedWith === job.adapters.key ? Math.min(commonPrefix(slot.cached, job.prompt), slot.reusable) : 0;
         if (shared > bestShared) {
@@ -162,29 +182,8 @@ export class Scheduler {
     else job.end();
   }
 
-  /**
-   * Whether the slot's sequence still holds exactly the tokens the slot remembers (by position): the
-   * context is public, and a clear() or a decode behind the scheduler's back must not be mistaken
-   * for a cached prompt.
-   */
-  #cacheIntact(slot: Slot): boolean {
-    if (slot.cached.length === 0) return true;
-    try {
-      const [first, last] = this.#context.positionRange(slot.seqId);
-      return first === 0 && last === slot.cached.length - 1;
-    } catch {
-      return false;
-    }
-  }
-
   #forget(slot: Slot): void {
-    slot.cached = [];
-    slot.reusable = Infinity;
-    try {
-      this.#context.removeTokens(slot.seqId, 0, -1);
-    } catch {
-      // The context is gone; nothing to forget.
-    }
+    forgetCache(this.#context, slot);
   }
 
   async #step(): Promise<void> {

@@ -23,3 +23,10 @@ export function chunkEvents(model: string): EventFormat<{ model: string }> {
     error: (error) => `data: ${JSON.stringify(error.body)}\n\n`,
   };
 }
+
+/** llama-server's own streams (/infill): each object as a `data:` line, and no end marker. */
+export const dataEvents: EventFormat<unknown> = {
+  event: (item) => `data: ${JSON.stringify(item)}\n\n`,
+  end: "",
+  error: (error) => `data: ${JSON.stringify(error.body)}\n\n`,
+};

@@ -76,7 +76,7 @@ interface Bounds {
 }
 
 /** Typed access to a request body's fields; null counts as absent, as in OpenAI's API. */
-class Fields {
+export class Fields {
   readonly raw: Record<string, unknown>;
 
   constructor(body: unknown) {
@@ -181,7 +181,7 @@ function grammarOf(f: Fields): string | undefined {
 }
 
 /** max_tokens (or chat's max_completion_tokens), within the server's cap. */
-function maxTokensOf(f: Fields, names: string[], fallback: number, cap: number): number {
+export function maxTokensOf(f: Fields, names: string[], fallback: number, cap: number): number {
   for (const name of names) {
     const value = f.int(name, { min: 1 });
     if (value === undefined) continue;
@@ -231,7 +231,7 @@ function contextShiftOf(f: Fields, limits: RequestLimits): SamplingOptions["cont
   return keep !== undefined && limits.contextShift ? { keep } : undefined;
 }
 
-function samplingOf(f: Fields, limits: RequestLimits): SamplingOptions {
+export function samplingOf(f: Fields, limits: RequestLimits): SamplingOptions {
   const options: Record<string, unknown> = {};
   for (const { name, field, scalar, min, max } of scalarFields) {
     const bounds = { min, max: OPENAI_LIMITS[name]?.max ?? max };

@@ -1,11 +1,12 @@
 // An OpenAI-compatible HTTP server over one Llama, on node:http alone: completions and chat (whole
-// or as server-sent events), embeddings, the model list and a health check. Concurrent requests
-// share the Llama's sequences (continuous batching); the server adds authentication, body and
-// token limits, a bounded queue, and a graceful shutdown.
+// or as server-sent events), embeddings, the model list and a health check, plus llama-server's
+// utility routes (utility-routes.ts) and slot files (slots.ts). Concurrent requests share the
+// Llama's sequences (continuous batching); the server adds authentication, CORS (cors.ts), body
+// and token limits, a bounded queue, and a graceful shutdown.
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { basename } from "node:path";
+import { basename, resolve } from "node:path";
 import type { Llama } from "../completion/llama.js";
 import { chunkEvents, type EventFormat } from "./events.js";
 import {
@@ -19,6 +20,10 @@ import {
 } from "./requests.js";
 import { responsesRequest } from "./responses-request.js";
 import { ResponseWriter } from "./responses.js";
+import { Cors } from "./cors.js";
+import { sendEvents, sendJson, type Route } from "./http.js";
+import { slotRoute } from "./slots.js";
+import { utilityRoutes } from "./utility-routes.js";
 
 export interface ServerOptions {
   llama: Llama;
@@ -36,31 +41,10 @@ export interface ServerOptions {
   maxTokensCap?: number;
   /** Requests that may wait for a free sequence beyond those being generated (more: 429). Default 64. */
   maxQueue?: number;
-}
-
-type Handler = (body: unknown, res: ServerResponse, signal: AbortSignal) => Promise<void>;
-
-interface Route {
-  method: "GET" | "POST";
-  /** Whether the request needs the API key. */
-  private: boolean;
-  /** Whether it runs the model, and so counts against the queue. */
-  generates: boolean;
-  handle: Handler;
-}
-
-const SSE_HEADERS = {
-  "Content-Type": "text/event-stream; charset=utf-8",
-  "Cache-Control": "no-cache",
-  Connection: "keep-alive",
-  "X-Accel-Buffering": "no",
-};
-
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  if (res.headersSent || res.destroyed) return;
-  const text = JSON.stringify(body);
-  res.writeHead(status, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(text), ...headers });
-  res.end(text);
+  /** Origins browsers may call from (cors.ts); ["*"]: any, only without apiKey. Default: no CORS. */
+  cors?: string[];
+  /** The directory of POST /slots/{id} save and restore files. Default: slot actions are off (501). */
+  slotSavePath?: string;
 }
 
 function digest(text: string): Buffer {
@@ -68,7 +52,7 @@ function digest(text: string): Buffer {
 }
 
 /** The request body as JSON, read up to `limit` bytes; `signal` drops a client still sending at shutdown. */
-async function readJson(req: IncomingMessage, limit: number, signal: AbortSignal): Promise<unknown> {
+async function readJson(req: IncomingMessage, limit: number, signal: AbortSignal, emptyBody = false): Promise<unknown> {
   const tooLarge = () => new ApiError(413, `the request body exceeds ${limit} bytes`, "invalid_request_error", "request_too_large");
   if (Number(req.headers["content-length"] ?? 0) > limit) throw tooLarge();
   signal.addEventListener("abort", () => req.destroy(), { once: true });
@@ -80,6 +64,7 @@ async function readJson(req: IncomingMessage, limit: number, signal: AbortSignal
     chunks.push(chunk);
   }
   const text = Buffer.concat(chunks).toString("utf8");
+  if (text.trim() === "" && emptyBody) return undefined;
   if (text.trim() === "") throw badRequest("the request body must be JSON", null, "invalid_json");
   try {
     return JSON.parse(text);
@@ -99,6 +84,8 @@ export class OpenAIServer {
   readonly #limits: RequestLimits;
   readonly #created = Math.floor(Date.now() / 1000);
   readonly #routes: Map<string, Route>;
+  readonly #cors: Cors;
+  readonly #slotDir: string | null;
   /** Every request being answered, with the controller that aborts its work. */
   readonly #requests = new Set<AbortController>();
   #generating = 0;
@@ -118,6 +105,8 @@ export class OpenAIServer {
       contextShift: (options.llama.options.contextShift ?? false) !== false,
       adapters: options.llama.options.lora ?? [],
     };
+    this.#cors = new Cors(options.cors, options.apiKey !== undefined);
+    this.#slotDir = options.slotSavePath === undefined ? null : resolve(options.slotSavePath);
     this.#routes = new Map<string, Route>([
       ["POST /completions", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#completion(b, res, s) }],
       ["POST /chat/completions", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#chat(b, res, s) }],
@@ -128,6 +117,7 @@ export class OpenAIServer {
       // llama-server's: the adapters loaded at start and the scales requests get when they name none.
       ["GET /lora-adapters", { method: "GET", private: true, generates: false, handle: async (_b, res) => sendJson(res, 200, this.#loraList()) }],
       ["POST /lora-adapters", { method: "POST", private: true, generates: false, handle: async (b, res) => this.#setLoraScales(b, res) }],
+      ...utilityRoutes({ llama: this.llama, modelName: this.modelName, parallel: this.parallel, limits: this.#limits }),
     ]);
     this.#server = createServer((req, res) => void this.#handle(req, res));
   }
@@ -190,14 +180,27 @@ export class OpenAIServer {
     };
   }
 
-  #route(req: IncomingMessage): Route {
-    const path = new URL(req.url ?? "/", "http://localhost").pathname.replace(/\/+$/, "").replace(/^\/v1(?=\/)/, "");
+  /** The route of a request (or of the method a preflight asks about): 404 for an unknown path, 405 for another method. */
+  #route(req: IncomingMessage, method = req.method): Route {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const path = url.pathname.replace(/\/+$/, "").replace(/^\/v1(?=\/)/, "");
     const modelId = /^\/models\/(.+)$/.exec(path);
-    const route = modelId ? this.#modelRoute(modelId[1]!) : this.#routes.get(`${req.method} ${path}`);
-    if (route !== undefined && route.method === req.method) return route;
-    const allowed = modelId ? ["GET"] : [...this.#routes].filter(([key]) => key.endsWith(` ${path}`)).map(([, r]) => r.method);
-    if (allowed.length === 0) throw new ApiError(404, `no such endpoint: ${req.method} ${path}`, "not_found_error", "not_found");
-    throw new ApiError(405, `${path} takes ${allowed.join(", ")}, not ${req.method}`, "invalid_request_error", "method_not_allowed", null, { Allow: allowed.join(", ") });
+    const slotId = /^\/slots\/([^/]+)$/.exec(path);
+    const pattern = modelId ? this.#modelRoute(modelId[1]!) : slotId ? slotRoute(this.llama, this.#slotDir, slotId[1]!, url.searchParams.get("action")) : undefined;
+    const route = pattern ?? this.#routes.get(`${method} ${path}`);
+    if (route !== undefined && route.method === method) return route;
+    const allowed = pattern ? [pattern.method] : [...this.#routes].filter(([key]) => key.endsWith(` ${path}`)).map(([, r]) => r.method);
+    if (allowed.length === 0) throw new ApiError(404, `no such endpoint: ${method} ${path}`, "not_found_error", "not_found");
+    throw new ApiError(405, `${path} takes ${allowed.join(", ")}, not ${method}`, "invalid_request_error", "method_not_allowed", null, { Allow: allowed.join(", ") });
+  }
+
+  /** A CORS preflight: 204 for an allowed origin asking about a route that exists; 403 for another origin. */
+  #preflight(req: IncomingMessage, res: ServerResponse): void {
+    const headers = this.#cors.preflightHeaders(req);
+    if (headers === null) throw new ApiError(403, `the origin ${JSON.stringify(req.headers.origin ?? null)} is not allowed (--cors)`, "permission_error", "cors_origin_not_allowed");
+    this.#route(req, req.headers["access-control-request-method"] ?? "OPTIONS");
+    res.writeHead(204, headers);
+    res.end();
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -208,15 +211,17 @@ export class OpenAIServer {
       if (!res.writableFinished) abort.abort(new Error("client disconnected"));
     });
     let release: (() => void) | null = null;
+    this.#cors.apply(req, res);
     try {
       if (this.#closing) throw new ApiError(503, "the server is shutting down", "unavailable_error", "shutting_down");
+      if (this.#cors.isPreflight(req)) return this.#preflight(req, res);
       const route = this.#route(req);
       if (route.private && !this.#authorized(req)) {
         throw new ApiError(401, "invalid or missing API key: send Authorization: Bearer <key>", "authentication_error", "invalid_api_key", null, {
           "WWW-Authenticate": "Bearer",
         });
       }
-      const body = route.method === "POST" ? await readJson(req, this.#maxBodyBytes, abort.signal) : undefined;
+      const body = route.method === "POST" ? await readJson(req, this.#maxBodyBytes, abort.signal, route.emptyBody) : undefined;
       if (route.generates) {
         release = this.#admit();
         // A request abandoned while it waits leaves the queue now, not when a sequence frees up.
@@ -248,26 +253,9 @@ export class OpenAIServer {
     };
   }
 
-  /**
-   * Streams items as server-sent events in `sse`'s format; an error after the headers becomes an
-   * error event. A client that reads slowly holds its generation back (streams are pulled) rather
-   * than have the server buffer what it has not read.
-   */
-  async #stream<T>(res: ServerResponse, items: AsyncIterable<T>, signal: AbortSignal, sse: EventFormat<T>): Promise<void> {
-    res.writeHead(200, SSE_HEADERS);
-    // The client learns at once that its request was taken, even while it waits for a sequence.
-    res.flushHeaders();
-    try {
-      for await (const item of items) {
-        if (!res.write(sse.event(item))) await drained(res, signal);
-      }
-      if (sse.end !== "") res.write(sse.end);
-    } catch (err) {
-      // Nobody to tell when the client is gone; otherwise (an error, or shutdown) say why the stream ends.
-      if (!res.destroyed) res.write(sse.error(toApiError(err)));
-    } finally {
-      res.end();
-    }
+  /** Streams items as server-sent events in `format` (see events.ts and http.ts's sendEvents). */
+  #stream<T>(res: ServerResponse, items: AsyncIterable<T>, signal: AbortSignal, format: EventFormat<T>): Promise<void> {
+    return sendEvents(res, items, signal, format);
   }
 
   async #completion(body: unknown, res: ServerResponse, signal: AbortSignal): Promise<void> {
@@ -345,22 +333,6 @@ export class OpenAIServer {
     })();
     return this.#closing;
   }
-}
-
-/** Resolves once `res` can take more, its connection closes, or `signal` aborts (shutdown, say). */
-function drained(res: ServerResponse, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off("drain", done);
-      res.off("close", done);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    res.on("drain", done);
-    res.on("close", done);
-    signal.addEventListener("abort", done);
-    if (signal.aborted || res.destroyed) done();
-  });
 }
 
 /** Starts an OpenAI-compatible server for `options.llama`; see OpenAIServer. */
