@@ -34,7 +34,7 @@ import {
 } from "./options.js";
 import { completionPromptTokens } from "./prompt.js";
 import { chatLogprobs, completionLogprobs, responseId, usage } from "./responses.js";
-import { Scheduler, type SchedulerStats } from "./scheduler.js";
+import { emptyStats, Scheduler, type SchedulerStats } from "./scheduler.js";
 import { openStream, type StreamChunks } from "./stream.js";
 import type {
   ChatCompletion,
@@ -182,9 +182,9 @@ export class Llama {
     return this.#scheduler?.active ?? 0;
   }
 
-  /** Counters of the batching loop (decode calls, tokens, most sequences in one call). */
+  /** A snapshot of the batching loop's counters and of the tokens its sequences hold (SchedulerStats). */
   get stats(): Readonly<SchedulerStats> {
-    return this.#scheduler?.stats ?? { batches: 0, tokens: 0, maxSequencesPerBatch: 0 };
+    return this.#scheduler?.stats ?? emptyStats();
   }
 
   /** The generation context (null for vocabOnly), for the low-level API. */
