@@ -6,7 +6,7 @@ import { MAX_CONTEXT_TOKENS, type LlamaContext } from "../core/context.js";
 import { LlamaModel } from "../core/model.js";
 import type { LlamaSampler } from "../core/sampler.js";
 import { LlamaError } from "../errors.js";
-import { boolean, checkOptions } from "../validate.js";
+import { boolean, checkOptions, signal } from "../validate.js";
 import { ChatFormatter } from "./chat.js";
 import { ChatReply } from "./chat-reply.js";
 import { Adapters, type LoraOptions } from "./adapters.js";
@@ -418,15 +418,15 @@ export class Llama {
 
   /** Embedding vectors of one or more texts. */
   async embed(input: string | readonly string[], options: EmbedOptions = {}): Promise<Float32Array[]> {
-    const o = checkOptions<EmbedOptions>("options", options, { normalize: boolean });
+    const o = checkOptions<EmbedOptions>("options", options, { normalize: boolean, signal });
     const texts = embeddingTexts(input);
-    return (await this.#embeddings().embed(texts, o.normalize ?? false)).vectors;
+    return (await this.#embeddings().embed(texts, o.normalize ?? false, o.signal)).vectors;
   }
 
   /** OpenAI's embeddings response for one or more texts. */
-  async createEmbedding(input: string | readonly string[]): Promise<EmbeddingList> {
-    const texts = embeddingTexts(input);
-    return this.#embeddings().list(texts, this.modelPath);
+  async createEmbedding(input: string | readonly string[], options: Pick<EmbedOptions, "signal"> = {}): Promise<EmbeddingList> {
+    const o = checkOptions<Pick<EmbedOptions, "signal">>("options", options, { signal });
+    return this.#embeddings().list(embeddingTexts(input), this.modelPath, o.signal);
   }
 
   /** Frees the contexts and the model; waits for work in flight. Calling it again does nothing more. */

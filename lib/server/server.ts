@@ -118,7 +118,7 @@ export class OpenAIServer {
     this.#routes = new Map<string, Route>([
       ["POST /completions", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#completion(b, res, s) }],
       ["POST /chat/completions", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#chat(b, res, s) }],
-      ["POST /embeddings", { method: "POST", private: true, generates: true, handle: (b, res) => this.#embeddings(b, res) }],
+      ["POST /embeddings", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#embeddings(b, res, s) }],
       ["GET /models", { method: "GET", private: true, generates: false, handle: async (_b, res) => sendJson(res, 200, { object: "list", data: [this.#model()] }) }],
       ["GET /health", { method: "GET", private: false, generates: false, handle: async (_b, res) => this.#health(res) }],
       // llama-server's: the adapters loaded at start and the scales requests get when they name none.
@@ -298,9 +298,9 @@ export class OpenAIServer {
     sendJson(res, 200, this.#loraList());
   }
 
-  async #embeddings(body: unknown, res: ServerResponse): Promise<void> {
+  async #embeddings(body: unknown, res: ServerResponse, signal: AbortSignal): Promise<void> {
     const { input, encoding } = embeddingRequest(body);
-    const list = await this.llama.createEmbedding(input);
+    const list = await this.llama.createEmbedding(input, { signal });
     const data = list.data.map((item) => ({
       ...item,
       embedding: encoding === "base64" ? Buffer.from(Float32Array.from(item.embedding).buffer).toString("base64") : item.embedding,
