@@ -22,7 +22,7 @@ export const serveSpec: CommandSpec = {
         alias: { type: "string", value: "NAME", help: "model id in /v1/models and responses (default: the file name)" },
         "max-body": { type: "string", value: "BYTES", help: "largest request body (default 1048576)" },
         "max-tokens-cap": { type: "string", value: "N", help: "most tokens one request may generate (default: --ctx-size)" },
-        "max-queue": { type: "string", value: "N", help: "requests waiting beyond --parallel before 429 (default 64)" },
+        "max-queue": { type: "string", value: "N", help: "requests waiting beyond --parallel before 429 with Retry-After: 1 (default 64)" },
         "shutdown-grace": { type: "string", value: "SECONDS", help: "time requests in flight get to finish on SIGINT/SIGTERM (default 10)" },
         embedding: { type: "boolean", help: "create the embedding context at startup instead of on first use" },
         ...helpOption,

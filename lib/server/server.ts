@@ -31,9 +31,12 @@ export interface ServerOptions {
   maxBodyBytes?: number;
   /** Most tokens one request may generate (larger max_tokens: 400). Default: the context size. */
   maxTokensCap?: number;
-  /** Requests that may wait for a free sequence beyond those being generated (more: 429). Default 64. */
+  /** Requests that may wait for a free sequence beyond those being generated (more: 429 with Retry-After). Default 64. */
   maxQueue?: number;
 }
+
+/** The Retry-After of a 429 (seconds): a request that ends anywhere makes room in the queue. */
+const RETRY_AFTER_S = 1;
 
 type Handler = (body: unknown, res: ServerResponse, signal: AbortSignal) => Promise<void>;
 
@@ -234,7 +237,8 @@ export class OpenAIServer {
   /** Counts a request that runs the model; 429 when the sequences are busy and the queue is full. */
   #admit(): () => void {
     if (this.#generating >= this.parallel + this.#maxQueue) {
-      throw new ApiError(429, `the server is busy: ${this.parallel} requests running and ${this.#maxQueue} queued`, "rate_limit_error", "queue_full");
+      const message = `the server is busy: ${this.parallel} requests running and ${this.#maxQueue} queued`;
+      throw new ApiError(429, message, "rate_limit_error", "queue_full", null, { "Retry-After": String(RETRY_AFTER_S) });
     }
     this.#generating++;
     let released = false;
