@@ -9,7 +9,8 @@ export const serveSpec: CommandSpec = {
   brief: "serve an OpenAI-compatible HTTP API",
   summary:
     "Serve the model over OpenAI's HTTP API: POST /v1/completions, /v1/chat/completions (both also\n" +
-    "streamed as server-sent events), /v1/embeddings; GET /v1/models, /health.",
+    "streamed as server-sent events), /v1/embeddings; GET /v1/models, /health, and with --metrics\n" +
+    "Prometheus metrics at GET /metrics.",
   groups: [
     {
       title: "Server",
@@ -23,6 +24,7 @@ export const serveSpec: CommandSpec = {
         "max-body": { type: "string", value: "BYTES", help: "largest request body (default 1048576)" },
         "max-tokens-cap": { type: "string", value: "N", help: "most tokens one request may generate (default: --ctx-size)" },
         "max-queue": { type: "string", value: "N", help: "requests waiting beyond --parallel before 429 with Retry-After: 1 (default 64)" },
+        metrics: { type: "boolean", help: "serve Prometheus metrics at GET /metrics, llama-server's (needs the API key)" },
         "shutdown-grace": { type: "string", value: "SECONDS", help: "time requests in flight get to finish on SIGINT/SIGTERM (default 10)" },
         embedding: { type: "boolean", help: "create the embedding context at startup instead of on first use" },
         ...helpOption,
@@ -33,7 +35,8 @@ export const serveSpec: CommandSpec = {
   maxPositionals: 0,
   notes:
     "On SIGINT or SIGTERM the server stops accepting connections, lets requests in flight finish\n" +
-    "within the grace period (then ends them) and exits 0; a second signal exits at once.",
+    "within the grace period (then ends them) and exits 0; a second signal exits at once. A client\n" +
+    "that closes its connection stops its request within a token, freeing its sequence.",
 };
 
 export async function serveCommand(flags: Flags, io: CliIo): Promise<number> {
@@ -50,6 +53,7 @@ export async function serveCommand(flags: Flags, io: CliIo): Promise<number> {
     maxBodyBytes: flags.int("max-body", { min: 1 }),
     maxTokensCap: flags.int("max-tokens-cap", { min: 1 }),
     maxQueue: flags.int("max-queue", { min: 0 }),
+    metrics: flags.bool("metrics"),
   };
   const graceMs = (flags.number("shutdown-grace", { min: 0 }) ?? 10) * 1000;
   const load = loadOptionsFrom(flags, { nParallel: parallel, embedding: flags.bool("embedding") || undefined });

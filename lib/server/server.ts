@@ -1,12 +1,13 @@
 // An OpenAI-compatible HTTP server over one Llama, on node:http alone: completions and chat (whole
 // or as server-sent events), embeddings, the model list and a health check. Concurrent requests
 // share the Llama's sequences (continuous batching); the server adds authentication, body and
-// token limits, a bounded queue, and a graceful shutdown.
+// token limits, a bounded queue, a graceful shutdown and Prometheus metrics (metrics.ts).
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { basename } from "node:path";
 import type { Llama } from "../completion/llama.js";
+import type { ServerMetrics } from "./metrics.js";
 import {
   ApiError,
   badRequest,
@@ -33,6 +34,8 @@ export interface ServerOptions {
   maxTokensCap?: number;
   /** Requests that may wait for a free sequence beyond those being generated (more: 429 with Retry-After). Default 64. */
   maxQueue?: number;
+  /** Serve Prometheus metrics at GET /metrics (metrics.ts). Default false: /metrics answers 501. */
+  metrics?: boolean;
 }
 
 /** The Retry-After of a 429 (seconds): a request that ends anywhere makes room in the queue. */
@@ -99,13 +102,16 @@ export class OpenAIServer {
   readonly #limits: RequestLimits;
   readonly #created = Math.floor(Date.now() / 1000);
   readonly #routes: Map<string, Route>;
+  readonly #metrics: ServerMetrics | null;
+  /** Embedding requests being answered (they run on no sequence). */
+  #embedding = 0;
   /** Every request being answered, with the controller that aborts its work. */
   readonly #requests = new Set<AbortController>();
   #generating = 0;
   #closing: Promise<void> | null = null;
   #idle: (() => void) | null = null;
 
-  private constructor(options: ServerOptions) {
+  private constructor(options: ServerOptions, Metrics: typeof ServerMetrics | null) {
     this.llama = options.llama;
     this.modelName = options.modelName ?? basename(options.llama.modelPath).replace(/\.gguf$/i, "");
     this.parallel = options.llama.options.nParallel ?? 1;
@@ -118,12 +124,15 @@ export class OpenAIServer {
       contextShift: (options.llama.options.contextShift ?? false) !== false,
       adapters: options.llama.options.lora ?? [],
     };
+    this.#metrics = Metrics && new Metrics({ llama: this.llama, otherProcessing: () => this.#embedding });
     this.#routes = new Map<string, Route>([
       ["POST /completions", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#completion(b, res, s) }],
       ["POST /chat/completions", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#chat(b, res, s) }],
       ["POST /embeddings", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#embeddings(b, res, s) }],
       ["GET /models", { method: "GET", private: true, generates: false, handle: async (_b, res) => sendJson(res, 200, { object: "list", data: [this.#model()] }) }],
       ["GET /health", { method: "GET", private: false, generates: false, handle: async (_b, res) => this.#health(res) }],
+      // As llama-server's, it needs the API key.
+      ["GET /metrics", { method: "GET", private: true, generates: false, handle: (_b, res) => this.#sendMetrics(res) }],
       // llama-server's: the adapters loaded at start and the scales requests get when they name none.
       ["GET /lora-adapters", { method: "GET", private: true, generates: false, handle: async (_b, res) => sendJson(res, 200, this.#loraList()) }],
       ["POST /lora-adapters", { method: "POST", private: true, generates: false, handle: async (b, res) => this.#setLoraScales(b, res) }],
@@ -133,7 +142,9 @@ export class OpenAIServer {
 
   /** Starts a server and resolves once it listens. */
   static async listen(options: ServerOptions): Promise<OpenAIServer> {
-    const server = new OpenAIServer(options);
+    // prom-client loads only for a server that serves metrics.
+    const Metrics = options.metrics ? (await import("./metrics.js")).ServerMetrics : null;
+    const server = new OpenAIServer(options, Metrics);
     await new Promise<void>((resolve, reject) => {
       server.#server.once("error", reject);
       server.#server.listen(options.port ?? 8080, options.host ?? "127.0.0.1", () => {
@@ -285,6 +296,15 @@ export class OpenAIServer {
     sendJson(res, 200, { ...completion, model: this.modelName });
   }
 
+  /** GET /metrics: the exposition text, or (as llama-server's) 501 when the server serves no metrics. */
+  async #sendMetrics(res: ServerResponse): Promise<void> {
+    if (this.#metrics === null) throw new ApiError(501, "this server serves no metrics: start it with --metrics", "not_supported_error", "not_supported");
+    const text = await this.#metrics.render();
+    if (res.destroyed) return;
+    res.writeHead(200, { "Content-Type": this.#metrics.contentType, "Content-Length": Buffer.byteLength(text) });
+    res.end(text);
+  }
+
   #loraList(): Array<{ id: number; path: string; scale: number }> {
     return this.#limits.adapters.map((a, id) => ({ id, path: a.path, scale: a.scale ?? 1 }));
   }
@@ -304,7 +324,8 @@ export class OpenAIServer {
 
   async #embeddings(body: unknown, res: ServerResponse, signal: AbortSignal): Promise<void> {
     const { input, encoding } = embeddingRequest(body);
-    const list = await this.llama.createEmbedding(input, { signal });
+    this.#embedding++;
+    const list = await this.llama.createEmbedding(input, { signal }).finally(() => this.#embedding--);
     const data = list.data.map((item) => ({
       ...item,
       embedding: encoding === "base64" ? Buffer.from(Float32Array.from(item.embedding).buffer).toString("base64") : item.embedding,
