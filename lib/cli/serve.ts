@@ -13,7 +13,8 @@ export const serveSpec: CommandSpec = {
     "Serve the model over OpenAI's HTTP API: POST /v1/completions, /v1/chat/completions,\n" +
     "/v1/responses (all also streamed as server-sent events), /v1/embeddings; GET /v1/models, /health.\n" +
     "And llama-server's: POST /tokenize, /detokenize, /apply-template, /infill,\n" +
-    "/slots/ID?action=save|restore|erase; GET /props, /lora-adapters.",
+    "/slots/ID?action=save|restore|erase; GET /props, /lora-adapters, and with --metrics\n" +
+    "Prometheus metrics at GET /metrics.",
   groups: [
     {
       title: "Server",
@@ -26,9 +27,10 @@ export const serveSpec: CommandSpec = {
         alias: { type: "string", value: "NAME", help: "model id in /v1/models and responses (default: the file name)" },
         "max-body": { type: "string", value: "BYTES", help: "largest request body (default 1048576)" },
         "max-tokens-cap": { type: "string", value: "N", help: "most tokens one request may generate (default: --ctx-size)" },
-        "max-queue": { type: "string", value: "N", help: "requests waiting beyond --parallel before 429 (default 64)" },
+        "max-queue": { type: "string", value: "N", help: "requests waiting beyond --parallel before 429 with Retry-After: 1 (default 64)" },
         cors: { type: "string", value: "ORIGIN[,ORIGIN]", help: "let browsers on these origins call the API ('*': any, only without an API key); default: no CORS" },
         "slot-save-path": { type: "string", value: "DIR", help: "enable POST /slots/ID save and restore, with files in DIR (created if missing)" },
+        metrics: { type: "boolean", help: "serve Prometheus metrics at GET /metrics, llama-server's (needs the API key)" },
         "shutdown-grace": { type: "string", value: "SECONDS", help: "time requests in flight get to finish on SIGINT/SIGTERM (default 10)" },
         embedding: { type: "boolean", help: "create the embedding context at startup instead of on first use" },
         ...helpOption,
@@ -39,7 +41,8 @@ export const serveSpec: CommandSpec = {
   maxPositionals: 0,
   notes:
     "On SIGINT or SIGTERM the server stops accepting connections, lets requests in flight finish\n" +
-    "within the grace period (then ends them) and exits 0; a second signal exits at once.",
+    "within the grace period (then ends them) and exits 0; a second signal exits at once. A client\n" +
+    "that closes its connection stops its request within a token, freeing its sequence.",
 };
 
 export async function serveCommand(flags: Flags, io: CliIo): Promise<number> {
@@ -58,6 +61,7 @@ export async function serveCommand(flags: Flags, io: CliIo): Promise<number> {
     maxQueue: flags.int("max-queue", { min: 0 }),
     cors: flags.string("cors")?.split(",").map((origin) => origin.trim()),
     slotSavePath: await slotDirectory(flags.string("slot-save-path")),
+    metrics: flags.bool("metrics"),
   };
   try {
     new Cors(server.cors, apiKey !== undefined);

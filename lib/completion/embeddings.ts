@@ -48,8 +48,8 @@ export class Embedder {
     return this.#context;
   }
 
-  /** The vectors of texts (checked by embeddingTexts) and how many tokens they took. */
-  async embed(texts: readonly string[], normalize: boolean): Promise<{ vectors: Float32Array[]; tokens: number }> {
+  /** The vectors of texts (checked by embeddingTexts) and how many tokens they took; `signal` stops it. */
+  async embed(texts: readonly string[], normalize: boolean, signal?: AbortSignal): Promise<{ vectors: Float32Array[]; tokens: number }> {
     const context = await this.context();
     const run = this.#queue.then(async () => {
       const vectors: Float32Array[] = [];
@@ -61,7 +61,7 @@ export class Embedder {
           throw new LlamaError("CONTEXT_FULL", `the input has ${tokens.length} tokens but the embedding context holds ${context.nCtxSeq}`);
         }
         context.clear();
-        await context.decode({ tokens, logits: "all" });
+        await context.decode({ tokens, logits: "all" }, { signal });
         const vector = context.sequenceEmbeddings(0);
         vectors.push(normalize ? l2normalize(vector) : vector);
         total += tokens.length;
@@ -73,8 +73,8 @@ export class Embedder {
   }
 
   /** OpenAI's embeddings response. */
-  async list(texts: readonly string[], model: string): Promise<EmbeddingList> {
-    const { vectors, tokens } = await this.embed(texts, false);
+  async list(texts: readonly string[], model: string, signal?: AbortSignal): Promise<EmbeddingList> {
+    const { vectors, tokens } = await this.embed(texts, false, signal);
     return {
       object: "list",
       data: vectors.map((v, index) => ({ object: "embedding", embedding: Array.from(v), index })),

@@ -99,6 +99,10 @@ class Generation implements SchedulerJob {
     this.done = new Promise((resolve, reject) => (this.#settle = { resolve, reject }));
   }
 
+  get generated(): number {
+    return this.#stop.generated;
+  }
+
   tokensLeft(): number {
     return this.#stop.tokensLeft;
   }

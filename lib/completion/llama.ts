@@ -6,7 +6,7 @@ import { MAX_CONTEXT_TOKENS, type LlamaContext } from "../core/context.js";
 import { LlamaModel } from "../core/model.js";
 import type { LlamaSampler } from "../core/sampler.js";
 import { LlamaError } from "../errors.js";
-import { boolean, checkOptions } from "../validate.js";
+import { boolean, checkOptions, signal } from "../validate.js";
 import { ChatFormatter } from "./chat.js";
 import { ChatReply } from "./chat-reply.js";
 import { Adapters, type LoraOptions } from "./adapters.js";
@@ -34,7 +34,7 @@ import {
 } from "./options.js";
 import { completionPromptTokens } from "./prompt.js";
 import { chatLogprobs, completionLogprobs, responseId, usage } from "./responses.js";
-import { Scheduler, type SchedulerStats } from "./scheduler.js";
+import { emptyStats, Scheduler, type SchedulerStats } from "./scheduler.js";
 import { SlotStates } from "./slot-state.js";
 import { openStream, type StreamChunks } from "./stream.js";
 import type {
@@ -175,9 +175,9 @@ export class Llama {
     return this.#scheduler?.active ?? 0;
   }
 
-  /** Counters of the batching loop (decode calls, tokens, most sequences in one call). */
+  /** A snapshot of the batching loop's counters and of the tokens its sequences hold (SchedulerStats). */
   get stats(): Readonly<SchedulerStats> {
-    return this.#scheduler?.stats ?? { batches: 0, tokens: 0, maxSequencesPerBatch: 0 };
+    return this.#scheduler?.stats ?? emptyStats();
   }
 
   /** The generation context (null for vocabOnly), for the low-level API. */
@@ -417,15 +417,15 @@ export class Llama {
 
   /** Embedding vectors of one or more texts. */
   async embed(input: string | readonly string[], options: EmbedOptions = {}): Promise<Float32Array[]> {
-    const o = checkOptions<EmbedOptions>("options", options, { normalize: boolean });
+    const o = checkOptions<EmbedOptions>("options", options, { normalize: boolean, signal });
     const texts = embeddingTexts(input);
-    return (await this.#embeddings().embed(texts, o.normalize ?? false)).vectors;
+    return (await this.#embeddings().embed(texts, o.normalize ?? false, o.signal)).vectors;
   }
 
   /** OpenAI's embeddings response for one or more texts. */
-  async createEmbedding(input: string | readonly string[]): Promise<EmbeddingList> {
-    const texts = embeddingTexts(input);
-    return this.#embeddings().list(texts, this.modelPath);
+  async createEmbedding(input: string | readonly string[], options: Pick<EmbedOptions, "signal"> = {}): Promise<EmbeddingList> {
+    const o = checkOptions<Pick<EmbedOptions, "signal">>("options", options, { signal });
+    return this.#embeddings().list(embeddingTexts(input), this.modelPath, o.signal);
   }
 
   /** Frees the contexts and the model; waits for work in flight. Calling it again does nothing more. */

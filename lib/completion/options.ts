@@ -174,6 +174,8 @@ export interface ChatCompletionOptions extends SamplingOptions {
 export interface EmbedOptions {
   /** Scale each vector to unit length. Default false. */
   normalize?: boolean;
+  /** Stops the work before the next text, or mid-decode: the promise rejects with ABORTED. */
+  signal?: AbortSignal;
 }
 
 /** Llama's own defaults, where they differ from the sampler's: llama-cpp-python's. */

@@ -6,12 +6,13 @@ import { LlamaError } from "../errors.js";
 import { BatchBuilder } from "../core/batch.js";
 import { NO_ADAPTERS, type AdapterSet } from "./adapters.js";
 import { mustShift, shiftSequence } from "./context-shift.js";
-import { cacheIntact, commonPrefix, draftRequest, forgetCache, logprobAt, type SchedulerJob, type SchedulerStats, type Slot, type TokenLogprob } from "./scheduler-job.js";
+import { cacheIntact, commonPrefix, draftRequest, emptyStats, forgetCache, freeSlot, logprobAt, type SchedulerJob, type SchedulerStats, type Slot, type TokenLogprob } from "./scheduler-job.js";
 
 export type { SchedulerJob, SchedulerStats, TokenLogprob } from "./scheduler-job.js";
+export { emptyStats } from "./scheduler-job.js";
 
 export class Scheduler {
-  readonly stats: SchedulerStats = { batches: 0, tokens: 0, maxSequencesPerBatch: 0 };
+  readonly #stats = emptyStats();
   readonly #context: LlamaContext;
   readonly #slots: Slot[];
   readonly #queue: SchedulerJob[] = [];
@@ -25,17 +26,12 @@ export class Scheduler {
 
   constructor(context: LlamaContext) {
     this.#context = context;
-    this.#slots = Array.from({ length: context.nSeqMax }, (_, seqId) => ({
-      seqId,
-      cached: [],
-      cachedWith: NO_ADAPTERS.key,
-      waited: 0,
-      reusable: Infinity,
-      job: null,
-      promptCursor: 0,
-      pendingToken: null,
-      paused: null,
-    }));
+    this.#slots = Array.from({ length: context.nSeqMax }, (_, seqId) => freeSlot(seqId));
+  }
+
+  /** The loop's counters, and the tokens the sequences hold now. */
+  get stats(): SchedulerStats {
+    return { ...this.#stats, cachedTokens: this.#slots.reduce((n, slot) => n + slot.cached.length, 0) };
   }
 
   /** Requests waiting for a free sequence. */
@@ -163,6 +159,7 @@ export class Scheduler {
         continue;
       }
       best.job = job;
+      this.#stats.promptCachedTokens += best.cached.length;
       best.cachedWith = job.adapters.key;
       best.waited = 0;
       best.promptCursor = best.cached.length;
@@ -178,6 +175,9 @@ export class Scheduler {
     slot.pendingToken = null;
     slot.paused = null;
     if (job === null) return;
+    this.#stats.predictedTokens += job.generated;
+    if (slot.generatingSince !== null) this.#stats.predictedMs += performance.now() - slot.generatingSince;
+    slot.generatingSince = null;
     if (failure) job.end(failure.error);
     else job.end();
   }
@@ -258,12 +258,13 @@ export class Scheduler {
     if (!(await this.#apply(adapters, [...inBatch.keys()]))) return;
     for (const slot of inBatch.keys()) slot.waited = 0;
 
-    this.stats.batches++;
-    this.stats.tokens += batch.length;
-    this.stats.maxSequencesPerBatch = Math.max(this.stats.maxSequencesPerBatch, inBatch.size);
+    this.#stats.batches++;
+    this.#stats.tokens += batch.length;
+    this.#stats.maxSequencesPerBatch = Math.max(this.#stats.maxSequencesPerBatch, inBatch.size);
     // A lone request may abort mid-decode; with several, the others' work must finish.
     const signal = inBatch.size === 1 ? [...inBatch.keys()][0]!.job!.signal : undefined;
     let result: SampleResult | undefined;
+    const started = performance.now();
     try {
       if (samples.length === 0) {
         await context.decode(batch.build(), { signal });
@@ -282,6 +283,9 @@ export class Scheduler {
       return;
     }
 
+    const prompted = [...inBatch.values()].reduce((n, count) => n + count, 0);
+    this.#stats.promptTokens += prompted;
+    if (prompted > 0) this.#stats.promptMs += performance.now() - started;
     // Everything decoded is now in the cache.
     for (const [slot, promptTokens] of inBatch) {
       if (slot.pendingToken !== null) {
@@ -372,6 +376,7 @@ export class Scheduler {
     } catch (error) {
       return { error };
     }
+    slot.generatingSince ??= performance.now();
     if (!goesOn) return "stopped";
     slot.pendingToken = token;
     const reader = slot.job!.waitForReader();
@@ -407,7 +412,7 @@ export class Scheduler {
       },
       job.sampler,
       (token) => {
-        this.stats.tokens++;
+        this.#stats.tokens++;
         // Tokens sampled after the job ended or was aborted (at most the step in flight) go nowhere.
         if (outcome.ended !== null || job.tokensLeft() === 0) return;
         outcome.ended = this.#deliver(slot, token, undefined);
@@ -418,10 +423,10 @@ export class Scheduler {
       { signal: job.signal },
     );
     this.#stopAhead = run.stop;
-    this.stats.maxSequencesPerBatch = Math.max(this.stats.maxSequencesPerBatch, 1);
+    this.#stats.maxSequencesPerBatch = Math.max(this.#stats.maxSequencesPerBatch, 1);
     try {
       const { decoded, drafted, accepted, steps } = await run.done;
-      this.stats.batches += steps;
+      this.#stats.batches += steps;
       for (const token of decoded) slot.cached.push(token);
       if (drafted > 0) job.countDraft(drafted, accepted);
     } catch (error) {

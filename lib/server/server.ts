@@ -1,14 +1,16 @@
 // An OpenAI-compatible HTTP server over one Llama, on node:http alone: completions and chat (whole
-// or as server-sent events), embeddings, the model list and a health check, plus llama-server's
-// utility routes (utility-routes.ts) and slot files (slots.ts). Concurrent requests share the
-// Llama's sequences (continuous batching); the server adds authentication, CORS (cors.ts), body
-// and token limits, a bounded queue, and a graceful shutdown.
+// or as server-sent events), the Responses API (responses.ts), embeddings, the model list and a
+// health check, plus llama-server's utility routes (utility-routes.ts) and slot files (slots.ts).
+// Concurrent requests share the Llama's sequences (continuous batching); the server adds
+// authentication, CORS (cors.ts), body and token limits, a bounded queue, a graceful shutdown and
+// Prometheus metrics (metrics.ts).
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { basename, resolve } from "node:path";
 import type { Llama } from "../completion/llama.js";
 import { chunkEvents, type EventFormat } from "./events.js";
+import type { ServerMetrics } from "./metrics.js";
 import {
   ApiError,
   badRequest,
@@ -39,13 +41,18 @@ export interface ServerOptions {
   maxBodyBytes?: number;
   /** Most tokens one request may generate (larger max_tokens: 400). Default: the context size. */
   maxTokensCap?: number;
-  /** Requests that may wait for a free sequence beyond those being generated (more: 429). Default 64. */
+  /** Requests that may wait for a free sequence beyond those being generated (more: 429 with Retry-After). Default 64. */
   maxQueue?: number;
   /** Origins browsers may call from (cors.ts); ["*"]: any, only without apiKey. Default: no CORS. */
   cors?: string[];
   /** The directory of POST /slots/{id} save and restore files. Default: slot actions are off (501). */
   slotSavePath?: string;
+  /** Serve Prometheus metrics at GET /metrics (metrics.ts). Default false: /metrics answers 501. */
+  metrics?: boolean;
 }
+
+/** The Retry-After of a 429 (seconds): a request that ends anywhere makes room in the queue. */
+const RETRY_AFTER_S = 1;
 
 function digest(text: string): Buffer {
   return createHash("sha256").update(text).digest();
@@ -86,13 +93,16 @@ export class OpenAIServer {
   readonly #routes: Map<string, Route>;
   readonly #cors: Cors;
   readonly #slotDir: string | null;
+  readonly #metrics: ServerMetrics | null;
+  /** Embedding requests being answered (they run on no sequence). */
+  #embedding = 0;
   /** Every request being answered, with the controller that aborts its work. */
   readonly #requests = new Set<AbortController>();
   #generating = 0;
   #closing: Promise<void> | null = null;
   #idle: (() => void) | null = null;
 
-  private constructor(options: ServerOptions) {
+  private constructor(options: ServerOptions, Metrics: typeof ServerMetrics | null) {
     this.llama = options.llama;
     this.modelName = options.modelName ?? basename(options.llama.modelPath).replace(/\.gguf$/i, "");
     this.parallel = options.llama.options.nParallel ?? 1;
@@ -107,13 +117,16 @@ export class OpenAIServer {
     };
     this.#cors = new Cors(options.cors, options.apiKey !== undefined);
     this.#slotDir = options.slotSavePath === undefined ? null : resolve(options.slotSavePath);
+    this.#metrics = Metrics && new Metrics({ llama: this.llama, otherProcessing: () => this.#embedding });
     this.#routes = new Map<string, Route>([
       ["POST /completions", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#completion(b, res, s) }],
       ["POST /chat/completions", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#chat(b, res, s) }],
       ["POST /responses", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#responses(b, res, s) }],
-      ["POST /embeddings", { method: "POST", private: true, generates: true, handle: (b, res) => this.#embeddings(b, res) }],
+      ["POST /embeddings", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#embeddings(b, res, s) }],
       ["GET /models", { method: "GET", private: true, generates: false, handle: async (_b, res) => sendJson(res, 200, { object: "list", data: [this.#model()] }) }],
       ["GET /health", { method: "GET", private: false, generates: false, handle: async (_b, res) => this.#health(res) }],
+      // As llama-server's, it needs the API key.
+      ["GET /metrics", { method: "GET", private: true, generates: false, handle: (_b, res) => this.#sendMetrics(res) }],
       // llama-server's: the adapters loaded at start and the scales requests get when they name none.
       ["GET /lora-adapters", { method: "GET", private: true, generates: false, handle: async (_b, res) => sendJson(res, 200, this.#loraList()) }],
       ["POST /lora-adapters", { method: "POST", private: true, generates: false, handle: async (b, res) => this.#setLoraScales(b, res) }],
@@ -124,7 +137,9 @@ export class OpenAIServer {
 
   /** Starts a server and resolves once it listens. */
   static async listen(options: ServerOptions): Promise<OpenAIServer> {
-    const server = new OpenAIServer(options);
+    // prom-client loads only for a server that serves metrics.
+    const Metrics = options.metrics ? (await import("./metrics.js")).ServerMetrics : null;
+    const server = new OpenAIServer(options, Metrics);
     await new Promise<void>((resolve, reject) => {
       server.#server.once("error", reject);
       server.#server.listen(options.port ?? 8080, options.host ?? "127.0.0.1", () => {
@@ -243,7 +258,8 @@ export class OpenAIServer {
   /** Counts a request that runs the model; 429 when the sequences are busy and the queue is full. */
   #admit(): () => void {
     if (this.#generating >= this.parallel + this.#maxQueue) {
-      throw new ApiError(429, `the server is busy: ${this.parallel} requests running and ${this.#maxQueue} queued`, "rate_limit_error", "queue_full");
+      const message = `the server is busy: ${this.parallel} requests running and ${this.#maxQueue} queued`;
+      throw new ApiError(429, message, "rate_limit_error", "queue_full", null, { "Retry-After": String(RETRY_AFTER_S) });
     }
     this.#generating++;
     let released = false;
@@ -283,6 +299,15 @@ export class OpenAIServer {
     sendJson(res, 200, response.whole(await this.llama.createChatCompletion({ ...options, stream: false, signal })));
   }
 
+  /** GET /metrics: the exposition text, or (as llama-server's) 501 when the server serves no metrics. */
+  async #sendMetrics(res: ServerResponse): Promise<void> {
+    if (this.#metrics === null) throw new ApiError(501, "this server serves no metrics: start it with --metrics", "not_supported_error", "not_supported");
+    const text = await this.#metrics.render();
+    if (res.destroyed) return;
+    res.writeHead(200, { "Content-Type": this.#metrics.contentType, "Content-Length": Buffer.byteLength(text) });
+    res.end(text);
+  }
+
   #loraList(): Array<{ id: number; path: string; scale: number }> {
     return this.#limits.adapters.map((a, id) => ({ id, path: a.path, scale: a.scale ?? 1 }));
   }
@@ -300,9 +325,10 @@ export class OpenAIServer {
     sendJson(res, 200, this.#loraList());
   }
 
-  async #embeddings(body: unknown, res: ServerResponse): Promise<void> {
+  async #embeddings(body: unknown, res: ServerResponse, signal: AbortSignal): Promise<void> {
     const { input, encoding } = embeddingRequest(body);
-    const list = await this.llama.createEmbedding(input);
+    this.#embedding++;
+    const list = await this.llama.createEmbedding(input, { signal }).finally(() => this.#embedding--);
     const data = list.data.map((item) => ({
       ...item,
       embedding: encoding === "base64" ? Buffer.from(Float32Array.from(item.embedding).buffer).toString("base64") : item.embedding,

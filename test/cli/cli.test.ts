@@ -393,4 +393,37 @@ describe("the llama-napi launcher (bin/llama-napi.js over dist/)", () => {
       child.kill("SIGKILL");
     }
   });
+
+  it("serve --metrics: GET /metrics needs the API key and counts the tokens the responses report", async () => {
+    const child = spawn(process.execPath, [bin, "serve", "-m", STORIES(), "--port", "0", "--metrics", "--api-key", "k", ...FAST], { stdio: ["ignore", "pipe", "pipe"] });
+    try {
+      let log = "";
+      child.stderr.setEncoding("utf8");
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stderr.on("data", (chunk: string) => {
+          log += chunk;
+          const match = /at (http:\/\/127\.0\.0\.1:\d+)\/v1 /.exec(log);
+          if (match) resolve(match[1]!);
+        });
+        child.once("exit", () => reject(new Error(`serve exited: ${log}`)));
+      });
+      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+      const auth = { Authorization: "Bearer k" };
+      expect((await fetch(`${url}/metrics`)).status).toBe(401);
+      const body = JSON.stringify({ prompt: "Once upon a time", max_tokens: 6 });
+      const done = (await (await fetch(`${url}/v1/completions`, { method: "POST", headers: { ...auth, "Content-Type": "application/json" }, body })).json()) as {
+        usage: { prompt_tokens: number; completion_tokens: number };
+      };
+      const metrics = await fetch(`${url}/metrics`, { headers: auth });
+      expect(metrics.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+      const text = await metrics.text();
+      expect(text).toMatch(new RegExp(`^llamacpp:tokens_predicted_total ${done.usage.completion_tokens}$`, "m"));
+      expect(text).toMatch(new RegExp(`^llamacpp:prompt_tokens_total ${done.usage.prompt_tokens}$`, "m"));
+      expect(text).toMatch(/^# TYPE llamacpp:requests_processing gauge\nllamacpp:requests_processing 0$/m);
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
 });

@@ -400,6 +400,7 @@ describe("limits, disconnects and shutdown with --parallel 1", () => {
       });
       expect(rejected.status).toBe(429);
       expect(JSON.parse(rejected.body).error).toMatchObject({ code: "queue_full" });
+      expect(rejected.headers["retry-after"]).toBe("1");
       expect(queued.body).toBe("");
       // A waiting client that goes away gives its place in the queue back at once.
       queued.res.destroy();
