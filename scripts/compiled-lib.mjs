@@ -5,7 +5,7 @@
 //   node scripts/compiled-lib.mjs      prints the folder
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -36,7 +36,7 @@ export function compiledLibrary() {
   const folder = join(tmpdir(), `llama-napi-lib-${hash.digest("hex").slice(0, 16)}`);
   const lib = join(folder, "cjs");
   const binary = join(folder, "llama_napi.node");
-  if (!existsSync(join(lib, "index.js")) || !existsSync(binary)) {
+  if (!existsSync(join(lib, "index.js")) || !existsSync(binary) || !existsSync(join(folder, "node_modules"))) {
     const staging = `${folder}.${process.pid}.tmp`;
     rmSync(staging, { recursive: true, force: true });
     mkdirSync(staging, { recursive: true });
@@ -48,6 +48,10 @@ export function compiledLibrary() {
     if (!existsSync(join(staging, "cjs", "index.js"))) throw new Error(`tsc failed:\n${result.stdout}${result.stderr}`);
     if (result.status !== 0) process.stderr.write(`[compiled-lib] tsc reported errors (output kept):\n${result.stdout}`);
     copyFileSync(binarySource, join(staging, "llama_napi.node"));
+    // The library's own dependencies (prom-client for the server's metrics) resolve from here.
+    symlinkSync(join(root, "node_modules"), join(staging, "node_modules"), "dir");
+    // A copy made before the library had dependencies of its own lacks node_modules: replace it.
+    if (existsSync(folder) && !existsSync(join(folder, "node_modules"))) rmSync(folder, { recursive: true, force: true });
     try {
       renameSync(staging, folder);
     } catch (err) {

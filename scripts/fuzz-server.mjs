@@ -2,7 +2,7 @@
 // Malformed and hostile requests against `llama-napi serve`: random bodies (bad JSON, wrong types,
 // out-of-range numbers, deep nesting, odd tokens, hostile slot file names, unknown actions and slot
 // ids) sent to every route, OpenAI's and llama-server's, with and without the API key. Every answer
-// must be JSON, an error in OpenAI's shape ({ error: { message, type } }) whenever the status is 400
+// must be JSON (or /metrics' Prometheus text), an error in OpenAI's shape ({ error: { message, type } }) whenever the status is 400
 // or more, and never a 5xx but 501 (infill without FIM tokens, slots without --slot-save-path); the
 // server must still answer /health every 50 requests, and no file may appear beside the slot
 // directory. Exit status 1 when any request broke a rule.
@@ -25,6 +25,8 @@ const ROUTES = [
   ["POST", "/v1/completions", ["prompt", "max_tokens", "temperature", "stop", "logit_bias", "seed", "suffix", "stream", "n_keep", "response_format"]],
   ["POST", "/v1/chat/completions", ["messages", "max_tokens", "tools", "tool_choice", "stream", "response_format", "chat_template_kwargs"]],
   ["POST", "/v1/embeddings", ["input", "encoding_format"]],
+  ["POST", "/v1/responses", ["input", "instructions", "max_output_tokens", "temperature", "top_p", "stream", "tools", "tool_choice", "text"]],
+  ["GET", "/metrics", []],
   ["POST", "/tokenize", ["content", "add_special", "parse_special", "with_pieces"]],
   ["POST", "/detokenize", ["tokens"]],
   ["POST", "/apply-template", ["messages", "tools", "reasoning_format", "chat_template_kwargs"]],
@@ -94,6 +96,8 @@ function send(base, method, path, headers, text) {
 function judge(res) {
   if (res.status >= 500 && res.status !== 501) return `status ${res.status}: ${res.body.slice(0, 300)}`;
   if (res.type.startsWith("text/event-stream")) return res.status === 200 ? null : `stream with status ${res.status}`;
+  // /metrics answers in Prometheus's text format.
+  if (res.status === 200 && res.type.startsWith("text/plain") && res.body.startsWith("# HELP llamacpp:")) return null;
   let parsed;
   try {
     parsed = JSON.parse(res.body);
@@ -156,7 +160,7 @@ async function main() {
   mkdirSync(slotDir);
   const llama = await Llama.load({ modelPath: values.model, nCtx: 256, nThreads: 1, nParallel: 2 });
   const key = "fuzz-key";
-  const server = await startServer({ llama, port: 0, apiKey: key, maxTokensCap: 8, maxBodyBytes: 64 * 1024, slotSavePath: slotDir, cors: ["http://localhost:3000"] });
+  const server = await startServer({ llama, port: 0, apiKey: key, maxTokensCap: 8, maxBodyBytes: 64 * 1024, slotSavePath: slotDir, cors: ["http://localhost:3000"], metrics: true });
   try {
     const started = performance.now();
     const { failures, statuses } = await fuzzServer(server.url.replace(/\/v1$/, ""), { ops: Number(values.ops), seed: Number(values.seed), key, slotDir });
