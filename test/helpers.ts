@@ -20,6 +20,15 @@ export function modelPath(name: "stories260K.gguf" | "llama-2-tiny-random.gguf")
   return path;
 }
 
+/**
+ * stories260K's greedy continuation of "Once upon a time", 24 tokens. Many tests spell out a prefix
+ * of it (", there was a", ", there was a little girl named Lily"); test/core/generation.test.ts
+ * checks that it is what llama-completion prints on this machine and that each of its tokens leads
+ * the runner-up by far more than the CPU kernels (AVX2, AVX-512, AMX) move a logit, so no machine
+ * can pick another token.
+ */
+export const ONCE_UPON_A_TIME_GREEDY = ", there was a little girl named Lily. She loved to play outside in the p";
+
 export function llamaCppDir(): string {
   const dir = process.env.LLAMA_CPP_DIR ? resolve(process.env.LLAMA_CPP_DIR) : join(repoRoot, "vendor", "llama.cpp");
   if (!existsSync(join(dir, "models"))) throw new Error(`llama.cpp source not found at ${dir}: run npm run vendor`);

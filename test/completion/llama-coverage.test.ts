@@ -16,7 +16,7 @@ import {
   type SamplerOptions,
 } from "../../lib/index.js";
 import { tinyModel } from "../fixtures.js";
-import { drain, errorOf, modelPath, sleep } from "../helpers.js";
+import { ONCE_UPON_A_TIME_GREEDY, drain, errorOf, modelPath, sleep } from "../helpers.js";
 import { greedyReferences } from "../llama-cpp-tools.js";
 
 const STORIES = () => modelPath("stories260K.gguf");
@@ -81,8 +81,8 @@ describe("load options", () => {
     const llm = await Llama.load({ modelPath: STORIES(), nCtx: 128, nThreads: 1 });
     reference = textOf(await llm.createCompletion(ONCE, { temperature: 0, maxTokens: 24 }));
     await llm.dispose();
-    // llama.cpp's own greedy output starts so (see test/core/generation.test.ts).
-    expect(reference).toBe(", there was a little girl named Lily. She loved to play outside in the p");
+    // llama.cpp's own greedy output on this machine starts so (checked in test/core/generation.test.ts).
+    expect(reference).toBe(ONCE_UPON_A_TIME_GREEDY);
   });
 
   it("vocabOnly: tokenize, detokenize and metadata work without weights or a context", async () => {
