@@ -81,12 +81,17 @@ describe("long work off the event loop", () => {
     model.dispose();
   });
 
-  it("a timer keeps firing while a 512-token batch decodes", async () => {
-    context.clear();
+  it("a timer keeps firing while 512-token batches decode", async () => {
     const ticks: number[] = [];
     const timer = setInterval(() => ticks.push(performance.now()), 5);
     const start = performance.now();
-    await context.decode({ tokens: longBatch, logits: "none" });
+    // One batch took 0.7 s on a busy 2-core AMX Xeon; the time depends on the CPU's kernels, so a
+    // faster CPU decodes it again until 300 ms have passed, time enough for the timer to show a
+    // blocked event loop on any machine.
+    for (let round = 0; round === 0 || (performance.now() - start < 300 && round < 20); round++) {
+      context.clear();
+      await context.decode({ tokens: longBatch, logits: "none" });
+    }
     const end = performance.now();
     clearInterval(timer);
     const duration = end - start;

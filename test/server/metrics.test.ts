@@ -316,7 +316,9 @@ describe("a full queue, --metrics off, and clients that go away (--parallel 1)",
     expect(took).toBeLessThan(Math.max(3 * tenthMs, 200));
     const next = await raw(base, "POST", "/v1/embeddings", { ...AUTH, "Content-Type": "application/json" }, JSON.stringify({ input: text }));
     expect(next.status).toBe(200);
-    expect(Date.now() - started).toBeLessThan(5 * tenthMs);
+    // The stop as bounded above, then one small request: on a fast CPU tenthMs is short and the
+    // fixed costs (polling, HTTP) are not, so the bound has a floor as the one above.
+    expect(Date.now() - started).toBeLessThan(Math.max(5 * tenthMs, 400));
   });
 
   it("without --metrics, /metrics is llama-server's 501 (after the API key check)", async () => {
