@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Llama } from "../../lib/index.js";
 import { startServer, type OpenAIServer } from "../../lib/server/index.js";
 import { modelPath } from "../helpers.js";
+import { raw } from "./raw-http.js";
 
 const STORIES = () => modelPath("stories260K.gguf");
 const KEY = "test-key";
@@ -40,28 +41,10 @@ function parseExposition(text: string): Map<string, Metric> {
   return metrics;
 }
 
-interface RawResponse {
-  status: number;
-  headers: IncomingMessage["headers"];
-  body: string;
-}
-
-function raw(base: string, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<RawResponse> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(new URL(path, base), { method, headers, agent: false }, (res) => {
-      let text = "";
-      res.setEncoding("utf8");
-      res.on("data", (chunk: string) => (text += chunk));
-      res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body: text }));
-    });
-    req.on("error", reject);
-    req.end(body);
-  });
-}
 
 /** The server's metrics, by name without the llamacpp: prefix. */
 async function scrape(base: string): Promise<Record<string, number>> {
-  const res = await raw(base, "GET", "/metrics", AUTH);
+  const res = await raw(base, "GET", "/metrics", { headers: AUTH });
   expect(res.status).toBe(200);
   expect(res.headers["content-type"]).toMatch(/^text\/plain; version=0\.0\.4/);
   const values: Record<string, number> = {};
@@ -132,7 +115,7 @@ describe("GET /metrics with --parallel 2", () => {
   });
 
   it("llama-server's metrics, with its types and help texts, at 0 before any request", async () => {
-    const res = await raw(base, "GET", "/metrics", AUTH);
+    const res = await raw(base, "GET", "/metrics", { headers: AUTH });
     const metrics = parseExposition(res.body);
     const types = Object.fromEntries([...metrics].map(([name, m]) => [name, m.type]));
     expect(types).toEqual({
@@ -156,7 +139,7 @@ describe("GET /metrics with --parallel 2", () => {
 
   it("needs the API key, as every route but /health", async () => {
     expect((await raw(base, "GET", "/metrics")).status).toBe(401);
-    expect((await raw(base, "GET", "/metrics", { Authorization: "Bearer wrong" })).status).toBe(401);
+    expect((await raw(base, "GET", "/metrics", { headers: { Authorization: "Bearer wrong" } })).status).toBe(401);
   });
 
   it("counts the tokens the responses report, the time they took, and the KV cache they hold", async () => {
@@ -246,7 +229,7 @@ describe("a full queue, --metrics off, and clients that go away (--parallel 1)",
       const full = await scrape(base);
       expect(full.requests_processing).toBe(1);
       expect(full.requests_deferred).toBe(1);
-      const refused = await raw(base, "POST", "/v1/completions", AUTH, quick);
+      const refused = await raw(base, "POST", "/v1/completions", { headers: AUTH, body: quick });
       expect(refused.status).toBe(429);
       expect(refused.headers["retry-after"]).toBe("1");
       expect(JSON.parse(refused.body).error).toMatchObject({ code: "queue_full", type: "rate_limit_error" });
@@ -273,7 +256,7 @@ describe("a full queue, --metrics off, and clients that go away (--parallel 1)",
     stream.res!.socket!.destroy();
     await scrapeUntil(base, (m) => m.requests_processing === 0, 2_000);
     const started = Date.now();
-    const next = await raw(base, "POST", "/v1/completions", AUTH, quick);
+    const next = await raw(base, "POST", "/v1/completions", { headers: AUTH, body: quick });
     expect(next.status).toBe(200);
     expect(Date.now() - started).toBeLessThan(3_000);
     const after = await scrape(base);
@@ -293,7 +276,7 @@ describe("a full queue, --metrics off, and clients that go away (--parallel 1)",
     await scrapeUntil(base, (m) => m.requests_processing === 0, 2_000);
     expect(whole.res).toBeNull();
     const started = Date.now();
-    const next = await raw(base, "POST", "/v1/completions", AUTH, quick);
+    const next = await raw(base, "POST", "/v1/completions", { headers: AUTH, body: quick });
     expect(next.status).toBe(200);
     expect(Date.now() - started).toBeLessThan(3_000);
     const after = await scrape(base);
@@ -304,7 +287,7 @@ describe("a full queue, --metrics off, and clients that go away (--parallel 1)",
     const text = "Once upon a time there was a little girl named Lily";
     // How long a tenth of the big request takes, answered whole.
     let started = Date.now();
-    const tenth = await raw(base, "POST", "/v1/embeddings", { ...AUTH, "Content-Type": "application/json" }, JSON.stringify({ input: Array(300).fill(text) }));
+    const tenth = await raw(base, "POST", "/v1/embeddings", { headers: { ...AUTH, "Content-Type": "application/json" }, body: JSON.stringify({ input: Array(300).fill(text) }) });
     expect(tenth.status).toBe(200);
     const tenthMs = Date.now() - started;
     const big = open(base, "/v1/embeddings", { input: Array(3000).fill(text) });
@@ -314,7 +297,7 @@ describe("a full queue, --metrics off, and clients that go away (--parallel 1)",
     const took = await scrapeUntil(base, (m) => m.requests_processing === 0, 10 * tenthMs);
     // The whole request would have taken about ten tenths.
     expect(took).toBeLessThan(Math.max(3 * tenthMs, 200));
-    const next = await raw(base, "POST", "/v1/embeddings", { ...AUTH, "Content-Type": "application/json" }, JSON.stringify({ input: text }));
+    const next = await raw(base, "POST", "/v1/embeddings", { headers: { ...AUTH, "Content-Type": "application/json" }, body: JSON.stringify({ input: text }) });
     expect(next.status).toBe(200);
     // The stop as bounded above, then one small request: on a fast CPU tenthMs is short and the
     // fixed costs (polling, HTTP) are not, so the bound has a floor as the one above.
@@ -325,7 +308,7 @@ describe("a full queue, --metrics off, and clients that go away (--parallel 1)",
     const plain = await startServer({ llama, port: 0, apiKey: KEY });
     try {
       const url = plain.url.replace(/\/v1$/, "");
-      const off = await raw(url, "GET", "/metrics", AUTH);
+      const off = await raw(url, "GET", "/metrics", { headers: AUTH });
       expect(off.status).toBe(501);
       expect(JSON.parse(off.body).error).toMatchObject({ type: "not_supported_error", code: "not_supported" });
       expect((await raw(url, "GET", "/metrics")).status).toBe(401);

@@ -10,6 +10,7 @@ import { Llama, type ChatTool } from "../../lib/index.js";
 import { startServer, type OpenAIServer } from "../../lib/server/index.js";
 import { modelPath } from "../helpers.js";
 import { TIME, WEATHER, templateSource } from "../completion/chat-tools.fixtures.js";
+import { raw, type RawResponse } from "./raw-http.js";
 
 const KEY = "test-key";
 // Token 2 is stories260K's end of story: banning it makes a generation run to its cap.
@@ -27,18 +28,9 @@ function withoutIds(output: Response["output"]): unknown[] {
   return output.map((item) => ({ ...item, id: "" }));
 }
 
-/** A raw POST; the response body as text. */
-function post(url: string, body: string, headers: Record<string, string> = { Authorization: `Bearer ${KEY}` }): Promise<{ status: number; headers: IncomingMessage["headers"]; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, agent: false }, (res) => {
-      let text = "";
-      res.setEncoding("utf8");
-      res.on("data", (chunk: string) => (text += chunk));
-      res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body: text }));
-    });
-    req.on("error", reject);
-    req.end(body);
-  });
+/** A raw POST of `body` (text) to `url`; the response body as text. */
+function post(url: string, body: string, headers: Record<string, string> = { Authorization: `Bearer ${KEY}` }): Promise<RawResponse> {
+  return raw(url, "POST", url, { headers: { "Content-Type": "application/json", ...headers }, body });
 }
 
 describe("the Responses API through the openai client", () => {
