@@ -6,6 +6,7 @@
 #include "gguf.h"
 #include "log.h"
 #include "model.h"
+#include "progress.h"
 #include "rpc.h"
 
 namespace llama_napi {
@@ -40,30 +41,19 @@ int32_t IntOption(const Napi::Object &options, const char *key, int32_t fallback
   return value.IsNumber() ? value.As<Napi::Number>().Int32Value() : fallback;
 }
 
-// Progress reaches JS through a thread-safe function; llama.cpp calls it on the loading thread.
+// llama.cpp calls the progress callback on the loading thread; one report per percent.
 struct ProgressState {
-  Napi::ThreadSafeFunction tsfn;
-  bool has_tsfn = false;
+  ProgressReporter reporter;
   std::shared_ptr<std::atomic<bool>> abort;
   int last_percent = -1;
 };
 
 bool OnLoadProgress(float progress, void *user_data) {
   auto *state = static_cast<ProgressState *>(user_data);
-  if (state->has_tsfn) {
-    int percent = static_cast<int>(progress * 100.0f);
-    if (percent != state->last_percent) {
-      state->last_percent = percent;
-      auto *value = new float(progress);
-      auto deliver = [](Napi::Env env, Napi::Function callback, float *p) {
-        if (env != nullptr && callback != nullptr) {
-          callback.Call({Napi::Number::New(env, *p)});
-          if (env.IsExceptionPending()) env.GetAndClearPendingException();
-        }
-        delete p;
-      };
-      if (state->tsfn.NonBlockingCall(value, deliver) != napi_ok) delete value;
-    }
+  int percent = static_cast<int>(progress * 100.0f);
+  if (percent != state->last_percent) {
+    state->last_percent = percent;
+    state->reporter.Report(progress);
   }
   return !(state->abort && state->abort->load());
 }
@@ -135,10 +125,7 @@ class LoadWorker : public PromiseWorker {
   LoadWorker(Napi::Env env, LoadOptions options, Napi::Value on_progress, std::shared_ptr<std::atomic<bool>> abort)
       : PromiseWorker(env), options_(std::move(options)) {
     progress_.abort = std::move(abort);
-    if (on_progress.IsFunction()) {
-      progress_.tsfn = Napi::ThreadSafeFunction::New(env, on_progress.As<Napi::Function>(), "llama-napi-load", 0, 1);
-      progress_.has_tsfn = true;
-    }
+    progress_.reporter.Start(env, on_progress, "llama-napi-load");
   }
 
   ~LoadWorker() override {
@@ -181,7 +168,9 @@ class LoadWorker : public PromiseWorker {
     }
     try {
       model_ = llama_model_load_from_file(options_.path.c_str(), params);
+      progress_.reporter.Drain();
     } catch (const CodedError &err) {
+      progress_.reporter.Drain();
       if (err.code == "RPC_UNAVAILABLE") throw;
       throw CodedError("MODEL_LOAD_FAILED", "failed to load model from " + options_.path + ": " + err.what());
     }
@@ -193,9 +182,7 @@ class LoadWorker : public PromiseWorker {
     }
   }
 
-  void Settled() override {
-    if (progress_.has_tsfn) progress_.tsfn.Release();
-  }
+  void Settled() override { progress_.reporter.Release(); }
 
   Napi::Value Result(Napi::Env env) override {
     auto *handle = new std::shared_ptr<ModelHandle>(std::make_shared<ModelHandle>(model_));

@@ -6,11 +6,11 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
-#include <future>
 #include <mutex>
 #include <utility>
 
 #include "log.h"
+#include "progress.h"
 
 namespace llama_napi {
 
@@ -34,8 +34,7 @@ std::once_flag tap_once;
 class QuantizeJob {
  public:
   std::shared_ptr<std::atomic<bool>> abort;
-  Napi::ThreadSafeFunction progress;
-  bool has_progress = false;
+  ProgressReporter progress;
 
   bool AbortRequested() const { return abort && abort->load(); }
 
@@ -43,38 +42,9 @@ class QuantizeJob {
     int index = 0;
     int total = 0;
     if (text[0] != '[' || std::sscanf(text, "[%d/%d]", &index, &total) != 2 || total <= 0) return;
-    if (has_progress) {
-      // The line announces tensor `index`: the ones before it are done.
-      auto *fraction = new double(static_cast<double>(index - 1) / total);
-      auto deliver = [](Napi::Env env, Napi::Function callback, double *value) {
-        if (env != nullptr && callback != nullptr) {
-          callback.Call({Napi::Number::New(env, *value)});
-          if (env.IsExceptionPending()) env.GetAndClearPendingException();
-        }
-        delete value;
-      };
-      if (progress.NonBlockingCall(fraction, deliver) != napi_ok) delete fraction;
-    }
+    // The line announces tensor `index`: the ones before it are done.
+    progress.Report(static_cast<double>(index - 1) / total);
     if (AbortRequested()) throw QuantizeAborted();
-  }
-
-  // Waits until JavaScript has received every report queued so far: the calls run in order, so a
-  // last one that signals back comes after them. The promise settles after Run returns, and so
-  // after the last report (otherwise a fast machine settles first and its reports arrive late).
-  void DeliverQueuedReports() {
-    if (!has_progress) return;
-    auto *delivered = new std::promise<void>();
-    std::future<void> done = delivered->get_future();
-    // Also called, without an environment, when the function is torn down with the call queued.
-    auto signal = [](Napi::Env, Napi::Function, std::promise<void> *promise) {
-      promise->set_value();
-      delete promise;
-    };
-    if (progress.BlockingCall(delivered, signal) != napi_ok) {
-      delete delivered;
-      return;
-    }
-    done.wait();
   }
 };
 
@@ -107,10 +77,7 @@ class QuantizeWorker : public PromiseWorker {
         imatrix_(std::move(imatrix)),
         overrides_(std::move(overrides)) {
     job_.abort = std::move(abort);
-    if (on_progress.IsFunction()) {
-      job_.progress = Napi::ThreadSafeFunction::New(env, on_progress.As<Napi::Function>(), "llama-napi-quantize", 0, 1);
-      job_.has_progress = true;
-    }
+    job_.progress.Start(env, on_progress, "llama-napi-quantize");
   }
 
  protected:
@@ -132,7 +99,7 @@ class QuantizeWorker : public PromiseWorker {
     active_job = &job_;
     uint32_t status = llama_model_quantize(input_.c_str(), output_.c_str(), &params_);
     active_job = nullptr;
-    job_.DeliverQueuedReports();
+    job_.progress.Drain();
     if (status != 0) {
       if (job_.AbortRequested()) {
         std::remove(output_.c_str());
@@ -143,9 +110,7 @@ class QuantizeWorker : public PromiseWorker {
     }
   }
 
-  void Settled() override {
-    if (job_.has_progress) job_.progress.Release();
-  }
+  void Settled() override { job_.progress.Release(); }
 
  private:
   std::string input_;
