@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Packs the CUDA prebuild (prebuilds/linux-x64/cuda, from `npm run build:cuda`) as its own npm
 // package, @llama-napi/linux-x64-cuda, which users add beside llama-napi when they have an NVIDIA
-// GPU: at ~80 MiB packed it would multiply every CPU user's download, and it needs the CUDA runtime
+// GPU: at ~100 MiB packed it would multiply every CPU user's download, and it needs the CUDA runtime
 // and driver that the user installs anyway. llama-napi finds it by name (lib/core/binding.ts).
 //   node scripts/pack-cuda.mjs [DEST]      writes the tarball into DEST (default: the repository)
 import { execFileSync } from "node:child_process";
