@@ -25,7 +25,8 @@ function onPath(command: string): boolean {
 }
 
 /** What the build needs and this machine lacks, each with the Debian/Ubuntu package that brings it. */
-export function missingBuildTools(has: (command: string) => boolean = onPath): string[] {
+function missingBuildTools(): string[] {
+  const has = onPath;
   const missing: string[] = [];
   if (!has("cmake")) missing.push("cmake (apt-get install cmake; brew install cmake)");
   const compilers = ["clang++", "clang++-19", "clang++-18", "g++", "c++"];

@@ -18,7 +18,7 @@ const GPU_VARIANTS = ["cuda"];
  * The npm package that carries a GPU prebuild, installed beside llama-napi by those who want it
  * (`npm install @llama-napi/linux-x64-cuda`): GPU builds are too big to ship to everyone.
  */
-export function gpuPackageName(variant: string): string {
+function gpuPackageName(variant: string): string {
   return `@llama-napi/${process.platform}-${process.arch}-${variant}`;
 }
 
@@ -86,10 +86,15 @@ function elfArch(path: string): string | undefined {
   return ELF_MACHINES[machine] ?? `ELF machine ${machine}`;
 }
 
+let libcName: string | undefined;
+
+/** "glibc" or "musl" on Linux, "" elsewhere; read once (process.report builds a whole report). */
 function libc(): string {
-  if (process.platform !== "linux") return "";
-  const header = process.report.getReport() as { header?: { glibcVersionRuntime?: string } };
-  return header.header?.glibcVersionRuntime ? "glibc" : "musl";
+  if (libcName === undefined) {
+    const report = process.platform === "linux" ? (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }) : null;
+    libcName = report === null ? "" : report.header?.glibcVersionRuntime ? "glibc" : "musl";
+  }
+  return libcName;
 }
 
 interface Loaded {
@@ -100,8 +105,8 @@ interface Loaded {
 
 /** Loads one candidate, or says in a few words why it cannot run here. */
 function tryLoad(path: string, kind: string): Loaded | string {
-  const arch = existsSync(path) ? elfArch(path) : undefined;
   if (!existsSync(path)) return "not found";
+  const arch = elfArch(path);
   if (arch !== undefined && arch !== process.arch) return `built for ${arch}, not ${process.arch}`;
   let binding: NativeBinding;
   try {

@@ -43,10 +43,6 @@ export class Cors {
     this.#allowed = origins === undefined ? null : checkOrigins(origins, apiKey);
   }
 
-  get enabled(): boolean {
-    return this.#allowed !== null;
-  }
-
   /** The Access-Control-Allow-Origin value for this request's Origin, or null. */
   #allowOrigin(req: IncomingMessage): string | null {
     const origin = req.headers.origin;

@@ -44,7 +44,7 @@ export class ServerMetrics {
     this.#gauge("predicted_tokens_seconds", "Average generation throughput in tokens/s", window("predictedTokens", "predictedMs"));
     this.#gauge("requests_processing", "Number of requests processing", () => source.llama.active + source.otherProcessing());
     this.#gauge("requests_deferred", "Number of requests deferred", () => source.llama.queued);
-    const capacity = source.llama.nCtx * (source.llama.options.nParallel ?? 1);
+    const capacity = source.llama.nCtx * (source.llama.context?.nSeqMax ?? 0);
     this.#gauge("kv_cache_usage_ratio", "KV-cache usage. 1 means 100 percent usage.", () => (capacity > 0 ? this.#now.cachedTokens / capacity : 0));
     this.#gauge("kv_cache_tokens", "KV-cache tokens.", () => this.#now.cachedTokens);
   }

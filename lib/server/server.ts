@@ -9,7 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { basename, resolve } from "node:path";
 import type { Llama } from "../completion/llama.js";
-import { chunkEvents, type EventFormat } from "./events.js";
+import { chunkEvents } from "./events.js";
 import type { ServerMetrics } from "./metrics.js";
 import {
   ApiError,
@@ -71,8 +71,10 @@ async function readJson(req: IncomingMessage, limit: number, signal: AbortSignal
     chunks.push(chunk);
   }
   const text = Buffer.concat(chunks).toString("utf8");
-  if (text.trim() === "" && emptyBody) return undefined;
-  if (text.trim() === "") throw badRequest("the request body must be JSON", null, "invalid_json");
+  if (text.trim() === "") {
+    if (emptyBody) return undefined;
+    throw badRequest("the request body must be JSON", null, "invalid_json");
+  }
   try {
     return JSON.parse(text);
   } catch (err) {
@@ -269,21 +271,16 @@ export class OpenAIServer {
     };
   }
 
-  /** Streams items as server-sent events in `format` (see events.ts and http.ts's sendEvents). */
-  #stream<T>(res: ServerResponse, items: AsyncIterable<T>, signal: AbortSignal, format: EventFormat<T>): Promise<void> {
-    return sendEvents(res, items, signal, format);
-  }
-
   async #completion(body: unknown, res: ServerResponse, signal: AbortSignal): Promise<void> {
     const { prompt, options, stream } = completionRequest(body, this.#limits);
-    if (stream) return this.#stream(res, this.llama.createCompletion(prompt, { ...options, stream: true, signal }), signal, chunkEvents(this.modelName));
+    if (stream) return sendEvents(res, this.llama.createCompletion(prompt, { ...options, stream: true, signal }), signal, chunkEvents(this.modelName));
     const completion = await this.llama.createCompletion(prompt, { ...options, stream: false, signal });
     sendJson(res, 200, { ...completion, model: this.modelName });
   }
 
   async #chat(body: unknown, res: ServerResponse, signal: AbortSignal): Promise<void> {
     const { options, stream } = chatRequest(body, this.#limits);
-    if (stream) return this.#stream(res, this.llama.createChatCompletion({ ...options, stream: true, signal }), signal, chunkEvents(this.modelName));
+    if (stream) return sendEvents(res, this.llama.createChatCompletion({ ...options, stream: true, signal }), signal, chunkEvents(this.modelName));
     const completion = await this.llama.createChatCompletion({ ...options, stream: false, signal });
     sendJson(res, 200, { ...completion, model: this.modelName });
   }
@@ -294,7 +291,7 @@ export class OpenAIServer {
     const response = new ResponseWriter(settings, this.modelName);
     if (stream) {
       const chunks = this.llama.createChatCompletion({ ...options, stream: true, streamOptions: { includeUsage: true }, signal });
-      return this.#stream(res, response.events(chunks), signal, response);
+      return sendEvents(res, response.events(chunks), signal, response);
     }
     sendJson(res, 200, response.whole(await this.llama.createChatCompletion({ ...options, stream: false, signal })));
   }
