@@ -2,7 +2,7 @@
 // for another architecture, missing, or with no CPU variant for this CPU) gives one NO_BINARY
 // LlamaError at the first native use that names the platform and the fixes: never a crash or SIGILL.
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -30,6 +30,13 @@ function attempt(binary: string): { imported: boolean; code?: string; message?: 
   return { ...JSON.parse(run.stdout.trim().split("\n").pop()!), status: run.status };
 }
 
+/** A copy of this machine's CPU prebuild in `folder`, without its CPU variants (or a GPU build). */
+function withoutCpuVariants(folder: string): string {
+  rmSync(folder, { recursive: true, force: true });
+  cpSync(x64Prebuild, folder, { recursive: true, filter: (source) => !/[/\\](cuda|libggml-cpu-[^/\\]*)$/.test(source) });
+  return folder;
+}
+
 describe("loading the addon", () => {
   let scratch: string;
   beforeAll(() => {
@@ -48,22 +55,14 @@ describe("loading the addon", () => {
   });
 
   it("a portable prebuild without the CPU variant this CPU needs: NO_BINARY listing what is there, not a crash", () => {
-    const folder = join(scratch, "no-variants");
-    rmSync(folder, { recursive: true, force: true });
-    spawnSync("cp", ["-r", x64Prebuild, folder]);
-    rmSync(join(folder, "cuda"), { recursive: true, force: true });
-    for (const file of readdirSync(folder)) if (/^libggml-cpu-/.test(file)) rmSync(join(folder, file));
+    const folder = withoutCpuVariants(join(scratch, "no-variants"));
     const result = attempt(join(folder, "node.napi.glibc.node"));
     expect(result).toMatchObject({ imported: true, code: "NO_BINARY" });
     expect(result.message).toContain(`none of its CPU variants runs on this CPU (none present in ${folder})`);
   });
 
   it("a portable prebuild whose only CPU variant cannot load here (another architecture's) is passed over the same way", () => {
-    const folder = join(scratch, "foreign-variant");
-    rmSync(folder, { recursive: true, force: true });
-    spawnSync("cp", ["-r", x64Prebuild, folder]);
-    rmSync(join(folder, "cuda"), { recursive: true, force: true });
-    for (const file of readdirSync(folder)) if (/^libggml-cpu-/.test(file)) rmSync(join(folder, file));
+    const folder = withoutCpuVariants(join(scratch, "foreign-variant"));
     // An arm64 CPU variant in an x86-64 folder: ggml's loader cannot even open it.
     copyFileSync(join(foreignAddon, "..", "libggml-cpu-armv8.0_1.so"), join(folder, "libggml-cpu-armv8.0_1.so"));
     const result = attempt(join(folder, "node.napi.glibc.node"));

@@ -10,6 +10,7 @@ import { Llama, type ChatTool } from "../../lib/index.js";
 import { startServer, type OpenAIServer } from "../../lib/server/index.js";
 import { modelPath } from "../helpers.js";
 import { TIME, WEATHER, templateSource } from "../completion/chat-tools.fixtures.js";
+import { startToolServer } from "./tool-server.js";
 import { raw, type RawResponse } from "./raw-http.js";
 
 const KEY = "test-key";
@@ -34,19 +35,14 @@ function post(url: string, body: string, headers: Record<string, string> = { Aut
 }
 
 describe("the Responses API through the openai client", () => {
-  let llama: Llama;
   let server: OpenAIServer;
   let client: OpenAI;
+  let stop: (() => Promise<void>) | undefined;
 
   beforeAll(async () => {
-    llama = await Llama.load({ modelPath: modelPath("stories260K.gguf"), chatTemplate: templateSource("Qwen-Qwen2.5-7B-Instruct"), nCtx: 2048, nThreads: 2, nParallel: 2 });
-    server = await startServer({ llama, port: 0, apiKey: KEY, maxTokensCap: 300 });
-    client = new OpenAI({ apiKey: KEY, baseURL: server.url, maxRetries: 0 });
+    ({ server, client, stop } = await startToolServer(KEY));
   });
-  afterAll(async () => {
-    await server?.close(0);
-    await llama?.dispose();
-  });
+  afterAll(() => stop?.());
 
   it("a whole response: chat's reply for the same message, as a message item, with usage in input/output tokens", async () => {
     const res = await client.responses.create({ model: "m", input: "Tell me about Lily.", max_output_tokens: 12, temperature: 0 });

@@ -3,28 +3,20 @@
 import OpenAI from "openai";
 import type { ChatCompletionMessageParam, ChatCompletionTool } from "openai/resources/chat/completions";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Llama } from "../../lib/index.js";
-import { startServer, type OpenAIServer } from "../../lib/server/index.js";
-import { modelPath } from "../helpers.js";
-import { TIME, WEATHER, templateSource } from "../completion/chat-tools.fixtures.js";
+import { TIME, WEATHER } from "../completion/chat-tools.fixtures.js";
+import { startToolServer } from "./tool-server.js";
 
 const KEY = "test-key";
 const tools = [WEATHER, TIME] as ChatCompletionTool[];
 
 describe("tool calls through the server and the openai client", () => {
-  let llama: Llama;
-  let server: OpenAIServer;
   let client: OpenAI;
+  let stop: (() => Promise<void>) | undefined;
 
   beforeAll(async () => {
-    llama = await Llama.load({ modelPath: modelPath("stories260K.gguf"), chatTemplate: templateSource("Qwen-Qwen2.5-7B-Instruct"), nCtx: 2048, nThreads: 2, nParallel: 2 });
-    server = await startServer({ llama, port: 0, apiKey: KEY, maxTokensCap: 300 });
-    client = new OpenAI({ apiKey: KEY, baseURL: server.url, maxRetries: 0 });
+    ({ client, stop } = await startToolServer(KEY));
   });
-  afterAll(async () => {
-    await server?.close(0);
-    await llama?.dispose();
-  });
+  afterAll(() => stop?.());
 
   it("a two-round loop, whole: message.tool_calls, then the answer to the tool's result", async () => {
     const messages: ChatCompletionMessageParam[] = [{ role: "user", content: "What is the weather in Tokyo?" }];
