@@ -6,13 +6,14 @@
 // the two architectures, both ways. `.ci/run` runs it after the
 // tests; it fails, never skips, when qemu-user, the arm64 runtime or the arm64 Node.js is missing.
 //   node scripts/check-prebuild-arm64.mjs [MODEL_DIR]      (default ../shared/models)
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { createServer, connect } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { emulatedNode } from "./emulated-node.mjs";
+import { greedyScript, hostNode, reporter, runScript } from "./prebuild-check.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const model = join(resolve(process.argv[2] ?? join(root, "..", "shared", "models")), "stories260K.gguf");
@@ -61,43 +62,12 @@ const lib = require(${JSON.stringify(dist)});
   console.log(JSON.stringify({ text: res.choices[0].text, arch: process.arch }));
 })().catch((e) => { console.error(e); process.exit(1); });`;
 
-// Token ids straight from the sampler, greedy, with the CPU variant ggml picked.
-const greedy = `
-const lib = require(${JSON.stringify(dist)});
-(async () => {
-  const info = lib.buildInfo();
-  const model = await lib.LlamaModel.load(${JSON.stringify(model)});
-  const context = await model.createContext({ nCtx: 256, nThreads: 2 });
-  const tokens = [];
-  const sampler = model.createSampler({ temperature: 0 });
-  for await (const t of lib.generateTokens(context, sampler, model.tokenize("Once upon a time"), { maxTokens: 64 })) tokens.push(t);
-  const text = model.detokenize(tokens);
-  await context.dispose();
-  await model.dispose();
-  console.log(JSON.stringify({ tokens, text, arch: process.arch, cpuVariant: info.cpuVariant, cpuFeatures: info.cpuFeatures }));
-})().catch((e) => { console.error(e); process.exit(1); });`;
+const greedy = greedyScript(dist, model);
+const onArm64 = { env: { ...process.env, LLAMA_NAPI_BINARY: addon } };
+const checks = reporter();
+const { report } = checks;
 
-function runScript(node, script, env = {}) {
-  const t0 = Date.now();
-  const run = spawnSync(node.command, [...node.args, "-e", script], {
-    env: { ...process.env, ...env },
-    encoding: "utf8",
-    timeout: 600_000,
-  });
-  const seconds = ((Date.now() - t0) / 1000).toFixed(1);
-  if (run.status !== 0) return { error: `exit ${run.status ?? run.signal}: ${run.stderr.trim().split("\n").slice(-3).join(" | ")}`, seconds };
-  return { ...JSON.parse(run.stdout.trim().split("\n").pop()), seconds };
-}
-
-const host = { command: process.execPath, args: [] };
-const onArm64 = { LLAMA_NAPI_BINARY: addon };
-let failures = 0;
-const report = (ok, line) => {
-  if (!ok) failures++;
-  console.log(`${ok ? "ok  " : "FAIL"} ${line}`);
-};
-
-const reference = runScript(host, greedy);
+const reference = runScript(hostNode, greedy);
 if (reference.error) {
   console.error(`FAIL the x86-64 reference run: ${reference.error}`);
   process.exit(1);
@@ -124,7 +94,7 @@ try {
   }
   const refuse = `require(${JSON.stringify(dist)}).Llama.load({ modelPath: ${JSON.stringify(model)} })
     .then(() => console.log(JSON.stringify({ loaded: true })), (e) => console.log(JSON.stringify({ code: e.code, message: e.message })));`;
-  const result = runScript(arm64("cortex-a53"), refuse, { LLAMA_NAPI_BINARY: join(partial, "node.napi.glibc.node") });
+  const result = runScript(arm64("cortex-a53"), refuse, { env: { ...process.env, LLAMA_NAPI_BINARY: join(partial, "node.napi.glibc.node") } });
   report(
     result.code === "NO_BINARY" && /none of its CPU variants runs on this CPU/.test(result.message),
     `qemu -cpu cortex-a53 with only the armv8.6+ variants: ${result.error ?? `${result.code}: ${String(result.message).split("\n")[1]?.trim()}`}`,
@@ -162,14 +132,14 @@ async function listening(port, timeoutMs = 120_000) {
 }
 
 // RPC across architectures: an arm64 client offloading to an x86-64 rpc-server, and the reverse.
-const local = runScript(host, completion(null));
+const local = runScript(hostNode, completion(null));
 for (const [serverName, serverNode, serverEnv, clientName, clientNode, clientEnv] of [
-  ["x86-64", host, {}, "arm64", arm64(), onArm64],
-  ["arm64", arm64(), onArm64, "x86-64", host, {}],
+  ["x86-64", hostNode, {}, "arm64", arm64(), onArm64],
+  ["arm64", arm64(), onArm64, "x86-64", hostNode, {}],
 ]) {
   const port = await freePort();
   const server = spawn(serverNode.command, [...serverNode.args, cli, "rpc-server", "--port", String(port), "--threads", "1"], {
-    env: { ...process.env, ...serverEnv },
+    env: serverEnv.env ?? process.env,
     stdio: "ignore",
   });
   try {
@@ -184,5 +154,5 @@ for (const [serverName, serverNode, serverEnv, clientName, clientNode, clientEnv
   }
 }
 
-console.log(`${failures === 0 ? "passed" : `${failures} failed`} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-process.exit(failures === 0 ? 0 : 1);
+console.log(`${checks.failures === 0 ? "passed" : `${checks.failures} failed`} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+process.exit(checks.failures === 0 ? 0 : 1);

@@ -6,12 +6,13 @@
 // install scripts off) falls back to the CPU variants with one line saying why and the same greedy
 // tokens. On a machine with a GPU, scripts/gpu-check.mjs is the check.
 //   node scripts/check-prebuild-cuda.mjs [MODEL_DIR]      (default ../shared/models)
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { packCuda } from "./pack-cuda.mjs";
+import { greedyScript, hostNode, reporter, runScript } from "./prebuild-check.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const model = join(resolve(process.argv[2] ?? join(root, "..", "shared", "models")), "stories260K.gguf");
@@ -19,11 +20,8 @@ const platformDir = `${process.platform}-${process.arch}`;
 const cudaDir = join(root, "prebuilds", platformDir, "cuda");
 const dist = join(root, "dist", "cjs", "index.js");
 
-let failures = 0;
-const report = (ok, line) => {
-  if (!ok) failures++;
-  console.log(`${ok ? "ok  " : "FAIL"} ${line}`);
-};
+const checks = reporter();
+const { report } = checks;
 
 for (const [what, path] of [
   ["CUDA prebuild (npm run build:cuda)", join(cudaDir, "libggml-cuda.so")],
@@ -68,24 +66,8 @@ report(
   `GPU code in libggml-cuda.so: ${archs.join(" ")} (sm_80 machine code also runs on sm_86 and sm_89)`,
 );
 
-const greedy = `
-const lib = require(${JSON.stringify(dist)});
-(async () => {
-  const model = await lib.LlamaModel.load(${JSON.stringify(model)});
-  const context = await model.createContext({ nCtx: 256, nThreads: 2 });
-  const tokens = [];
-  for await (const t of lib.generateTokens(context, model.createSampler({ temperature: 0 }), model.tokenize("Once upon a time"), { maxTokens: 64 })) tokens.push(t);
-  await context.dispose();
-  await model.dispose();
-  const info = lib.buildInfo();
-  console.log(JSON.stringify({ tokens, backends: info.backends, gpuDevices: info.gpuDevices, cpuVariant: info.cpuVariant, binaryKind: info.binaryKind }));
-})().catch((e) => { console.error(e); process.exit(1); });`;
-
-function run(script, options = {}) {
-  const result = spawnSync(process.execPath, ["-e", script], { encoding: "utf8", timeout: 300_000, ...options });
-  if (result.status !== 0) return { error: `exit ${result.status ?? result.signal}: ${result.stderr.trim().split("\n").slice(-3).join(" | ")}` };
-  return { ...JSON.parse(result.stdout.trim().split("\n").pop()), stderr: result.stderr };
-}
+const greedy = greedyScript(dist, model);
+const run = (script, options) => runScript(hostNode, script, { timeout: 300_000, ...options });
 
 const { LLAMA_NAPI_BINARY: _override, ...withoutOverride } = process.env;
 const reference = run(greedy, { env: { ...process.env, LLAMA_NAPI_BINARY: join(root, "prebuilds", platformDir, "node.napi.glibc.node") } });
@@ -111,7 +93,7 @@ try {
     cwd: project,
     stdio: "ignore",
   });
-  const installed = run(greedy.replace(JSON.stringify(dist), JSON.stringify("llama-napi")), { cwd: project, env: withoutOverride });
+  const installed = run(greedyScript("llama-napi", model), { cwd: project, env: withoutOverride });
   const logLine = installed.stderr?.split("\n").find((line) => line.startsWith("[llama-napi]")) ?? "";
   report(
     !installed.error && installed.binaryKind === "cpu" && JSON.stringify(installed.tokens) === JSON.stringify(reference.tokens) && logLine.includes("the cuda prebuild is not usable here"),
@@ -121,4 +103,4 @@ try {
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
-process.exit(failures === 0 ? 0 : 1);
+process.exit(checks.failures === 0 ? 0 : 1);
