@@ -5,8 +5,8 @@
 #include <thread>
 
 #include "drafter.h"
-#include "lora.h"
 #include "ggml-cpu.h"
+#include "lora.h"
 #include "rpc.h"
 
 namespace llama_napi {
@@ -240,7 +240,7 @@ Napi::Value Context::Embeddings(const Napi::CallbackInfo &info) {
   return out;
 }
 
-// sequenceEmbeddings(seqId) -> Float32Array: the pooled embedding of a sequence.
+// sequenceEmbeddings(seqId) -> Float32Array: the pooled embedding of a sequence (rank pooling: its scores).
 Napi::Value Context::SequenceEmbeddings(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   auto handle = IdleHandle(env);
@@ -259,9 +259,12 @@ Napi::Value Context::SequenceEmbeddings(const Napi::CallbackInfo &info) {
     ThrowError(env, "DECODE_FAILED", "no embeddings for sequence " + std::to_string(seq));
     return env.Undefined();
   }
-  size_t n_embd = static_cast<size_t>(llama_model_n_embd_out(handle->model->model));
-  Napi::Float32Array out = Napi::Float32Array::New(env, n_embd);
-  std::copy(row, row + n_embd, out.Data());
+  // Rank pooling leaves one score per classifier output, not an embedding.
+  const llama_model *model = handle->model->model;
+  size_t n_out = llama_pooling_type(handle->ctx) == LLAMA_POOLING_TYPE_RANK ? llama_model_n_cls_out(model)
+                                                                            : llama_model_n_embd_out(model);
+  Napi::Float32Array out = Napi::Float32Array::New(env, n_out);
+  std::copy(row, row + n_out, out.Data());
   return out;
 }
 
