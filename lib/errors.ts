@@ -20,6 +20,10 @@ export type LlamaErrorCode =
   | "UNSUPPORTED"
   | "RPC_UNAVAILABLE"
   | "NO_BINARY"
+  | "AMBIGUOUS_MODEL"
+  | "AUTH_REQUIRED"
+  | "DOWNLOAD_FAILED"
+  | "NOT_CACHED"
   | "NATIVE_ERROR";
 
 /** Every failure of llama-napi itself (as opposed to bad arguments, which throw TypeError/RangeError). */

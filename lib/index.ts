@@ -72,5 +72,9 @@ export type { ContextShiftOption, ContextShiftOptions } from "./completion/conte
 export type { SlotStates, SlotTransfer } from "./completion/slot-state.js";
 export type * from "./completion/types.js";
 export { jsonSchemaGrammar, jsonObjectGrammar } from "./completion/json-grammar.js";
+export { resolveModelFile, type HubOptions, type ResolveModelOptions } from "./hub/resolve.js";
+export type { HubModelSpec } from "./hub/spec.js";
+export type { DownloadProgress } from "./hub/download.js";
+export { listCachedModels, defaultCacheDir, type CachedRepo, type CachedRevision, type CachedFile } from "./hub/cache.js";
 export { startRpcServer, type RpcServerOptions, type RpcServer } from "./core/rpc.js";
 export { startServer, OpenAIServer, type ServerOptions } from "./server/index.js";

@@ -10,7 +10,7 @@ import { modelPath, repoRoot } from "./helpers.js";
 const buildDir = join(repoRoot, "build", "cmake");
 
 /** The path of a llama.cpp tool, built first when missing (the setup builds the addon's tree). */
-export function llamaCppTool(name: "llama-completion" | "llama-perplexity" | "llama-quantize"): string {
+export function llamaCppTool(name: "llama-completion" | "llama-perplexity" | "llama-quantize" | "llama-gguf-split"): string {
   const bin = join(buildDir, "bin", name);
   if (!existsSync(bin)) {
     if (!existsSync(join(buildDir, "CMakeCache.txt"))) throw new Error(`${buildDir} is not configured: run npm run build`);
