@@ -67,6 +67,7 @@ export {
   type ResponseFormat,
   type MirostatSampling,
   type EmbedOptions,
+  type FromPretrainedOptions,
 } from "./completion/llama.js";
 export type { ContextShiftOption, ContextShiftOptions } from "./completion/context-shift.js";
 export type { SlotStates, SlotTransfer } from "./completion/slot-state.js";

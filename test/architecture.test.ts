@@ -41,7 +41,7 @@ describe("the layout", () => {
 
   it("lower layers never import higher ones", () => {
     // Each layer may import those after it in this list, never those before it.
-    const order = ["cli", "server", "tools", "completion", "core", "gguf"];
+    const order = ["cli", "server", "tools", "completion", "hub", "core", "gguf"];
     const layerOf = (path: string) => order.find((layer) => path.startsWith(`lib/${layer}/`));
     const upward: string[] = [];
     for (const source of sources) {

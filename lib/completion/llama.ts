@@ -1,9 +1,9 @@
 // The completion API in llama-cpp-python's shape: Llama.load, createCompletion (streaming or
 // not), createChatCompletion, createEmbedding/embed, with OpenAI's response objects. It checks the
 // options, builds each request and shapes the answer; generation.ts runs it.
-import { defaultThreads, holdVerboseLog } from "../core/backend.js";
-import { MAX_CONTEXT_TOKENS, type LlamaContext } from "../core/context.js";
-import { LlamaModel } from "../core/model.js";
+import { holdVerboseLog } from "../core/backend.js";
+import type { LlamaContext } from "../core/context.js";
+import type { LlamaModel } from "../core/model.js";
 import type { LlamaSampler } from "../core/sampler.js";
 import { LlamaError } from "../errors.js";
 import { boolean, checkOptions, signal } from "../validate.js";
@@ -37,6 +37,7 @@ import { chatLogprobs, completionLogprobs, responseId, usage } from "./responses
 import { emptyStats, Scheduler, type SchedulerStats } from "./scheduler.js";
 import { SlotStates } from "./slot-state.js";
 import { openStream, type StreamChunks } from "./stream.js";
+import { openModel, pretrainedLoadOptions, withLocalModels, type FromPretrainedOptions } from "./load.js";
 import type {
   ChatCompletion,
   ChatCompletionChunk,
@@ -51,6 +52,7 @@ import type {
 } from "./types.js";
 
 export type { ChatCompletionOptions, ChatFormatOptions, CompletionOptions, DraftOptions, EmbedOptions } from "./options.js";
+export type { FromPretrainedOptions } from "./load.js";
 export type { LlamaLoadOptions, MirostatSampling, ResponseFormat, SamplingOptions } from "./options.js";
 
 type Prompt = string | readonly number[] | Int32Array;
@@ -94,44 +96,17 @@ export class Llama {
     this.#adapters = new Adapters(model, options.lora);
   }
 
+  /** Loads a model: a path, or a Hub model by name (`hf:owner/repo:Q4_K_M`), downloaded first when not cached. */
   static async load(options: LlamaLoadOptions): Promise<Llama> {
-    const o = checkLoadOptions(options);
+    const o = await withLocalModels(checkLoadOptions(options));
     const releaseLog = o.verbose ? holdVerboseLog() : () => {};
-    let model: LlamaModel | null = null;
-    let context: LlamaContext | null = null;
+    let opened: Awaited<ReturnType<typeof openModel>> | null = null;
     let llama: Llama | null = null;
     try {
-      model = await LlamaModel.load(o.modelPath, {
-        nGpuLayers: o.nGpuLayers ?? LOAD_DEFAULTS.nGpuLayers,
-        useMmap: o.useMmap ?? true,
-        useMlock: o.useMlock ?? false,
-        vocabOnly: o.vocabOnly ?? false,
-        rpcServers: o.rpcServers,
-        tensorSplit: o.tensorSplit,
-        onProgress: o.onProgress,
-        signal: o.signal,
-      });
-      if (o.vocabOnly) {
-        llama = new Llama(o, model, null);
-      } else {
-        const nParallel = o.nParallel ?? LOAD_DEFAULTS.nParallel;
-        const nCtx = o.nCtx === 0 ? model.info.nCtxTrain : (o.nCtx ?? LOAD_DEFAULTS.nCtx);
-        const nThreads = o.nThreads ?? defaultThreads();
-        // One context holds every sequence.
-        if (nCtx * nParallel > MAX_CONTEXT_TOKENS) {
-          throw new RangeError(`options.nCtx × options.nParallel must be at most ${MAX_CONTEXT_TOKENS}, got ${nCtx} × ${nParallel}`);
-        }
-        context = await model.createContext({
-          nCtx: nCtx * nParallel,
-          nBatch: o.nBatch ?? LOAD_DEFAULTS.nBatch,
-          nUbatch: o.nUbatch ?? LOAD_DEFAULTS.nUbatch,
-          nSeqMax: nParallel,
-          nThreads,
-          nThreadsBatch: o.nThreadsBatch ?? nThreads,
-          flashAttn: o.flashAttn === undefined || o.flashAttn === "auto" ? "auto" : o.flashAttn ? "on" : "off",
-        });
-        if (contextShiftOf(o.contextShift) !== null) checkCanShift(context, "options.contextShift");
-        llama = new Llama(o, model, context);
+      opened = await openModel(o);
+      const { model, context, nThreads } = opened;
+      llama = new Llama(o, model, context);
+      if (context !== null) {
         // Adapters that fail to load fail the load.
         await llama.#adapters.resolve(undefined);
         if (o.draft) llama.#draft = await attachDraft(context, o.draft, { nGpuLayers: o.nGpuLayers ?? LOAD_DEFAULTS.nGpuLayers, nThreads, signal: o.signal });
@@ -140,15 +115,20 @@ export class Llama {
       llama.#releaseLog = releaseLog;
       return llama;
     } catch (err) {
-      await context?.dispose();
+      await opened?.context?.dispose();
       if (llama !== null) {
         await llama.#draft?.dispose();
         await llama.#adapters.dispose();
       }
-      model?.dispose();
+      opened?.model.dispose();
       releaseLog();
       throw err;
     }
+  }
+
+  /** Loads a GGUF of a Hub repository (llama-cpp-python's from_pretrained): `filename` may be a glob. */
+  static async fromPretrained(options: FromPretrainedOptions): Promise<Llama> {
+    return Llama.load(await pretrainedLoadOptions(options));
   }
 
   /** Tokens per sequence. */

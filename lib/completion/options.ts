@@ -11,9 +11,13 @@ import { REASONING_FORMATS, type ReasoningFormat } from "../core/jinja-templates
 import { checkContextShift, type ContextShiftOption } from "./context-shift.js";
 import type { ChatMessage, ChatTool, ChatToolChoice } from "./types.js";
 import { checkLoraList, type LoraOptions } from "./adapters.js";
+import { hubOptionChecks, type HubOptions } from "../hub/resolve.js";
 
-export interface LlamaLoadOptions {
-  /** Path of the GGUF model. Required. */
+export interface LlamaLoadOptions extends HubOptions {
+  /**
+   * The GGUF model: a path, or a model on the Hugging Face Hub (`hf:owner/repo:Q4_K_M`,
+   * `hf:owner/repo/path/file.gguf`), fetched into the Hub cache on first use. Required.
+   */
   modelPath: string;
   /** Load the tokenizer only: tokenize/detokenize work, generation does not. Default false. */
   vocabOnly?: boolean;
@@ -227,7 +231,7 @@ export function checkLoadOptions(options: LlamaLoadOptions): LlamaLoadOptions & 
     draft: checkDraft,
     lora: checkLoraList,
     onProgress: func,
-    signal,
+    ...hubOptionChecks,
   });
   if (o.modelPath === undefined) throw new TypeError("options.modelPath is required");
   return o;
