@@ -9,6 +9,7 @@ import { completeCommand, completeSpec } from "./complete.js";
 import { embedCommand, embedSpec } from "./embed.js";
 import { inspectCommand, inspectSpec } from "./inspect.js";
 import { processIo, type CliIo } from "./io.js";
+import { cacheCommand, cacheSpec, pullCommand, pullSpec } from "./pull.js";
 import { serveCommand, serveSpec } from "./serve.js";
 import { tokenizeCommand, tokenizeSpec } from "./tokenize.js";
 
@@ -24,6 +25,8 @@ const commands = new Map<string, Command>([
   ["tokenize", { spec: tokenizeSpec, run: tokenizeCommand }],
   ["inspect", { spec: inspectSpec, run: inspectCommand }],
   ["serve", { spec: serveSpec, run: serveCommand }],
+  ["pull", { spec: pullSpec, run: pullCommand }],
+  ["cache", { spec: cacheSpec, run: cacheCommand }],
 ]);
 
 /** Commands with their own parsing and help, loaded only when run (they load the addon). */

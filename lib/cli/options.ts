@@ -6,7 +6,7 @@ import { scalarSamplingParameters, type SamplingParameterName } from "../core/sa
 import { Flags, UsageError, type OptionSpecs } from "./args.js";
 
 export const modelOption: OptionSpecs = {
-  model: { type: "string", short: "m", value: "FILE", help: "GGUF model file (required)" },
+  model: { type: "string", short: "m", value: "FILE", help: "GGUF model file, or a Hub model: hf:owner/repo:QUANT (required; see pull)" },
 };
 
 export const loadOptions: OptionSpecs = {
@@ -25,7 +25,7 @@ export const loadOptions: OptionSpecs = {
   "chat-template": { type: "string", value: "JINJA|NAME", help: "chat template: a Jinja template, or a built-in name (chatml, llama3, ...) for llama.cpp's older formatter" },
   "chat-template-file": { type: "string", value: "FILE", help: "read the Jinja chat template from FILE" },
   "no-jinja": { type: "boolean", help: "format chats with llama.cpp's older, name-based formatter (no tools)" },
-  draft: { type: "string", value: "FILE|ngram", help: "speculative decoding: a draft model sharing the vocabulary, or ngram for lookup in the text so far" },
+  draft: { type: "string", value: "FILE|ngram", help: "speculative decoding: a draft model sharing the vocabulary (a file or hf: name), or ngram for lookup in the text so far" },
   "draft-max": { type: "string", value: "N", help: "most tokens drafted per decode (default 16)" },
   "draft-p-min": { type: "string", value: "P", help: "a draft model's least probability of a drafted token (default 0.75)" },
   "draft-ngram-size": { type: "string", value: "N", help: "tokens that must repeat before --draft ngram drafts what followed them (default 3)" },

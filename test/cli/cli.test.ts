@@ -6,49 +6,17 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough, Readable, Writable } from "node:stream";
+import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCli } from "../../lib/cli/main.js";
 import { Llama } from "../../lib/index.js";
 import { modelPath, repoRoot } from "../helpers.js";
 import { writeLoraFixture } from "../lora-fixture.js";
+import { runCli } from "../../lib/cli/main.js";
+import { run, streams } from "./run-cli.js";
 
 const STORIES = () => modelPath("stories260K.gguf");
 // A small context and one thread: quick to load, and no thread contention on a busy machine.
 const FAST = ["-t", "1", "-c", "256"];
-
-class Capture extends Writable {
-  text = "";
-  constructor(readonly isTTY: boolean) {
-    super();
-  }
-  columns = 80;
-  override _write(chunk: Buffer | string, _encoding: BufferEncoding, done: () => void): void {
-    this.text += chunk.toString();
-    done();
-  }
-}
-
-interface RunOptions {
-  stdin?: string | PassThrough;
-  tty?: boolean;
-  stderrTty?: boolean;
-}
-
-function streams(options: RunOptions) {
-  const stdin = options.stdin instanceof PassThrough ? options.stdin : Readable.from(options.stdin === undefined ? [] : [Buffer.from(options.stdin)]);
-  return {
-    stdin: Object.assign(stdin, { isTTY: options.tty ?? false }),
-    stdout: new Capture(options.tty ?? false),
-    stderr: new Capture(options.stderrTty ?? options.tty ?? false),
-  };
-}
-
-async function run(argv: string[], options: RunOptions = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  const io = streams(options);
-  const code = await runCli(argv, io);
-  return { code, stdout: io.stdout.text, stderr: io.stderr.text };
-}
 
 describe("llama-napi commands", () => {
   let llama: Llama;
