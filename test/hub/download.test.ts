@@ -105,6 +105,12 @@ describe("downloads", () => {
     expect(path).toMatch(/split[/\\]stories-00001-of-00003\.gguf$/);
     const folder = join(path, "..");
     expect(readdirSync(folder).sort()).toEqual(["stories-00001-of-00003.gguf", "stories-00002-of-00003.gguf", "stories-00003-of-00003.gguf"]);
+    process.env.HF_HUB_OFFLINE = "1";
+    try {
+      expect(await resolveModelFile("hf:tester/stories/split/stories-00001-of-00003.gguf", { cacheDir })).toBe(path);
+    } finally {
+      delete process.env.HF_HUB_OFFLINE;
+    }
     const llm = await Llama.load({ modelPath: path, nCtx: 128, nThreads: 1 });
     try {
       const { choices } = await llm.createCompletion("Once upon a time", { maxTokens: 12, temperature: 0 });

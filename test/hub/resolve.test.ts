@@ -123,6 +123,24 @@ describe("the cache", () => {
     expect(hub.requests.length).toBe(asked);
   });
 
+  it("resolves offline with the Hub gone: a path, a glob, the default pick, all from the snapshot", async () => {
+    freshCache();
+    const gone = await startStandInHub({ "tester/brief": { files: { "a-Q8_0.gguf": stories, "b-F16.gguf": tiny } } });
+    process.env.HF_ENDPOINT = gone.url;
+    try {
+      const path = await resolveModelFile("hf:tester/brief:Q8_0", { cacheDir });
+      await gone.close();
+      process.env.HF_HUB_OFFLINE = "1";
+      expect(await resolveModelFile("hf:tester/brief/a-Q8_0.gguf", { cacheDir })).toBe(path);
+      expect(await resolveModelFile({ repoId: "tester/brief", filename: "a-*" }, { cacheDir })).toBe(path);
+      expect(readFileSync(await resolveModelFile("hf:tester/brief", { cacheDir })).equals(stories)).toBe(true);
+      await expect(resolveModelFile("hf:tester/brief:F16", { cacheDir })).rejects.toMatchObject({ code: "NOT_CACHED", message: expect.stringContaining("tester/brief:F16") });
+    } finally {
+      process.env.HF_ENDPOINT = hub.url;
+      await gone.close();
+    }
+  });
+
   it("fetches a truncated or altered cached blob again, and never returns it", async () => {
     freshCache();
     const path = await resolveModelFile("hf:tester/stories:Q8_0", { cacheDir });
