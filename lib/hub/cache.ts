@@ -2,7 +2,7 @@
 // the other downloaded: <cache>/models--owner--repo/{blobs/<etag>, snapshots/<commit>/<path> (a
 // relative link to the blob), refs/<revision> (the commit)}; locks in <cache>/.locks/models--owner--repo/.
 import { createHash, type Hash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { createReadStream, type Stats } from "node:fs";
 import { mkdir, readFile, readdir, readlink, rename, rm, stat, symlink, writeFile, copyFile, lstat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join, relative, sep } from "node:path";
@@ -29,6 +29,9 @@ export async function hashFile(hash: Hash, path: string, length?: number): Promi
   for await (const chunk of createReadStream(path, length === undefined ? {} : { end: length - 1 })) hash.update(chunk as Buffer);
   return hash;
 }
+
+/** What identifies a blob's state without reading it. */
+const stampOf = (info: Stats): string => `${info.size} ${info.mtimeMs}`;
 
 /** One repository's folder in the cache. */
 export class RepoCache {
@@ -112,13 +115,21 @@ export class RepoCache {
     const info = await stat(blob).catch(() => null);
     if (!info?.isFile() || (size !== null && info.size !== size)) return false;
     if (!isSha256(etag)) return true;
-    const stamp = join(this.lockFolder, `${etag}.verified`);
-    const mark = `${info.size} ${info.mtimeMs}`;
-    if ((await readFile(stamp, "utf8").catch(() => "")) === mark) return true;
+    if ((await readFile(this.#stampPath(etag), "utf8").catch(() => "")) === stampOf(info)) return true;
     if ((await hashFile(createHash("sha256"), blob)).digest("hex") !== etag) return false;
-    await mkdir(this.lockFolder, { recursive: true });
-    await writeFile(stamp, mark);
+    await this.markSound(etag);
     return true;
+  }
+
+  /** Remembers that blobs/<etag> as it is now was checked (by blobIsSound, or as it was downloaded). */
+  async markSound(etag: string): Promise<void> {
+    const info = await stat(this.blobPath(etag));
+    await mkdir(this.lockFolder, { recursive: true });
+    await writeFile(this.#stampPath(etag), stampOf(info));
+  }
+
+  #stampPath(etag: string): string {
+    return join(this.lockFolder, `${etag}.verified`);
   }
 
   /** The blob a snapshot file points at (its etag), or null when the file is not in the snapshot. */

@@ -3,7 +3,7 @@
 // a cut), hashed as it arrives, and moved into place only once its size and SHA-256 are the Hub's.
 // Written by hand because @huggingface/hub 2.x's downloadFileToCacheDir neither resumes nor checks.
 import { createHash, randomUUID, type Hash } from "node:crypto";
-import { open, readFile, rename, rm, stat, truncate, utimes, writeFile, mkdir } from "node:fs/promises";
+import { link, mkdir, open, readFile, rename, rm, stat, truncate, utimes, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -49,23 +49,35 @@ interface Lock {
   release(): Promise<void>;
 }
 
+/**
+ * Takes the lock file `path`, waiting while another live process holds it. The file is written
+ * whole under another name and then linked into place, which fails when the lock exists: so a lock
+ * is never seen half-written. (Our own name, not huggingface_hub's: its lock files are flock()ed,
+ * and stay behind empty after a download.)
+ */
 async function acquireLock(path: string, signal: AbortSignal | undefined, whileWaiting: () => Promise<void>): Promise<Lock> {
   await mkdir(join(path, ".."), { recursive: true });
   const owner = JSON.stringify({ pid: process.pid, host: hostname(), id: randomUUID() });
-  for (;;) {
-    signal?.throwIfAborted();
-    try {
-      await writeFile(path, owner, { flag: "wx" });
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+  const draft = `${path}.${process.pid}.${randomUUID()}`;
+  await writeFile(draft, owner);
+  try {
+    for (;;) {
+      if (signal?.aborted) throw new LlamaError("ABORTED", "the download was aborted while another process was fetching the file");
+      try {
+        await link(draft, path);
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      }
+      if (await isStale(path)) {
+        await rm(path, { force: true });
+        continue;
+      }
+      await whileWaiting();
+      await sleep(200, undefined, { signal }).catch(() => undefined);
     }
-    if (await isStale(path)) {
-      await rm(path, { force: true });
-      continue;
-    }
-    await whileWaiting();
-    await sleep(200, undefined, { signal }).catch(() => undefined);
+  } finally {
+    await rm(draft, { force: true });
   }
   const heartbeat = setInterval(() => {
     const now = new Date();
@@ -95,7 +107,10 @@ function throttled(listener: ProgressListener | undefined, file: string, total: 
 async function fetchInto(client: HubClient, url: string, partial: string, from: number, hash: Hash, report: (n: number) => void): Promise<number> {
   const response = await client.fetch(url, { headers: from > 0 ? { Range: `bytes=${from}-` } : {} });
   if (from > 0 && response.status === 416) return from;
-  if (!response.ok || !response.body) throw new LlamaError("DOWNLOAD_FAILED", `${new URL(url).origin} answered ${response.status} for ${url.split("?")[0]}`);
+  const failure = `${new URL(url).origin} answered ${response.status} for ${url.split("?")[0]}`;
+  // A server error may pass (it is tried again); a refusal will not.
+  if (response.status >= 500) throw new Error(failure);
+  if (!response.ok || !response.body) throw new LlamaError("DOWNLOAD_FAILED", failure);
   // A server that ignores the Range sends everything again: start over.
   const resumed = from > 0 && response.status === 206;
   let written = resumed ? from : 0;
@@ -125,7 +140,7 @@ export async function fetchBlob(
   const blob = repo.blobPath(remote.etag);
   const partial = `${blob}.incomplete`;
   const report = throttled(listener, file, remote.size ?? 0);
-  const lock = await acquireLock(join(repo.lockFolder, `${remote.etag}.lock`), signal, async () => {
+  const lock = await acquireLock(join(repo.lockFolder, `${remote.etag}.llama-napi.lock`), signal, async () => {
     // Another process is fetching it: show its progress.
     report((await stat(partial).catch(() => null))?.size ?? 0);
   });
@@ -160,7 +175,7 @@ export async function fetchBlob(
     }
     if (!(await lock.held())) throw new LlamaError("DOWNLOAD_FAILED", `another process took over the download of ${file}`);
     await rename(partial, blob);
-    await repo.blobIsSound(remote.etag, remote.size);
+    await repo.markSound(remote.etag);
     report(remote.size ?? 0, true);
   } finally {
     await lock.release();

@@ -5,7 +5,7 @@
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { scanCacheDir } from "@huggingface/hub";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -97,6 +97,17 @@ describe("downloads", () => {
     }
     expect(hub.downloads().length - before).toBe(1);
     expect(readdirSync(join(cacheDir, "models--tester--stories", "blobs"))).toEqual([sha256(stories)]);
+  });
+
+  it("take over a lock its process left behind when it died", async () => {
+    const cacheDir = newCache();
+    const dead = await runNodeChild(["-e", "console.log(process.pid)"]);
+    const lockFolder = join(cacheDir, ".locks", "models--tester--stories");
+    mkdirSync(lockFolder, { recursive: true });
+    writeFileSync(join(lockFolder, `${sha256(stories)}.llama-napi.lock`), JSON.stringify({ pid: Number(dead.stdout), host: hostname(), id: "gone" }));
+    const path = await resolveModelFile("hf:tester/stories:Q8_0", { cacheDir });
+    expect(readFileSync(path).equals(stories)).toBe(true);
+    expect(readdirSync(lockFolder)).toEqual([`${sha256(stories)}.verified`]);
   });
 
   it("fetch every part of a split GGUF, which then loads and generates as the whole file does", async () => {
