@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { listFiles } from "@huggingface/hub";
 import { LlamaError } from "../errors.js";
 import { hfHome } from "./cache.js";
+import { isSafeRepoPath } from "./spec.js";
 
 /** The Hub's address: $HF_ENDPOINT (a mirror, or a stand-in in tests), else huggingface.co. */
 export function hubEndpoint(env: NodeJS.ProcessEnv = process.env): string {
@@ -81,7 +82,8 @@ export class HubClient {
     const paths: string[] = [];
     try {
       const entries = listFiles({ repo: { type: "model", name: repoId }, revision, recursive: true, hubUrl: this.endpoint, fetch: this.fetch });
-      for await (const entry of entries) if (entry.type === "file") paths.push(entry.path);
+      // A path that would leave the repository's folder is not one of its files.
+      for await (const entry of entries) if (entry.type === "file" && isSafeRepoPath(entry.path)) paths.push(entry.path);
     } catch (err) {
       if (err instanceof LlamaError || err instanceof HubUnreachable) throw err;
       throw this.error((err as { statusCode?: number }).statusCode ?? 0, repoId, revision, undefined, err);
@@ -105,9 +107,13 @@ export class HubClient {
       } else if (!response.ok) {
         throw this.error(response.status, repoId, revision, path);
       }
-      if (!commit || !etag) throw new LlamaError("DOWNLOAD_FAILED", `${this.endpoint} gave no commit or ETag for ${repoId}/${path}: is HF_ENDPOINT a Hub?`);
+      // Both become file names in the cache: only the hashes the Hub sends are taken.
+      const blob = etag === null ? "" : stripEtag(etag);
+      if (!commit || !/^[0-9a-f]{40}$/.test(commit) || !/^([0-9a-f]{40}|[0-9a-f]{64})$/.test(blob)) {
+        throw new LlamaError("DOWNLOAD_FAILED", `${this.endpoint} gave no commit or ETag for ${repoId}/${path}: is HF_ENDPOINT a Hub?`);
+      }
       const size = Number(response.headers.get("X-Linked-Size") ?? response.headers.get("Content-Length") ?? NaN);
-      return { commit, etag: stripEtag(etag), size: Number.isFinite(size) ? size : null, url };
+      return { commit, etag: blob, size: Number.isFinite(size) ? size : null, url };
     }
     throw new LlamaError("DOWNLOAD_FAILED", `too many redirects resolving ${repoId}/${path}`);
   }

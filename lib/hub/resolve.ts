@@ -45,7 +45,7 @@ export async function resolveModelFile(model: string | HubModelSpec, options: Re
   if (typeof model === "string" && !isHubUri(model)) return model;
   const spec = typeof model === "string" ? parseHubUri(model) : checkSpec(model);
   if (spec.filename !== undefined) checkRepoPath("the model's filename", spec.filename);
-  const revision = spec.revision ?? o.revision ?? "main";
+  const revision = checkRepoPath("the revision", spec.revision ?? o.revision ?? "main");
   const repo = new RepoCache(o.cacheDir ?? defaultCacheDir(), spec.repoId);
   if (isOffline()) return fromCache(repo, spec, revision);
   // A file of a commit already in the cache needs no question to the Hub.

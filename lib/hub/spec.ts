@@ -49,12 +49,14 @@ export function parseHubUri(uri: string): HubModelSpec {
   return { repoId, filename, quant };
 }
 
-/** A path in a repository must stay inside it: no absolute paths, no "..", no backslashes. */
+/** A path that stays inside a folder: relative, no "." or ".." segments, no backslashes. */
+export function isSafeRepoPath(path: string): boolean {
+  return path !== "" && !path.includes("\\") && !path.includes("\0") && path.split("/").every((s) => s !== "" && s !== "." && s !== "..");
+}
+
+/** A path in a repository (or a revision, which names a file under refs/) must stay inside it. */
 export function checkRepoPath(name: string, path: string): string {
-  const segments = path.split("/");
-  if (path === "" || path.startsWith("/") || path.includes("\\") || path.includes("\0") || segments.some((s) => s === "" || s === "." || s === "..")) {
-    throw new TypeError(`${name} must be a relative path inside the repository, got ${JSON.stringify(path)}`);
-  }
+  if (!isSafeRepoPath(path)) throw new TypeError(`${name} must be a relative path inside the repository, got ${JSON.stringify(path)}`);
   return path;
 }
 

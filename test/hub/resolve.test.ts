@@ -2,6 +2,8 @@
 // huggingface_hub lays it out, a second call that downloads nothing, offline mode, gated repositories.
 import { createHash } from "node:crypto";
 import { lstatSync, mkdtempSync, readFileSync, readlinkSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -79,7 +81,24 @@ describe("which file a name picks", () => {
     await expect(resolveModelFile("hf:a/b/../../etc/passwd")).rejects.toThrow(/relative path inside the repository/);
     await expect(resolveModelFile({ repoId: "a--b/c", filename: "x.gguf" })).rejects.toThrow(/owner\/name/);
     await expect(resolveModelFile("hf:a/b:Q4", { token: 3 } as never)).rejects.toThrow(/options.token/);
+    await expect(resolveModelFile("hf:a/b:Q4", { revision: "../../x" })).rejects.toThrow(/revision must be a relative path/);
     expect(await resolveModelFile("/some/local/model.gguf")).toBe("/some/local/model.gguf");
+  });
+
+  it("takes no file name from a hostile Hub's headers", async () => {
+    const hostile = createServer((_req, res) => {
+      res.writeHead(200, { "X-Repo-Commit": "../../../commit", ETag: '"../../../../evil"', "Content-Length": 4 });
+      res.end("evil");
+    });
+    await new Promise<void>((done) => hostile.listen(0, "127.0.0.1", done));
+    process.env.HF_ENDPOINT = `http://127.0.0.1:${(hostile.address() as AddressInfo).port}`;
+    try {
+      await expect(resolveModelFile("hf:tester/stories/x.gguf", { cacheDir: freshCache() })).rejects.toMatchObject({ code: "DOWNLOAD_FAILED" });
+      expect(readdirSync(cacheDir)).toEqual([]);
+    } finally {
+      process.env.HF_ENDPOINT = hub.url;
+      hostile.close();
+    }
   });
 });
 
