@@ -1,25 +1,18 @@
 // `llama-napi pull` and `llama-napi cache` against a stand-in Hub, and a command's -m taking an hf: name.
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { modelPath, ONCE_UPON_A_TIME_GREEDY } from "../helpers.js";
-import { startStandInHub, type StandInHub } from "../hub/stand-in-hub.js";
+import { useStandInHub, type StandInHub } from "../hub/stand-in-hub.js";
 import { run } from "./run-cli.js";
 
 const stories = readFileSync(modelPath("stories260K.gguf"));
 const tiny = readFileSync(modelPath("llama-2-tiny-random.gguf"));
-let hub: StandInHub;
+const standIn = useStandInHub({ "tester/stories": { files: { "stories260K-Q8_0.gguf": stories, "tiny-F16.gguf": tiny } } });
 let cacheDir: string;
-
-beforeAll(async () => {
-  hub = await startStandInHub({ "tester/stories": { files: { "stories260K-Q8_0.gguf": stories, "tiny-F16.gguf": tiny } } });
-  process.env.HF_ENDPOINT = hub.url;
-  cacheDir = mkdtempSync(join(tmpdir(), "llama-napi-pull-"));
-});
-afterAll(async () => {
-  await hub?.close();
-  rmSync(cacheDir, { recursive: true, force: true });
+let hub: StandInHub;
+beforeAll(() => {
+  [hub, cacheDir] = [standIn.hub(), standIn.cacheDir()];
 });
 
 describe("llama-napi pull and cache", () => {

@@ -1,35 +1,23 @@
 // Llama.load and Llama.fromPretrained with models named on a stand-in Hub: the model and the draft
 // come from the Hub cache and generate as the local files do.
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Llama, type DownloadProgress } from "../../lib/index.js";
 import { modelPath, ONCE_UPON_A_TIME_GREEDY } from "../helpers.js";
-import { startStandInHub, type StandInHub } from "../hub/stand-in-hub.js";
+import { useStandInHub } from "../hub/stand-in-hub.js";
 
 const stories = readFileSync(modelPath("stories260K.gguf"));
-let hub: StandInHub;
-let cacheDir: string;
-
-beforeAll(async () => {
-  hub = await startStandInHub({ "tester/stories": { files: { "stories260K-Q8_0.gguf": stories, "draft/stories260K-F32.gguf": stories } } });
-  process.env.HF_ENDPOINT = hub.url;
-  cacheDir = mkdtempSync(join(tmpdir(), "llama-napi-load-"));
-});
-afterAll(async () => {
-  await hub?.close();
-  rmSync(cacheDir, { recursive: true, force: true });
-});
+const hub = useStandInHub({ "tester/stories": { files: { "stories260K-Q8_0.gguf": stories, "draft/stories260K-F32.gguf": stories } } });
 
 const greedy = async (llm: Llama): Promise<string> => (await llm.createCompletion("Once upon a time", { maxTokens: 16, temperature: 0 })).choices[0]!.text;
 
 describe("models by name", () => {
   it("Llama.fromPretrained takes a repository and a glob, reports the download, and loads the cached file", async () => {
     const seen: DownloadProgress[] = [];
-    const llm = await Llama.fromPretrained({ repoId: "tester/stories", filename: "*Q8_0.gguf", cacheDir, nCtx: 128, nThreads: 1, onDownloadProgress: (p) => seen.push(p) });
+    const llm = await Llama.fromPretrained({ repoId: "tester/stories", filename: "*Q8_0.gguf", cacheDir: hub.cacheDir(), nCtx: 128, nThreads: 1, onDownloadProgress: (p) => seen.push(p) });
     try {
-      expect(llm.modelPath.startsWith(join(cacheDir, "models--tester--stories", "snapshots"))).toBe(true);
+      expect(llm.modelPath.startsWith(join(hub.cacheDir(), "models--tester--stories", "snapshots"))).toBe(true);
       expect(ONCE_UPON_A_TIME_GREEDY.startsWith(await greedy(llm))).toBe(true);
       expect(seen.at(-1)).toEqual({ file: "stories260K-Q8_0.gguf", downloaded: stories.length, total: stories.length });
     } finally {
@@ -38,7 +26,7 @@ describe("models by name", () => {
   });
 
   it("Llama.load takes hf: names for the model and the draft", async () => {
-    const llm = await Llama.load({ modelPath: "hf:tester/stories:Q8_0", draft: { modelPath: "hf:tester/stories/draft/stories260K-F32.gguf", nDraft: 4 }, cacheDir, nCtx: 128, nThreads: 1 });
+    const llm = await Llama.load({ modelPath: "hf:tester/stories:Q8_0", draft: { modelPath: "hf:tester/stories/draft/stories260K-F32.gguf", nDraft: 4 }, cacheDir: hub.cacheDir(), nCtx: 128, nThreads: 1 });
     try {
       expect(ONCE_UPON_A_TIME_GREEDY.startsWith(await greedy(llm))).toBe(true);
     } finally {
@@ -47,12 +35,12 @@ describe("models by name", () => {
   });
 
   it("fails with the Hub's typed errors, and checks its options", async () => {
-    await expect(Llama.load({ modelPath: "hf:tester/stories:Q2_K", cacheDir })).rejects.toMatchObject({ code: "MODEL_NOT_FOUND" });
-    await expect(Llama.fromPretrained({ repoId: "tester/nothing", cacheDir })).rejects.toMatchObject({ code: "MODEL_NOT_FOUND" });
-    await expect(Llama.fromPretrained({ repoId: "not a repo", cacheDir })).rejects.toThrow(/options.repoId/);
+    await expect(Llama.load({ modelPath: "hf:tester/stories:Q2_K", cacheDir: hub.cacheDir() })).rejects.toMatchObject({ code: "MODEL_NOT_FOUND" });
+    await expect(Llama.fromPretrained({ repoId: "tester/nothing", cacheDir: hub.cacheDir() })).rejects.toMatchObject({ code: "MODEL_NOT_FOUND" });
+    await expect(Llama.fromPretrained({ repoId: "not a repo", cacheDir: hub.cacheDir() })).rejects.toThrow(/options.repoId/);
     await expect(Llama.load({ modelPath: "hf:tester/stories:Q8_0", cacheDir: 5 } as never)).rejects.toThrow(/options.cacheDir/);
     const controller = new AbortController();
     controller.abort();
-    await expect(Llama.load({ modelPath: "hf:tester/stories:Q8_0", cacheDir: join(cacheDir, "other"), signal: controller.signal })).rejects.toMatchObject({ code: "ABORTED" });
+    await expect(Llama.load({ modelPath: "hf:tester/stories:Q8_0", cacheDir: join(hub.cacheDir(), "other"), signal: controller.signal })).rejects.toMatchObject({ code: "ABORTED" });
   });
 });

@@ -6,6 +6,10 @@
 import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll } from "vitest";
 
 export interface StandInRepo {
   /** Path in the repository → contents. GGUFs are served as LFS files, others as plain git files. */
@@ -173,4 +177,24 @@ export async function startStandInHub(repos: Record<string, StandInRepo>): Promi
       }
     },
   };
+}
+
+/** A stand-in Hub for the tests of one file (HF_ENDPOINT points at it) and a cache folder of their own. */
+export function useStandInHub(repos: Record<string, StandInRepo>): { hub: () => StandInHub; cacheDir: () => string } {
+  let hub: StandInHub | undefined;
+  let cacheDir: string | undefined;
+  beforeAll(async () => {
+    hub = await startStandInHub(repos);
+    process.env.HF_ENDPOINT = hub.url;
+    cacheDir = mkdtempSync(join(tmpdir(), "llama-napi-hub-"));
+  });
+  afterAll(async () => {
+    await hub?.close();
+    if (cacheDir) rmSync(cacheDir, { recursive: true, force: true });
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error("the stand-in hub starts in beforeAll");
+    return value;
+  };
+  return { hub: () => started(hub), cacheDir: () => started(cacheDir) };
 }
