@@ -13,7 +13,7 @@ import { Adapters, type LoraOptions } from "./adapters.js";
 import { attachDraft, type Draft } from "./draft.js";
 import { checkCanShift, contextShiftOf } from "./context-shift.js";
 import { Embedder, embeddingTexts } from "./embeddings.js";
-import { runGeneration, type GenerationRequest, type GenerationResult } from "./generation.js";
+import { runGeneration, type GenerationRequest, type GenerationResult, type Prepared } from "./generation.js";
 import {
   CHAT_DEFAULTS,
   checkChatFormatOptions,
@@ -54,18 +54,6 @@ export type { ChatCompletionOptions, ChatFormatOptions, CompletionOptions, Draft
 export type { LlamaLoadOptions, MirostatSampling, ResponseFormat, SamplingOptions } from "./options.js";
 
 type Prompt = string | readonly number[] | Int32Array;
-
-/** A request ready to run, with the id and time of its response. */
-interface Prepared {
-  /** The generation, less the signal and hooks a stream adds; its sampler is freed when it ends. */
-  request: Omit<GenerationRequest, "signal" | "onDelta" | "waitForReader">;
-  /** The caller's signal. */
-  signal: AbortSignal | undefined;
-  /** The request's LoRA adapters (undefined: Llama.load's). */
-  lora: LoraOptions[] | undefined;
-  id: string;
-  created: number;
-}
 
 /** A loaded model ready for completions, chat and embeddings, as llama-cpp-python's Llama. */
 export class Llama {
