@@ -68,6 +68,7 @@ export {
   type MirostatSampling,
   type EmbedOptions,
 } from "./completion/llama.js";
+export type { RerankOptions } from "./completion/rerank.js";
 export type { ContextShiftOption, ContextShiftOptions } from "./completion/context-shift.js";
 export type { SlotStates, SlotTransfer } from "./completion/slot-state.js";
 export type * from "./completion/types.js";
