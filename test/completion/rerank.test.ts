@@ -74,7 +74,7 @@ describe("rerank's requests and failures", () => {
   let llm: Llama;
   let tmp: string;
   beforeAll(async () => {
-    llm = await Llama.load({ modelPath: await rerankerModel("template"), nCtx: N_CTX, nThreads: 2, nParallel: 2 });
+    llm = await Llama.load({ modelPath: await rerankerModel("template"), nCtx: N_CTX, nThreads: 1, nParallel: 2 });
     tmp = mkdtempSync(join(tmpdir(), "llama-napi-rerank-"));
   });
   afterAll(async () => {
