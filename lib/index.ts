@@ -69,6 +69,7 @@ export {
   type EmbedOptions,
   type FromPretrainedOptions,
 } from "./completion/llama.js";
+export type { RerankOptions } from "./completion/rerank.js";
 export type { ContextShiftOption, ContextShiftOptions } from "./completion/context-shift.js";
 export type { SlotStates, SlotTransfer } from "./completion/slot-state.js";
 export type * from "./completion/types.js";

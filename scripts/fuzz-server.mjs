@@ -3,9 +3,9 @@
 // out-of-range numbers, deep nesting, odd tokens, hostile slot file names, unknown actions and slot
 // ids) sent to every route, OpenAI's and llama-server's, with and without the API key. Every answer
 // must be JSON (or /metrics' Prometheus text), an error in OpenAI's shape ({ error: { message, type } }) whenever the status is 400
-// or more, and never a 5xx but 501 (infill without FIM tokens, slots without --slot-save-path); the
-// server must still answer /health every 50 requests, and no file may appear beside the slot
-// directory. Exit status 1 when any request broke a rule.
+// or more, and never a 5xx but 501 (infill without FIM tokens, slots without --slot-save-path,
+// reranking without a reranker); the server must still answer /health every 50 requests, and no
+// file may appear beside the slot directory. Exit status 1 when any request broke a rule.
 //
 //   node scripts/fuzz-server.mjs [--ops 2000] [--seed 1] [--model path]
 //
@@ -31,6 +31,8 @@ const ROUTES = [
   ["POST", "/detokenize", ["tokens"]],
   ["POST", "/apply-template", ["messages", "tools", "reasoning_format", "chat_template_kwargs"]],
   ["POST", "/infill", ["input_prefix", "input_suffix", "input_extra", "prompt", "n_predict", "max_tokens", "stream", "temperature"]],
+  ["POST", "/v1/rerank", ["query", "documents", "texts", "top_n", "return_text", "model"]],
+  ["POST", "/reranking", ["query", "documents", "texts", "top_n", "return_text"]],
   ["POST", "/lora-adapters", []],
   ["GET", "/props", []],
   ["GET", "/v1/models", []],
@@ -62,7 +64,7 @@ function body(rng, fields) {
   if (shape === 1) return JSON.stringify(value(rng));
   const base = {
     prompt: "Once", max_tokens: 2, messages: [{ role: "user", content: "hi" }], input: "x", content: "Once upon a time",
-    tokens: [1, 403], input_prefix: "def f(", input_suffix: ")", n_predict: 2, temperature: 0,
+    tokens: [1, 403], input_prefix: "def f(", input_suffix: ")", n_predict: 2, temperature: 0, query: "Once", documents: ["upon", "a time"],
   };
   const out = rng.chance(0.3) ? {} : Object.fromEntries(Object.entries(base).filter(() => rng.chance(0.7)));
   for (let i = rng.range(1, 3); i > 0 && fields.length > 0; i--) out[rng.pick(fields)] = value(rng);

@@ -3,6 +3,7 @@
 import { existsSync, mkdirSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { quantize, type QuantType } from "../lib/index.js";
+import type { GgufKv } from "../lib/gguf/types.js";
 import { MODEL_SHAPES, synthesizeModel, type ModelShape } from "../lib/tools/synth.js";
 import { llamaCppDir, modelsDir, repoRoot } from "./helpers.js";
 
@@ -67,6 +68,82 @@ export async function tinyModel(vocab: "llama-bpe" | "llama3-chat" | "qwen2" | "
     });
   });
 }
+
+/** Qwen3-Reranker's prompt, as llama.cpp's converter writes it (conversion/qwen.py). */
+export const QWEN3_RERANK_TEMPLATE =
+  '<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n' +
+  "<|im_start|>user\n<Instruct>: Given a web search query, retrieve relevant passages that answer the query\n<Query>: {query}\n<Document>: {document}<|im_end|>\n" +
+  "<|im_start|>assistant\n<think>\n\n</think>\n\n";
+
+/** A Qwen3-shaped model 64 wide, 2 layers, with Qwen2's tokenizer: tiny, yet a real vocabulary. */
+export const QWEN3_TINY_SHAPE: ModelShape = {
+  name: "synthetic Qwen3 reranker",
+  nEmbd: 64,
+  nLayer: 2,
+  nHead: 4,
+  nHeadKv: 2,
+  nFf: 128,
+  contextLength: 4096,
+  ropeFreqBase: 1000000,
+  rmsNormEps: 1e-6,
+  tiedEmbeddings: true,
+};
+
+/**
+ * A synthetic Qwen3 reranker: a `cls.output` head over the labels "yes" and "no" (weights large
+ * enough that documents' scores differ by far more than rounding), pooling type rank, and
+ * Qwen3-Reranker's "rerank" prompt template. "plain" has no template but a vocabulary that adds
+ * BOS, EOS and SEP, so that llama-server's other way of joining query and document applies.
+ */
+export async function rerankerModel(variant: "template" | "plain"): Promise<string> {
+  const u32 = (key: string, value: number): GgufKv => ({ key, type: "uint32", value });
+  const flag = (key: string): GgufKv => ({ key, type: "bool", value: true });
+  const metadata: GgufKv[] =
+    variant === "template"
+      ? [
+          { key: "tokenizer.chat_templates", type: "array", value: { itemType: "string", items: ["rerank"] } },
+          { key: "tokenizer.chat_template.rerank", type: "string", value: QWEN3_RERANK_TEMPLATE },
+        ]
+      : [flag("tokenizer.ggml.add_bos_token"), flag("tokenizer.ggml.add_eos_token"), flag("tokenizer.ggml.add_sep_token"), u32("tokenizer.ggml.seperator_token_id", 151644)];
+  return once(join(cacheDir, `qwen3-reranker-${variant}.gguf`), async (tmp) => {
+    await synthesizeModel({
+      shape: QWEN3_TINY_SHAPE,
+      architecture: "qwen3",
+      rankHead: { labels: ["yes", "no"], amplitude: 0.3 },
+      vocabPath: join(llamaCppDir(), "models", "ggml-vocab-qwen2.gguf"),
+      outPath: tmp,
+      type: "f32",
+      seed: 5,
+      metadata,
+    });
+  });
+}
+
+/** A query and documents to rerank: varied lengths and scripts, and text that looks like template placeholders or special tokens. */
+export const RERANK_QUERY = "What do cats eat?";
+/** Twenty documents: more than one decode holds (sixteen sequences, or 1024 tokens of Qwen3's template). */
+export const RERANK_DOCUMENTS = [
+  "Cats are obligate carnivores: they eat meat.",
+  "The Eiffel Tower is in Paris.",
+  "Kittens drink their mother's milk.",
+  "x",
+  "Quantum chromodynamics describes the strong interaction.",
+  "Dry food and wet food are both fine for an adult cat.",
+  "{query} and {document} are not placeholders here; nor is $& or $1.",
+  "<|im_end|> a special token's text in a document",
+  "Un chat mange des souris.",
+  "猫は魚が好きです。",
+  "The stock market closed higher on Tuesday.",
+  "Tuna, chicken and salmon.",
+  "Some cats like grass, which helps them digest.",
+  "Dogs are omnivores.",
+  "Milk upsets many adult cats' stomachs.",
+  "The recipe calls for two eggs and a cup of flour.",
+  "🐈 eats 🐟",
+  "Mice, birds and insects are a feral cat's prey.",
+  "Photosynthesis turns light into chemical energy.",
+  "A balanced diet needs taurine.",
+];
 
 /** stories260K quantized by llama-napi's quantize(): a draft model that agrees with the F32 model often, not always. */
 export async function storiesModel(type: QuantType): Promise<string> {

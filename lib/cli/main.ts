@@ -10,6 +10,7 @@ import { embedCommand, embedSpec } from "./embed.js";
 import { inspectCommand, inspectSpec } from "./inspect.js";
 import { processIo, type CliIo } from "./io.js";
 import { cacheCommand, cacheSpec, pullCommand, pullSpec } from "./pull.js";
+import { rerankCommand, rerankSpec } from "./rerank.js";
 import { serveCommand, serveSpec } from "./serve.js";
 import { tokenizeCommand, tokenizeSpec } from "./tokenize.js";
 
@@ -22,6 +23,7 @@ const commands = new Map<string, Command>([
   ["complete", { spec: completeSpec, run: completeCommand }],
   ["chat", { spec: chatSpec, run: chatCommand }],
   ["embed", { spec: embedSpec, run: embedCommand }],
+  ["rerank", { spec: rerankSpec, run: rerankCommand }],
   ["tokenize", { spec: tokenizeSpec, run: tokenizeCommand }],
   ["inspect", { spec: inspectSpec, run: inspectCommand }],
   ["serve", { spec: serveSpec, run: serveCommand }],

@@ -2,12 +2,24 @@
 // stops. It releases text as stop strings allow, with each token's log-probability once all of the
 // text that token completes is out, and settles with the text and OpenAI's finish reason.
 import type { LoadedModel } from "../core/loaded-model.js";
-import { NO_ADAPTERS, type AdapterSet } from "./adapters.js";
+import { NO_ADAPTERS, type AdapterSet, type LoraOptions } from "./adapters.js";
 import type { LlamaSampler } from "../core/sampler.js";
 import { tokensToKeep } from "./context-shift.js";
 import type { Scheduler, SchedulerJob, TokenLogprob } from "./scheduler.js";
 import { abortError, finishReasonOf, StopCondition } from "./stopping.js";
 import type { FinishReason } from "./types.js";
+
+/** A request as Llama prepares it, ready to run, with the id and time of its response. */
+export interface Prepared {
+  /** The generation, less the signal and hooks a stream adds; its sampler is freed when it ends. */
+  request: Omit<GenerationRequest, "signal" | "onDelta" | "waitForReader">;
+  /** The caller's signal. */
+  signal: AbortSignal | undefined;
+  /** The request's LoRA adapters (undefined: Llama.load's). */
+  lora: LoraOptions[] | undefined;
+  id: string;
+  created: number;
+}
 
 /** A generated token behind released text, with its log-probability. */
 export interface ReleasedToken {

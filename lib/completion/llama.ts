@@ -13,7 +13,8 @@ import { Adapters, type LoraOptions } from "./adapters.js";
 import { attachDraft, type Draft } from "./draft.js";
 import { checkCanShift, contextShiftOf } from "./context-shift.js";
 import { Embedder, embeddingTexts } from "./embeddings.js";
-import { runGeneration, type GenerationRequest, type GenerationResult } from "./generation.js";
+import { Reranker, type RerankOptions } from "./rerank.js";
+import { runGeneration, type GenerationRequest, type GenerationResult, type Prepared } from "./generation.js";
 import {
   CHAT_DEFAULTS,
   checkChatFormatOptions,
@@ -49,6 +50,8 @@ import type {
   CompletionChunk,
   EmbeddingList,
   FinishReason,
+  RerankList,
+  RerankResult,
 } from "./types.js";
 
 export type { ChatCompletionOptions, ChatFormatOptions, CompletionOptions, DraftOptions, EmbedOptions } from "./options.js";
@@ -56,18 +59,6 @@ export type { FromPretrainedOptions } from "./load.js";
 export type { LlamaLoadOptions, MirostatSampling, ResponseFormat, SamplingOptions } from "./options.js";
 
 type Prompt = string | readonly number[] | Int32Array;
-
-/** A request ready to run, with the id and time of its response. */
-interface Prepared {
-  /** The generation, less the signal and hooks a stream adds; its sampler is freed when it ends. */
-  request: Omit<GenerationRequest, "signal" | "onDelta" | "waitForReader">;
-  /** The caller's signal. */
-  signal: AbortSignal | undefined;
-  /** The request's LoRA adapters (undefined: Llama.load's). */
-  lora: LoraOptions[] | undefined;
-  id: string;
-  created: number;
-}
 
 /** A loaded model ready for completions, chat and embeddings, as llama-cpp-python's Llama. */
 export class Llama {
@@ -77,6 +68,7 @@ export class Llama {
   #context: LlamaContext | null;
   #scheduler: Scheduler | null;
   #embedder: Embedder | null;
+  #reranker: Reranker | null;
   #draft: Draft | null = null;
   #slots: SlotStates | null = null;
   readonly #adapters: Adapters;
@@ -92,6 +84,7 @@ export class Llama {
     this.#context = context;
     this.#scheduler = context ? new Scheduler(context) : null;
     this.#embedder = context ? new Embedder(model, context.nCtxSeq, context.info.nThreads) : null;
+    this.#reranker = context ? new Reranker(model, context.nCtxSeq, context.info.nThreads, options.flashAttn) : null;
     this.#chat = new ChatFormatter(model, { template: options.chatTemplate, jinja: options.jinja });
     this.#adapters = new Adapters(model, options.lora);
   }
@@ -110,7 +103,7 @@ export class Llama {
         // Adapters that fail to load fail the load.
         await llama.#adapters.resolve(undefined);
         if (o.draft) llama.#draft = await attachDraft(context, o.draft, { nGpuLayers: o.nGpuLayers ?? LOAD_DEFAULTS.nGpuLayers, nThreads, signal: o.signal });
-        if (o.embedding) await llama.#embeddings().context();
+        if (o.embedding) await llama.#helper(llama.#embedder, "embed").context();
       }
       llama.#releaseLog = releaseLog;
       return llama;
@@ -388,24 +381,33 @@ export class Llama {
     });
   }
 
-  /** The embedder: its context is created on first use. */
-  #embeddings(): Embedder {
+  /** The embedder or the reranker (each creates its context on first use), unless disposed or vocabOnly. */
+  #helper<T>(helper: T | null, what: string): T {
     if (this.#disposed) throw new LlamaError("DISPOSED", "this Llama has been disposed");
-    if (this.#embedder === null) throw new LlamaError("UNSUPPORTED", "a vocabOnly Llama cannot embed");
-    return this.#embedder;
+    if (helper === null) throw new LlamaError("UNSUPPORTED", `a vocabOnly Llama cannot ${what}`);
+    return helper;
   }
 
   /** Embedding vectors of one or more texts. */
   async embed(input: string | readonly string[], options: EmbedOptions = {}): Promise<Float32Array[]> {
     const o = checkOptions<EmbedOptions>("options", options, { normalize: boolean, signal });
-    const texts = embeddingTexts(input);
-    return (await this.#embeddings().embed(texts, o.normalize ?? false, o.signal)).vectors;
+    return (await this.#helper(this.#embedder, "embed").embed(embeddingTexts(input), o.normalize ?? false, o.signal)).vectors;
   }
 
   /** OpenAI's embeddings response for one or more texts. */
   async createEmbedding(input: string | readonly string[], options: Pick<EmbedOptions, "signal"> = {}): Promise<EmbeddingList> {
     const o = checkOptions<Pick<EmbedOptions, "signal">>("options", options, { signal });
-    return this.#embeddings().list(embeddingTexts(input), this.modelPath, o.signal);
+    return this.#helper(this.#embedder, "embed").list(embeddingTexts(input), this.modelPath, o.signal);
+  }
+
+  /** The documents by relevance to `query` (a reranker's scores, as llama-server's /rerank), best first. */
+  async rerank(query: string, documents: readonly string[], options: RerankOptions = {}): Promise<RerankResult[]> {
+    return (await this.createRerank(query, documents, options)).results;
+  }
+
+  /** llama-server's /rerank response: rerank's results, with the tokens the documents' prompts took. */
+  async createRerank(query: string, documents: readonly string[], options: RerankOptions = {}): Promise<RerankList> {
+    return this.#helper(this.#reranker, "rerank").list(query, documents, this.modelPath, options);
   }
 
   /** Frees the contexts and the model; waits for work in flight. Calling it again does nothing more. */
@@ -416,6 +418,7 @@ export class Llama {
     await this.#draft?.dispose();
     await this.#adapters.dispose();
     await this.#embedder?.dispose();
+    await this.#reranker?.dispose();
     this.model.dispose();
     this.#releaseLog();
   }

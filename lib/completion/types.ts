@@ -156,3 +156,17 @@ export interface EmbeddingList {
   model: string;
   usage: { prompt_tokens: number; total_tokens: number };
 }
+
+/** One document's score (the model's rank head, llama-server's relevance_score); `index` is its place in the request. */
+export interface RerankResult {
+  index: number;
+  relevance_score: number;
+}
+
+/** llama-server's /rerank response: results best first; usage counts every document's prompt. */
+export interface RerankList {
+  model: string;
+  object: "list";
+  usage: { prompt_tokens: number; total_tokens: number };
+  results: RerankResult[];
+}

@@ -1,5 +1,6 @@
 // The GGUF header, read and checked before llama.cpp sees the file: a malformed header is
 // INVALID_GGUF, and a well-formed file that llama.cpp would abort the process on is MODEL_LOAD_FAILED.
+// Also what only the tensor table tells of a model: whether it has a rank head.
 import { stat } from "node:fs/promises";
 import { LlamaError } from "../errors.js";
 import { readGgufHeader } from "../gguf/reader.js";
@@ -131,4 +132,23 @@ export async function checkModelFile(path: string, vocabOnly: boolean, useMmap: 
   const hazard = llamaCppHazard(header, vocabOnly, useMmap);
   if (hazard !== null) throw new LlamaError("MODEL_LOAD_FAILED", `failed to load model from ${path}: ${hazard}`);
   return header;
+}
+
+// A split model's file names end so (llama.cpp's llama_split_path), numbered from 1.
+const SPLIT_SUFFIX = /-00001-of-(\d{5})\.gguf$/;
+
+/**
+ * Whether a model has a classification head (`cls.weight` or `cls.output.weight`, in any of a split
+ * model's files): what makes llama.cpp's rank pooling a relevance score. Without one, rank pooling
+ * yields the raw state of a token.
+ */
+export async function hasRankHead(path: string): Promise<boolean> {
+  const header = await readGgufHeader(path, { arrayItemLimit: 0 });
+  const count = valueOf(header, "split.count", "uint16");
+  const split = SPLIT_SUFFIX.exec(path);
+  const paths = typeof count === "number" && count > 1 && split !== null && Number(split[1]) === count
+    ? Array.from({ length: count - 1 }, (_, i) => path.replace(SPLIT_SUFFIX, `-${String(i + 2).padStart(5, "0")}-of-${split[1]}.gguf`))
+    : [];
+  const headers = [header, ...(await Promise.all(paths.map((p) => readGgufHeader(p, { arrayItemLimit: 0 }))))];
+  return headers.some((h) => h.tensors.some((t) => t.name === "cls.weight" || t.name === "cls.output.weight"));
 }

@@ -1,6 +1,7 @@
 // An OpenAI-compatible HTTP server over one Llama, on node:http alone: completions and chat (whole
 // or as server-sent events), the Responses API (responses.ts), embeddings, the model list and a
-// health check, plus llama-server's utility routes (utility-routes.ts) and slot files (slots.ts).
+// health check, plus llama-server's utility routes (utility-routes.ts), reranking (rerank-routes.ts)
+// and slot files (slots.ts).
 // Concurrent requests share the Llama's sequences (continuous batching); the server adds
 // authentication, CORS (cors.ts), body and token limits, a bounded queue, a graceful shutdown and
 // Prometheus metrics (metrics.ts).
@@ -24,6 +25,7 @@ import { responsesRequest } from "./responses-request.js";
 import { ResponseWriter } from "./responses.js";
 import { Cors } from "./cors.js";
 import { sendEvents, sendJson, type Route } from "./http.js";
+import { rerankRoutes } from "./rerank-routes.js";
 import { slotRoute } from "./slots.js";
 import { utilityRoutes } from "./utility-routes.js";
 
@@ -96,8 +98,8 @@ export class OpenAIServer {
   readonly #cors: Cors;
   readonly #slotDir: string | null;
   readonly #metrics: ServerMetrics | null;
-  /** Embedding requests being answered (they run on no sequence). */
-  #embedding = 0;
+  /** Embedding and rerank requests being answered (they run on no sequence). */
+  #otherProcessing = 0;
   /** Every request being answered, with the controller that aborts its work. */
   readonly #requests = new Set<AbortController>();
   #generating = 0;
@@ -119,7 +121,7 @@ export class OpenAIServer {
     };
     this.#cors = new Cors(options.cors, options.apiKey !== undefined);
     this.#slotDir = options.slotSavePath === undefined ? null : resolve(options.slotSavePath);
-    this.#metrics = Metrics && new Metrics({ llama: this.llama, otherProcessing: () => this.#embedding });
+    this.#metrics = Metrics && new Metrics({ llama: this.llama, otherProcessing: () => this.#otherProcessing });
     this.#routes = new Map<string, Route>([
       ["POST /completions", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#completion(b, res, s) }],
       ["POST /chat/completions", { method: "POST", private: true, generates: true, handle: (b, res, s) => this.#chat(b, res, s) }],
@@ -133,6 +135,7 @@ export class OpenAIServer {
       ["GET /lora-adapters", { method: "GET", private: true, generates: false, handle: async (_b, res) => sendJson(res, 200, this.#loraList()) }],
       ["POST /lora-adapters", { method: "POST", private: true, generates: false, handle: async (b, res) => this.#setLoraScales(b, res) }],
       ...utilityRoutes({ llama: this.llama, modelName: this.modelName, parallel: this.parallel, limits: this.#limits }),
+      ...rerankRoutes({ llama: this.llama, modelName: this.modelName, track: (work) => this.#track(work) }),
     ]);
     this.#server = createServer((req, res) => void this.#handle(req, res));
   }
@@ -322,10 +325,15 @@ export class OpenAIServer {
     sendJson(res, 200, this.#loraList());
   }
 
+  /** Counts work that runs on no sequence while it runs. */
+  #track<T>(work: Promise<T>): Promise<T> {
+    this.#otherProcessing++;
+    return work.finally(() => this.#otherProcessing--);
+  }
+
   async #embeddings(body: unknown, res: ServerResponse, signal: AbortSignal): Promise<void> {
     const { input, encoding } = embeddingRequest(body);
-    this.#embedding++;
-    const list = await this.llama.createEmbedding(input, { signal }).finally(() => this.#embedding--);
+    const list = await this.#track(this.llama.createEmbedding(input, { signal }));
     const data = list.data.map((item) => ({
       ...item,
       embedding: encoding === "base64" ? Buffer.from(Float32Array.from(item.embedding).buffer).toString("base64") : item.embedding,

@@ -1,6 +1,7 @@
 /**
- * Synthesizes llama-architecture GGUF models with random weights and a real tokenizer, to measure
- * speed and memory at the sizes of real models without shipping gigabytes of weights.
+ * Synthesizes llama- (or Qwen3-) architecture GGUF models with random weights and a real tokenizer,
+ * to measure speed and memory at the sizes of real models without shipping gigabytes of weights,
+ * and to test what needs a model of a kind (a reranker's head) without downloading one.
  */
 import { LlamaError } from "../errors.js";
 import { readGgufHeader } from "../gguf/reader.js";
@@ -77,8 +78,20 @@ export const MODEL_SHAPES: Readonly<Record<ModelShapeName, Readonly<ModelShape>>
   },
 });
 
+/** A reranker's head: `cls.output.weight` maps the last token's state to one score per label. */
+export interface RankHead {
+  /** Written as `<arch>.classifier.output_labels` (Qwen3 rerankers': ["yes", "no"]). */
+  labels: string[];
+  /** Its weights are uniform on [-amplitude, amplitude]: larger than the other weights' so that scores spread. */
+  amplitude: number;
+}
+
 export interface SynthesizeModelOptions {
   shape: ModelShapeName | ModelShape;
+  /** "llama" (default) or "qwen3", which adds RMS norms of each head's queries and keys. */
+  architecture?: "llama" | "qwen3";
+  /** A rank head (qwen3 only), with pooling type rank: a reranker as llama.cpp's converter writes one. */
+  rankHead?: RankHead;
   /** A GGUF file whose `tokenizer.*` metadata is copied; it sets the vocabulary size. */
   vocabPath: string;
   outPath: string;
@@ -88,6 +101,8 @@ export interface SynthesizeModelOptions {
   seed?: number;
   /** `tokenizer.chat_template` to write, in place of the vocabulary file's (if any). */
   chatTemplate?: string;
+  /** Metadata written last, each entry in place of any with its key (named chat templates, tokenizer flags). */
+  metadata?: GgufKv[];
 }
 
 export interface SynthesizeModelResult {
@@ -203,30 +218,44 @@ async function readTokenizer(vocabPath: string): Promise<{ kvs: GgufKv[]; nVocab
   return { kvs: vocab.kvs.filter((kv) => kv.key.startsWith("tokenizer.")), nVocab };
 }
 
-function modelMetadata(shape: ModelShape, type: "f32" | "f16", nVocab: number): GgufKv[] {
-  const u32 = (key: string, value: number): GgufKv => ({ key, type: "uint32", value });
-  const f32 = (key: string, value: number): GgufKv => ({ key, type: "float32", value });
+type Architecture = NonNullable<SynthesizeModelOptions["architecture"]>;
+
+// llama.cpp's LLAMA_POOLING_TYPE_RANK.
+const POOLING_TYPE_RANK = 4;
+
+function modelMetadata(shape: ModelShape, arch: Architecture, type: "f32" | "f16", nVocab: number, rankHead: RankHead | undefined): GgufKv[] {
+  const u32 = (key: string, value: number): GgufKv => ({ key: `${arch}.${key}`, type: "uint32", value });
+  const f32 = (key: string, value: number): GgufKv => ({ key: `${arch}.${key}`, type: "float32", value });
+  const head: GgufKv[] = rankHead === undefined ? [] : [
+    u32("pooling_type", POOLING_TYPE_RANK),
+    { key: `${arch}.classifier.output_labels`, type: "array", value: { itemType: "string", items: rankHead.labels } },
+  ];
   return [
-    { key: "general.architecture", type: "string", value: "llama" },
+    { key: "general.architecture", type: "string", value: arch },
     { key: "general.name", type: "string", value: shape.name },
-    u32("general.file_type", FILE_TYPE[type]),
-    u32("llama.vocab_size", nVocab),
-    u32("llama.context_length", shape.contextLength),
-    u32("llama.embedding_length", shape.nEmbd),
-    u32("llama.block_count", shape.nLayer),
-    u32("llama.feed_forward_length", shape.nFf),
-    u32("llama.attention.head_count", shape.nHead),
-    u32("llama.attention.head_count_kv", shape.nHeadKv),
-    f32("llama.rope.freq_base", shape.ropeFreqBase),
-    f32("llama.attention.layer_norm_rms_epsilon", shape.rmsNormEps),
-    u32("llama.rope.dimension_count", shape.nEmbd / shape.nHead),
+    { key: "general.file_type", type: "uint32", value: FILE_TYPE[type] },
+    u32("vocab_size", nVocab),
+    u32("context_length", shape.contextLength),
+    u32("embedding_length", shape.nEmbd),
+    u32("block_count", shape.nLayer),
+    u32("feed_forward_length", shape.nFf),
+    u32("attention.head_count", shape.nHead),
+    u32("attention.head_count_kv", shape.nHeadKv),
+    f32("rope.freq_base", shape.ropeFreqBase),
+    f32("attention.layer_norm_rms_epsilon", shape.rmsNormEps),
+    u32("rope.dimension_count", shape.nEmbd / shape.nHead),
+    ...head,
   ];
 }
 
-/** Tensor names and ggml shapes (ne[0] first) that llama.cpp's LLM_ARCH_LLAMA loader expects. */
-function llamaTensorLayout(shape: ModelShape, nVocab: number): Array<{ name: string; dims: number[] }> {
+/**
+ * Tensor names and ggml shapes (ne[0] first) that llama.cpp's loader of the architecture expects
+ * (src/models/llama.cpp, qwen3.cpp).
+ */
+function tensorLayout(shape: ModelShape, arch: Architecture, nVocab: number, rankHead: RankHead | undefined): Array<{ name: string; dims: number[] }> {
   const { nEmbd, nFf } = shape;
-  const nEmbdKvGqa = (nEmbd / shape.nHead) * shape.nHeadKv;
+  const headSize = nEmbd / shape.nHead;
+  const nEmbdKvGqa = headSize * shape.nHeadKv;
   const layout = [{ name: "token_embd.weight", dims: [nEmbd, nVocab] }];
   for (let i = 0; i < shape.nLayer; i++) {
     layout.push(
@@ -235,6 +264,7 @@ function llamaTensorLayout(shape: ModelShape, nVocab: number): Array<{ name: str
       { name: `blk.${i}.attn_k.weight`, dims: [nEmbd, nEmbdKvGqa] },
       { name: `blk.${i}.attn_v.weight`, dims: [nEmbd, nEmbdKvGqa] },
       { name: `blk.${i}.attn_output.weight`, dims: [nEmbd, nEmbd] },
+      ...(arch === "qwen3" ? [{ name: `blk.${i}.attn_q_norm.weight`, dims: [headSize] }, { name: `blk.${i}.attn_k_norm.weight`, dims: [headSize] }] : []),
       { name: `blk.${i}.ffn_norm.weight`, dims: [nEmbd] },
       { name: `blk.${i}.ffn_gate.weight`, dims: [nEmbd, nFf] },
       { name: `blk.${i}.ffn_up.weight`, dims: [nEmbd, nFf] },
@@ -243,7 +273,24 @@ function llamaTensorLayout(shape: ModelShape, nVocab: number): Array<{ name: str
   }
   layout.push({ name: "output_norm.weight", dims: [nEmbd] });
   if (!shape.tiedEmbeddings) layout.push({ name: "output.weight", dims: [nEmbd, nVocab] });
+  if (rankHead !== undefined) layout.push({ name: "cls.output.weight", dims: [nEmbd, rankHead.labels.length] });
   return layout;
+}
+
+function checkRankHead(arch: Architecture, head: RankHead | undefined): void {
+  if (head === undefined) return;
+  // llama.cpp's llama architecture loads no cls.output, and refuses a file with a tensor it does not load.
+  if (arch !== "qwen3") throw new RangeError('rankHead needs architecture "qwen3"');
+  if (!Array.isArray(head.labels) || head.labels.length === 0 || !head.labels.every((l) => typeof l === "string")) {
+    throw new TypeError("rankHead.labels must be a non-empty array of strings");
+  }
+  if (!(head.amplitude > 0 && Number.isFinite(head.amplitude))) throw new RangeError(`rankHead.amplitude must be a positive number, got ${head.amplitude}`);
+}
+
+/** `kvs` with each of `overrides` in place of the entry of its key (or added). */
+function withOverrides(kvs: GgufKv[], overrides: GgufKv[]): GgufKv[] {
+  const keys = new Set(overrides.map((kv) => kv.key));
+  return [...kvs.filter((kv) => !keys.has(kv.key)), ...overrides];
 }
 
 /**
@@ -260,20 +307,19 @@ export async function synthesizeModel(options: SynthesizeModelOptions): Promise<
   const seed = options.seed ?? 0;
   if (!Number.isSafeInteger(seed)) throw new RangeError(`seed must be an integer, got ${seed}`);
 
+  const arch = options.architecture ?? "llama";
+  if (arch !== "llama" && arch !== "qwen3") throw new RangeError(`architecture must be "llama" or "qwen3", got ${JSON.stringify(arch)}`);
+  checkRankHead(arch, options.rankHead);
   if (options.chatTemplate !== undefined && typeof options.chatTemplate !== "string") {
     throw new TypeError("chatTemplate must be a string");
   }
+  if (options.metadata !== undefined && !Array.isArray(options.metadata)) throw new TypeError("metadata must be an array of GGUF entries");
   const tokenizer = await readTokenizer(options.vocabPath);
-  if (options.chatTemplate !== undefined) {
-    tokenizer.kvs = [
-      ...tokenizer.kvs.filter((kv) => kv.key !== "tokenizer.chat_template"),
-      { key: "tokenizer.chat_template", type: "string", value: options.chatTemplate },
-    ];
-  }
+  const template: GgufKv[] = options.chatTemplate === undefined ? [] : [{ key: "tokenizer.chat_template", type: "string", value: options.chatTemplate }];
   const matrixType = options.type === "f16" ? GgmlType.F16 : GgmlType.F32;
   let scratch = new Float32Array(0); // float32 staging for f16 chunks, reused across chunks
 
-  const tensors: GgufTensorSource[] = llamaTensorLayout(shape, tokenizer.nVocab).map(({ name, dims }) => {
+  const tensors: GgufTensorSource[] = tensorLayout(shape, arch, tokenizer.nVocab, options.rankHead).map(({ name, dims }) => {
     if (dims.length === 1) {
       return {
         name,
@@ -285,6 +331,7 @@ export async function synthesizeModel(options: SynthesizeModelOptions): Promise<
       };
     }
     const random = new RandomStream(seed, name);
+    const amplitude = name === "cls.output.weight" ? options.rankHead!.amplitude : WEIGHT_AMPLITUDE;
     return {
       name,
       dims,
@@ -292,19 +339,19 @@ export async function synthesizeModel(options: SynthesizeModelOptions): Promise<
       fill(chunk) {
         if (matrixType === GgmlType.F32) {
           const count = chunk.length / 4;
-          random.fillUniform(new Float32Array(chunk.buffer, chunk.byteOffset, count), count, WEIGHT_AMPLITUDE);
+          random.fillUniform(new Float32Array(chunk.buffer, chunk.byteOffset, count), count, amplitude);
           return;
         }
         const count = chunk.length / 2;
         if (scratch.length < count) scratch = new Float32Array(count);
-        random.fillUniform(scratch, count, WEIGHT_AMPLITUDE);
+        random.fillUniform(scratch, count, amplitude);
         float32ToFloat16(scratch, new Uint16Array(chunk.buffer, chunk.byteOffset, count), count);
       },
     };
   });
 
   const written = await writeGguf(options.outPath, {
-    kvs: [...modelMetadata(shape, options.type, tokenizer.nVocab), ...tokenizer.kvs],
+    kvs: withOverrides([...modelMetadata(shape, arch, options.type, tokenizer.nVocab, options.rankHead), ...tokenizer.kvs], [...template, ...(options.metadata ?? [])]),
     tensors,
   });
   return {

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Llama } from "../../lib/index.js";
+import { rerankerModel } from "../fixtures.js";
 import { modelPath, repoRoot } from "../helpers.js";
 import { writeLoraFixture } from "../lora-fixture.js";
 import { runCli } from "../../lib/cli/main.js";
@@ -26,7 +27,7 @@ describe("llama-napi commands", () => {
   afterAll(() => llama?.dispose());
 
   it("--help on every command, a command list, and usage errors for the rest", async () => {
-    for (const command of ["complete", "chat", "embed", "tokenize", "inspect", "serve"]) {
+    for (const command of ["complete", "chat", "embed", "rerank", "tokenize", "inspect", "serve"]) {
       const help = await run([command, "--help"]);
       expect(help.code, command).toBe(0);
       expect(help.stdout).toMatch(new RegExp(`^Usage: llama-napi ${command} `));
@@ -34,7 +35,7 @@ describe("llama-napi commands", () => {
     }
     const list = await run(["--help"]);
     expect(list.code).toBe(0);
-    for (const command of ["complete", "chat", "embed", "tokenize", "inspect", "quantize", "bench", "synth", "serve"]) {
+    for (const command of ["complete", "chat", "embed", "rerank", "tokenize", "inspect", "quantize", "bench", "synth", "serve"]) {
       expect(list.stdout).toMatch(new RegExp(`^  ${command} `, "m"));
     }
     expect((await run([])).code).toBe(2);
@@ -207,6 +208,33 @@ describe("llama-napi commands", () => {
     expect(json.usage.prompt_tokens).toBe(llama.tokenize("hello").length);
   });
 
+  it("rerank prints the library's ranking (score, index, text), or llama-server's object with --json", async () => {
+    const model = await rerankerModel("plain");
+    const query = "What do cats eat?";
+    const documents = ["Cats eat fish.", "Paris is in France.", "Kittens drink milk."];
+    const reranker = await Llama.load({ modelPath: model, nCtx: 256, nThreads: 1 });
+    const expected = await reranker.createRerank(query, documents).finally(() => reranker.dispose());
+    const res = await run(["rerank", "-m", model, "-q", query, ...documents, ...FAST]);
+    expect(res).toEqual({ code: 0, stdout: expected.results.map((r) => `${r.relevance_score.toFixed(6)}\t${r.index}\t${documents[r.index]}\n`).join(""), stderr: "" });
+    expect((await run(["rerank", "-m", model, "-q", query, ...FAST], { stdin: documents.join("\n") })).stdout).toBe(res.stdout);
+    const dir = mkdtempSync(join(tmpdir(), "llama-napi-rerank-"));
+    try {
+      const file = join(dir, "documents.txt");
+      writeFileSync(file, `${documents.join("\r\n")}\n\n`);
+      const json = await run(["rerank", "-m", model, "--query", query, "--file", file, "--top-n", "2", "--json", ...FAST]);
+      expect(JSON.parse(json.stdout)).toEqual({ ...expected, results: expected.results.slice(0, 2) });
+      expect((await run(["rerank", "-m", model, "-q", query, "-f", file, "more", ...FAST])).code).toBe(2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect((await run(["rerank", "-m", model, "a", ...FAST])).stderr).toMatch(/--query is required/);
+    expect((await run(["rerank", "-m", model, "-q", query, ...FAST], { stdin: "\n \n" })).stderr).toMatch(/nothing to rerank/);
+    expect((await run(["rerank", "-m", model, "-q", query, "--top-n", "0", "a", ...FAST])).code).toBe(2);
+    const notReranker = await run(["rerank", "-m", STORIES(), "-q", query, "a", ...FAST]);
+    expect(notReranker.code).toBe(1);
+    expect(notReranker.stderr).toMatch(/rank head/);
+  });
+
   it("tokenize prints ids and pieces", async () => {
     const res = await run(["tokenize", "-m", STORIES(), "Hello world"]);
     expect(res.code).toBe(0);
@@ -272,7 +300,7 @@ describe("the llama-napi launcher (bin/llama-napi.js over dist/)", () => {
     const pkg = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8"));
     expect(pkg.bin).toEqual({ "llama-napi": "bin/llama-napi.js" });
     expect(exec(["--version"]).stdout).toBe(`${pkg.version}\n`);
-    for (const command of ["complete", "chat", "embed", "tokenize", "inspect", "serve", "rpc-server", "quantize", "bench", "synth"]) {
+    for (const command of ["complete", "chat", "embed", "rerank", "tokenize", "inspect", "serve", "rpc-server", "quantize", "bench", "synth"]) {
       const help = exec([command, "--help"]);
       expect(help.code, command).toBe(0);
       expect(help.stdout, command).toMatch(/usage/i);
