@@ -128,6 +128,7 @@ Napi::Value Model::Info(const Napi::CallbackInfo &info) {
   out.Set("fimSep", llama_vocab_fim_sep(vocab));
   out.Set("addBos", llama_vocab_get_add_bos(vocab));
   out.Set("addEos", llama_vocab_get_add_eos(vocab));
+  out.Set("addSep", llama_vocab_get_add_sep(vocab));
   return out;
 }
 

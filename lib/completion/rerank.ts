@@ -29,9 +29,9 @@ export function rerankPrompt(model: LoadedModel, query: string, document: string
     const prompt = template.split("{query}").join(query).split("{document}").join(document);
     return model.tokenize(prompt, { addSpecial: false, parseSpecial: true });
   }
-  const { bos, eos, sep, addBos, addEos } = model.info;
+  const { bos, eos, sep, addBos, addEos, addSep } = model.info;
   const end = eos >= 0 ? eos : sep;
-  if ((addEos && end < 0) || (model.addSep && sep < 0)) {
+  if ((addEos && end < 0) || (addSep && sep < 0)) {
     throw new LlamaError("UNSUPPORTED", "the model has no rerank template and its vocabulary no EOS or SEP token to join query and document with");
   }
   const text = (t: string) => model.tokenize(t, { addSpecial: false, parseSpecial: false });
@@ -39,7 +39,7 @@ export function rerankPrompt(model: LoadedModel, query: string, document: string
     ...(addBos ? [bos] : []),
     ...text(query),
     ...(addEos ? [end] : []),
-    ...(model.addSep ? [sep] : []),
+    ...(addSep ? [sep] : []),
     ...text(document),
     ...(addEos ? [end] : []),
   ]);

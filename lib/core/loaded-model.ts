@@ -21,9 +21,6 @@ export interface DetokenizeOptions {
 
 export type ModelInfo = NativeModelInfo;
 
-// Byte-pair tokenizers whose vocabularies put SEP between two texts by default (llama-vocab.cpp).
-const SEP_PRE_TOKENIZERS = new Set(["jina-v1-en", "jina-v2-code", "roberta-bpe"]);
-
 /**
  * A GGUF model loaded by llama.cpp: its native handle, vocabulary and metadata. LlamaModel adds how
  * it is loaded and the factories of its contexts and samplers; the contexts and samplers hold this
@@ -68,19 +65,6 @@ export class LoadedModel {
   metadata(): Record<string, string> {
     this.#metadata ??= callNative(() => this.native.metadata());
     return this.#metadata;
-  }
-
-  /**
-   * Whether the vocabulary puts SEP between two texts, as llama_vocab_get_add_sep answers (the addon
-   * does not expose it): the GGUF's tokenizer.ggml.add_sep_token, else llama-vocab.cpp's default,
-   * true for BERT's WordPiece and a few byte-pair pre-tokenizers.
-   */
-  get addSep(): boolean {
-    const metadata = this.metadata();
-    const flag = metadata["tokenizer.ggml.add_sep_token"];
-    if (flag !== undefined) return flag === "true";
-    const tokenizer = metadata["tokenizer.ggml.model"];
-    return tokenizer === "bert" || (tokenizer === "gpt2" && SEP_PRE_TOKENIZERS.has(metadata["tokenizer.ggml.pre"] ?? ""));
   }
 
   tokenize(text: string, options: TokenizeOptions = {}): Int32Array {

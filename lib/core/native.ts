@@ -34,6 +34,7 @@ export interface NativeModelInfo {
   fimSep: number;
   addBos: boolean;
   addEos: boolean;
+  addSep: boolean;
 }
 
 export interface NativeModel {
