@@ -4,7 +4,7 @@
 import { readGgufHeader } from "../gguf/reader.js";
 import type { GgufArray, GgufHeader, GgufValue, GgufValueType } from "../gguf/types.js";
 import { helpOption, UsageError, type CommandSpec, type Flags } from "./args.js";
-import type { CliIo } from "./io.js";
+import { formatBytes, type CliIo } from "./io.js";
 
 export const inspectSpec: CommandSpec = {
   name: "inspect",
@@ -144,17 +144,6 @@ export function summarize(file: string, header: GgufHeader, options: { nCtx: num
       totalBytes: weightsBytes + (kvCacheBytes ?? 0) + computeBytes,
     },
   };
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(2)} ${units[unit]}`;
 }
 
 function formatCount(n: number): string {

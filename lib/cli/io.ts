@@ -3,7 +3,6 @@
 import { readFile } from "node:fs/promises";
 import type { Llama, LlamaLoadOptions } from "../completion/llama.js";
 import type { DownloadProgress } from "../hub/download.js";
-import { formatBytes } from "./inspect.js";
 
 export interface CliInput extends NodeJS.ReadableStream {
   isTTY?: boolean;
@@ -41,6 +40,18 @@ export function progressBar(out: CliOutput | null, label: string): { update(frac
       shown = "";
     },
   };
+}
+
+/** Bytes in binary units: "512 B", "1.50 MiB". */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(2)} ${units[unit]}`;
 }
 
 /** Seconds as "1h02m", "3m05s" or "12s"; "?" when unknown. */

@@ -3,8 +3,7 @@
 import { defaultCacheDir, listCachedModels } from "../hub/cache.js";
 import { resolveModelFile } from "../hub/resolve.js";
 import { helpOption, UsageError, type CommandSpec, type Flags } from "./args.js";
-import { formatBytes } from "./inspect.js";
-import { DownloadProgressView, type CliIo } from "./io.js";
+import { DownloadProgressView, formatBytes, type CliIo } from "./io.js";
 
 const HUB_NOTES =
   "Environment: HF_ENDPOINT (a mirror), HF_TOKEN (gated and private repositories), HF_HUB_CACHE or\n" +
