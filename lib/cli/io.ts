@@ -83,7 +83,7 @@ export class DownloadProgressView {
     }
     const rate = (downloaded - this.#from) / Math.max(1e-3, (Date.now() - this.#since) / 1000);
     const left = rate > 0 && total > 0 ? (total - downloaded) / rate : NaN;
-    const detail = `${formatBytes(downloaded)} / ${total > 0 ? formatBytes(total) : "?"}, ${formatBytes(rate)}/s, ${formatDuration(left)} left`;
+    const detail = `${formatBytes(downloaded)} / ${total > 0 ? formatBytes(total) : "?"}, ${formatBytes(Math.round(rate))}/s, ${formatDuration(left)} left`;
     if (this.#out.isTTY) return this.#bar?.update(total > 0 ? downloaded / total : 0, detail);
     const tenth = total > 0 ? Math.floor((downloaded / total) * 10) : 0;
     if (tenth > this.#tenth) this.#out.write(`${file}: ${tenth * 10}%, ${detail}\n`);
