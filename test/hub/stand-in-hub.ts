@@ -1,5 +1,5 @@
 // A local stand-in for the Hugging Face Hub, answering as huggingface.co does what llama-napi asks:
-// the file tree (/api/models/<repo>/tree/<revision>), `resolve` (a 302 to a CDN path carrying
+// the file tree (/api/models/<repo>/tree/<revision>) and paths-info, `resolve` (a 302 to a CDN path carrying
 // X-Repo-Commit, X-Linked-Etag and X-Linked-Size for an LFS file; the bytes with an ETag for a
 // small one), the CDN (Range requests), and the Hub's errors (401 with X-Error-Code RepoNotFound or
 // GatedRepo, 404 EntryNotFound / RevisionNotFound). It logs every request, and can cut a download.
@@ -79,17 +79,18 @@ export async function startStandInHub(repos: Record<string, StandInRepo>): Promi
   }
 
   async function serveBytes(req: IncomingMessage, res: ServerResponse, data: Buffer): Promise<void> {
-    const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? "");
+    const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? "");
     const start = range ? Number(range[1]) : 0;
+    const end = range?.[2] ? Math.min(Number(range[2]) + 1, data.length) : data.length;
     if (start >= data.length && range) {
       res.writeHead(416, { "Content-Range": `bytes */${data.length}` });
       return void res.end();
     }
-    const body = data.subarray(start);
+    const body = data.subarray(start, end);
     res.writeHead(range ? 206 : 200, {
       "Content-Length": body.length,
       "Accept-Ranges": "bytes",
-      ...(range ? { "Content-Range": `bytes ${start}-${data.length - 1}/${data.length}` } : {}),
+      ...(range ? { "Content-Range": `bytes ${start}-${end - 1}/${data.length}` } : {}),
     });
     if (req.method === "HEAD") return void res.end();
     const cut = cutAfter;
@@ -115,21 +116,35 @@ export async function startStandInHub(repos: Record<string, StandInRepo>): Promi
     const path = decodeURIComponent(url.pathname);
     requests.push({ method: req.method ?? "GET", path, range: req.headers.range ?? null, authorization: req.headers.authorization ?? null });
     let m: RegExpExecArray | null;
-    if ((m = /^\/api\/models\/([^/]+\/[^/]+)\/tree\/([^/]+)(?:\/(.*))?$/.exec(path))) {
-      const [, repoId = "", revision = "", folder = ""] = m;
+    if ((m = /^\/api\/models\/([^/]+\/[^/]+)\/(tree|paths-info)\/([^/]+)(?:\/(.*))?$/.exec(path))) {
+      const [, repoId = "", endpoint = "", revision = "", folder = ""] = m;
       const repo = repoFor(req, res, repoId, revision, false);
       if (!repo) return;
-      const entries = Object.entries(repo.files)
-        .filter(([p]) => p.startsWith(folder))
-        .map(([p, data]) => ({
-          type: "file",
-          path: p,
-          size: data.length,
-          oid: gitOid(data),
-          ...(isLfs(p) ? { lfs: { oid: sha256(data), size: data.length, pointerSize: 134 } } : {}),
-        }));
-      res.writeHead(200, { "Content-Type": "application/json" });
-      return void res.end(JSON.stringify(entries));
+      const listed = (paths: (p: string) => boolean) =>
+        Object.entries(repo.files)
+          .filter(([p]) => paths(p))
+          .map(([p, data]) => ({
+            type: "file",
+            path: p,
+            size: data.length,
+            oid: gitOid(data),
+            ...(isLfs(p) ? { lfs: { oid: sha256(data), size: data.length, pointerSize: 134 } } : {}),
+            lastCommit: { id: commitOf(repoId, repo), title: "stand-in", date: "2026-01-01T00:00:00.000Z" },
+          }));
+      if (endpoint === "tree") {
+        res.writeHead(200, { "Content-Type": "application/json" });
+        return void res.end(JSON.stringify(listed((p) => p.startsWith(folder))));
+      }
+      // paths-info: a POST naming the paths wanted (JSON or a form, as the Hub takes both).
+      const chunks: Buffer[] = [];
+      req.on("data", (chunk: Buffer) => chunks.push(chunk));
+      req.on("end", () => {
+        const body = Buffer.concat(chunks).toString();
+        const wanted = body.startsWith("{") ? ((JSON.parse(body) as { paths?: string[] }).paths ?? []) : new URLSearchParams(body).getAll("paths");
+        res.writeHead(200, { "Content-Type": "application/json" });
+        res.end(JSON.stringify(listed((p) => wanted.includes(p))));
+      });
+      return;
     }
     if ((m = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(path))) {
       const [, repoId = "", revision = "", file = ""] = m;
@@ -155,6 +170,7 @@ export async function startStandInHub(repos: Record<string, StandInRepo>): Promi
     if ((m = /^\/cdn\/([0-9a-f]{64})$/.exec(path))) {
       const data = blobs().get(m[1] ?? "");
       if (!data) return error(res, 404, "EntryNotFound", "no such object");
+      res.setHeader("ETag", `"${m[1]}"`);
       return void serveBytes(req, res, data);
     }
     error(res, 404, "NotFound", `the stand-in hub has no ${path}`);
