@@ -154,8 +154,11 @@ export function float32ToFloat16(src: Float32Array, dst: Uint16Array, count: num
   }
 }
 
-/** sfc32 (Chris Doty-Humphrey's small fast counting generator): fast with 32-bit integer math. */
-class RandomStream {
+/**
+ * sfc32 (Chris Doty-Humphrey's small fast counting generator): fast with 32-bit integer math. One
+ * stream per (seed, label), so each tensor's values do not depend on the order tensors are written in.
+ */
+export class RandomStream {
   private a: number;
   private b: number;
   private c: number;
