@@ -10,7 +10,7 @@ import { modelPath, repoRoot } from "./helpers.js";
 const buildDir = join(repoRoot, "build", "cmake");
 
 /** The path of a llama.cpp tool, built first when missing (the setup builds the addon's tree). */
-export function llamaCppTool(name: "llama-completion" | "llama-perplexity" | "llama-quantize" | "llama-gguf-split"): string {
+export function llamaCppTool(name: "llama-completion" | "llama-perplexity" | "llama-quantize" | "llama-gguf-split" | "llama-mtmd-cli"): string {
   const bin = join(buildDir, "bin", name);
   if (!existsSync(bin)) {
     if (!existsSync(join(buildDir, "CMakeCache.txt"))) throw new Error(`${buildDir} is not configured: run npm run build`);
@@ -25,13 +25,17 @@ export function llamaCppTool(name: "llama-completion" | "llama-perplexity" | "ll
  * processes on 2 cores, for llama-completion's 700 tokens and llama-perplexity's summary); such a
  * run is run again, after a growing pause.
  */
-function completeOutput<T extends string | Buffer>(what: string, run: () => T, complete: (output: T) => boolean, tries = 6): T {
+export function completeOutput<T extends string | Buffer | { stdout: string; stderr: string }>(what: string, run: () => T, complete: (output: T) => boolean, tries = 6): T {
   let output = run();
   for (let attempt = 1; attempt < tries && !complete(output); attempt++) {
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 250 * 2 ** attempt);
     output = run();
   }
-  if (!complete(output)) throw new Error(`${what} printed an unexpected ending ${tries} times: ${JSON.stringify(output.toString().slice(-120))}`);
+  if (!complete(output)) {
+    const tail = (text: string) => JSON.stringify(text.slice(-120));
+    const ending = typeof output === "string" || Buffer.isBuffer(output) ? tail(output.toString()) : `${tail(output.stdout)} (stdout), ${tail(output.stderr)} (stderr)`;
+    throw new Error(`${what} printed an unexpected ending ${tries} times: ${ending}`);
+  }
   return output;
 }
 
