@@ -1,10 +1,12 @@
 // Generated models for tests that need realistic widths: random weights, real shapes, a real
 // tokenizer, quantized with llama-napi's own quantize(). Cached in test/.models (git-ignored).
-import { existsSync, mkdirSync, renameSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { quantize, type QuantType } from "../lib/index.js";
 import type { GgufKv } from "../lib/gguf/types.js";
 import { MODEL_SHAPES, synthesizeModel, type ModelShape } from "../lib/tools/synth.js";
+import { encodeBmp, encodePng, encodeWav, seededImage, seededSound } from "../lib/tools/synth-media.js";
+import { synthesizeProjector, VISION_ENCODER, type ProjectorKind } from "../lib/tools/synth-mmproj.js";
 import { llamaCppDir, modelsDir, repoRoot } from "./helpers.js";
 
 /** Llama 3.2 1B's width (2048, FFN 8192, 32 heads, 8 KV heads) with two layers and Llama 2's 32k vocabulary. */
@@ -150,4 +152,26 @@ export async function storiesModel(type: QuantType): Promise<string> {
   return once(join(cacheDir, `stories260K-${type.toLowerCase()}.gguf`), (tmp) =>
     quantize(join(modelsDir(), "stories260K.gguf"), tmp, { type, threads: 2 }),
   );
+}
+
+/** A projector for stories260K (64 wide): LLaVA-1.5's layout for "vision", Ultravox's for "audio". */
+export async function projectorModel(kind: ProjectorKind): Promise<string> {
+  return once(join(cacheDir, `mmproj-${kind}-64.gguf`), async (tmp) => {
+    await synthesizeProjector({ outPath: tmp, nEmbdOut: 64, kind, seed: 7 });
+  });
+}
+
+/** An image from `seed` at the vision projector's input size (so that clip.cpp does not resample it). */
+export async function imageFile(seed: number, format: "png" | "bmp" = "png"): Promise<string> {
+  return once(join(cacheDir, `image-${seed}.${format}`), async (tmp) => {
+    const image = seededImage(VISION_ENCODER.imageSize, VISION_ENCODER.imageSize, seed);
+    writeFileSync(tmp, format === "png" ? encodePng(image) : encodeBmp(image));
+  });
+}
+
+/** Two seconds of sound from `seed`, as a 16 kHz WAV (Whisper's rate, so that mtmd does not resample it). */
+export async function soundFile(seed: number): Promise<string> {
+  return once(join(cacheDir, `sound-${seed}.wav`), async (tmp) => {
+    writeFileSync(tmp, encodeWav(seededSound(2, seed)));
+  });
 }
