@@ -11,6 +11,7 @@
 #include "log.h"
 #include "lora.h"
 #include "model.h"
+#include "projector.h"
 #include "quantize.h"
 #include "rpc.h"
 #include "sampler.h"
@@ -51,11 +52,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Context", Context::Define(env));
   exports.Set("Sampler", Sampler::Define(env));
   exports.Set("Lora", Lora::Define(env));
+  exports.Set("Projector", Projector::Define(env));
+  exports.Set("MediaPrompt", MediaPrompt::Define(env));
   exports.Set("ChatTemplates", ChatTemplates::Define(env));
   exports.Set("ChatParser", ChatParser::Define(env));
   exports.Set("loadModel", Napi::Function::New<Model::Load>(env, "loadModel"));
   exports.Set("createContext", Napi::Function::New<Context::Create>(env, "createContext"));
   exports.Set("loadLora", Napi::Function::New<Lora::Load>(env, "loadLora"));
+  exports.Set("loadProjector", Napi::Function::New<Projector::Load>(env, "loadProjector"));
   exports.Set("quantize", Napi::Function::New<Quantize>(env, "quantize"));
   exports.Set("setLogger", Napi::Function::New<SetLogger>(env, "setLogger"));
   exports.Set("systemInfo", Napi::Function::New<SystemInfo>(env, "systemInfo"));

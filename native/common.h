@@ -53,6 +53,8 @@ struct AddonData {
   Napi::FunctionReference context;
   Napi::FunctionReference sampler;
   Napi::FunctionReference lora;
+  Napi::FunctionReference projector;
+  Napi::FunctionReference media_prompt;
 };
 AddonData &DataOf(Napi::Env env);
 

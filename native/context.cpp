@@ -88,6 +88,7 @@ Napi::Function Context::Define(Napi::Env env) {
                                             InstanceMethod<&Context::StateSaveFile>("stateSaveFile"),
                                             InstanceMethod<&Context::StateLoadFile>("stateLoadFile"),
                                             InstanceMethod<&Context::GenerateAhead>("generateAhead"),
+                                            InstanceMethod<&Context::EvalMedia>("evalMedia"),
                                             InstanceMethod<&Context::SetDrafter>("setDrafter"),
                                             InstanceMethod<&Context::SetLoras>("setLoras"),
                                             InstanceMethod<&Context::Perf>("perf"),

@@ -84,6 +84,7 @@ class Context : public Napi::ObjectWrap<Context>, public Releasable {
   Napi::Value DecodeAndSample(const Napi::CallbackInfo &info);
   // context_generate.cpp
   Napi::Value GenerateAhead(const Napi::CallbackInfo &info);
+  Napi::Value EvalMedia(const Napi::CallbackInfo &info);
   // drafter.cpp
   Napi::Value SetDrafter(const Napi::CallbackInfo &info);
   // lora.cpp

@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "llama.h"
+#include "mtmd-helper.h"
 
 namespace llama_napi {
 
@@ -47,7 +48,11 @@ void RouteLog(ggml_log_level level, const char *text, void * /*user_data*/) {
 
 }  // namespace
 
-void InstallLogRouter() { llama_log_set(RouteLog, nullptr); }
+void InstallLogRouter() {
+  llama_log_set(RouteLog, nullptr);
+  // mtmd and its image encoder log on their own, to stderr unless told.
+  mtmd_helper_log_set(RouteLog, nullptr);
+}
 
 Napi::Value SetLogger(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();

@@ -1,0 +1,79 @@
+// Projector: a multimodal projector (mmproj GGUF) loaded by llama.cpp's mtmd for a model, which
+// turns images and audio into embeddings the model reads. projector.cpp holds the handle and its
+// loading job; media_prompt.cpp a prompt tokenized with its media (MediaPrompt), and
+// context_media.cpp the decode of one media chunk into a context's sequence.
+#pragma once
+
+#include <mutex>
+
+#include "model.h"
+#include "mtmd.h"
+
+namespace llama_napi {
+
+struct ProjectorHandle {
+  mtmd_context *mtmd = nullptr;
+  // mtmd's encoder is not reentrant: contexts that share the projector encode one at a time.
+  std::mutex encoding;
+  // mtmd reads the text model's vocabulary and width: the model must outlive it.
+  std::shared_ptr<ModelHandle> model;
+  ProjectorHandle(mtmd_context *mtmd, std::shared_ptr<ModelHandle> model) : mtmd(mtmd), model(std::move(model)) {}
+  ~ProjectorHandle() { mtmd_free(mtmd); }
+  ProjectorHandle(const ProjectorHandle &) = delete;
+  ProjectorHandle &operator=(const ProjectorHandle &) = delete;
+};
+
+class Projector : public Napi::ObjectWrap<Projector>, public Releasable {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit Projector(const Napi::CallbackInfo &info);
+  ~Projector() override { Release(); }
+  // loadProjector(model, path, { nThreads, useGpu, flashAttn }) -> Promise<Projector>
+  static Napi::Value Load(const Napi::CallbackInfo &info);
+  // The shared handle, or a thrown TypeError/DISPOSED error and nullptr.
+  static std::shared_ptr<ProjectorHandle> HandleOf(const Napi::Value &value);
+  void ReleaseForShutdown() override { Release(); }
+  // After the contexts, before the models.
+  int ShutdownRank() const override { return 1; }
+
+ private:
+  void Release() { handle_.reset(); }
+  Napi::Value Dispose(const Napi::CallbackInfo &info);
+  Napi::Value Info(const Napi::CallbackInfo &info);
+  Napi::Value Tokenize(const Napi::CallbackInfo &info);
+
+  std::shared_ptr<ProjectorHandle> handle_;
+};
+
+// A prompt split by mtmd into text and media chunks, the media already preprocessed (decoded,
+// resized, cut into patches or mel frames) and waiting to be encoded into a context.
+struct MediaPromptHandle {
+  std::shared_ptr<ProjectorHandle> projector;
+  mtmd_input_chunks *chunks = nullptr;
+  MediaPromptHandle(std::shared_ptr<ProjectorHandle> projector, mtmd_input_chunks *chunks)
+      : projector(std::move(projector)), chunks(chunks) {}
+  ~MediaPromptHandle() { mtmd_input_chunks_free(chunks); }
+  MediaPromptHandle(const MediaPromptHandle &) = delete;
+  MediaPromptHandle &operator=(const MediaPromptHandle &) = delete;
+};
+
+class MediaPrompt : public Napi::ObjectWrap<MediaPrompt>, public Releasable {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit MediaPrompt(const Napi::CallbackInfo &info);
+  ~MediaPrompt() override { Release(); }
+  // The shared handle, or a thrown TypeError/DISPOSED error and nullptr.
+  static std::shared_ptr<MediaPromptHandle> HandleOf(const Napi::Value &value);
+  void ReleaseForShutdown() override { Release(); }
+  // Before the projectors.
+  int ShutdownRank() const override { return 0; }
+
+ private:
+  void Release() { handle_.reset(); }
+  Napi::Value Dispose(const Napi::CallbackInfo &info);
+  Napi::Value Layout(const Napi::CallbackInfo &info);
+
+  std::shared_ptr<MediaPromptHandle> handle_;
+};
+
+}  // namespace llama_napi
