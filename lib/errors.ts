@@ -24,6 +24,8 @@ export type LlamaErrorCode =
   | "AUTH_REQUIRED"
   | "DOWNLOAD_FAILED"
   | "NOT_CACHED"
+  | "INCOMPATIBLE_MMPROJ"
+  | "INVALID_MEDIA"
   | "NATIVE_ERROR";
 
 /** Every failure of llama-napi itself (as opposed to bad arguments, which throw TypeError/RangeError). */
@@ -57,6 +59,8 @@ const knownCodes = new Set<string>([
   "BUSY",
   "UNSUPPORTED",
   "RPC_UNAVAILABLE",
+  "INCOMPATIBLE_MMPROJ",
+  "INVALID_MEDIA",
   "NATIVE_ERROR",
 ]);
 

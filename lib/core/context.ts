@@ -16,6 +16,7 @@ import { native } from "./binding.js";
 import { watchRpc } from "./rpc.js";
 import { LlamaLora } from "./lora.js";
 import { DRAFTER_DEFAULTS, RunAheadChannel, type DrafterOptions, type GenerateAheadOptions } from "./run-ahead.js";
+import type { MediaPrompt } from "./projector.js";
 import { flashCodes, poolingCodes, type ContextOptions, type DecodeAndSampleOptions, type DecodeOptions, type FlashAttention, type PoolingType, type SampleRequest } from "./context-options.js";
 import type { LlamaSampler } from "./sampler.js";
 import { boolean, checkOptions, expectHandle, expectInteger, expectNumber, expectObject, integer, number, oneOf, string, toTokenArray } from "../validate.js";
@@ -199,6 +200,19 @@ export class LlamaContext {
   async decode(batch: Batch | NativeBatch, options: DecodeOptions = {}): Promise<void> {
     const input = this.#prepare(batch);
     return this.#enqueue("decode", options.signal, (handle, flag) => handle.decode(input, flag));
+  }
+
+  /**
+   * Encodes media chunk `chunk` of `prompt` (an image or a stretch of audio; MediaPrompt.media)
+   * and decodes it into sequence `seqId` from position `nPast`, on the thread pool; resolves to the
+   * position after it.
+   */
+  async evalMedia(prompt: MediaPrompt, chunk: number, seqId: number, nPast: number, options: DecodeOptions = {}): Promise<number> {
+    expectInteger("chunk", chunk, { min: 0 });
+    expectInteger("seqId", seqId, { min: 0, max: this.info.nSeqMax - 1 });
+    expectInteger("nPast", nPast, { min: 0, max: 0x7fffffff });
+    const handle = prompt.native;
+    return this.#enqueue("media decode", options.signal, (context, flag) => context.evalMedia(handle, chunk, seqId, nPast, flag));
   }
 
   /**

@@ -157,6 +157,44 @@ export interface NativeLora {
   info(): { metadata: Record<string, string>; invocationTokens: Int32Array };
 }
 
+/** What a multimodal projector takes (loadProjector). */
+export interface NativeProjectorInfo {
+  vision: boolean;
+  audio: boolean;
+  /** The audio sample rate it expects; -1 without audio. */
+  audioSampleRate: number;
+  /** The text that places a media item in a prompt. */
+  marker: string;
+  /** Positions by M-RoPE (Qwen2-VL's family): a media chunk takes fewer positions than tokens. */
+  mrope: boolean;
+}
+
+/** A media chunk of a MediaPrompt, where the prompt's token array holds its placeholders. */
+export interface NativeMediaChunk {
+  /** Its index among the prompt's chunks (evalMedia's `chunk`). */
+  chunk: number;
+  /** Where its placeholders start in the token array. */
+  start: number;
+  nTokens: number;
+  nPos: number;
+  /** The SHA-256 of the file it came from. */
+  id: string;
+  audio: boolean;
+}
+
+/** A prompt split into text and preprocessed media chunks (Projector.tokenize). */
+export interface NativeMediaPrompt {
+  dispose(): void;
+  layout(): { tokens: Int32Array; media: NativeMediaChunk[] };
+}
+
+/** A multimodal projector loaded for a model (loadProjector). */
+export interface NativeProjector {
+  dispose(): void;
+  info(): NativeProjectorInfo;
+  tokenize(text: string, media: Uint8Array[], addSpecial: boolean, parseSpecial: boolean): Promise<NativeMediaPrompt>;
+}
+
 /** Speculative decoding's drafter of a context (setDrafter). */
 export interface NativeDrafterOptions {
   /** "model": a draft model's context; "ngram": lookup in the sequence's own tokens. */
@@ -191,6 +229,8 @@ export interface NativeContext {
   ): Promise<NativeGenerateResult>;
   setDrafter(options: NativeDrafterOptions | null, draft?: NativeContext): void;
   setLoras(adapters: NativeLora[], scales: number[]): void;
+  /** Encodes a media chunk and decodes it into `seqId` from position `nPast`; the position after it. */
+  evalMedia(prompt: NativeMediaPrompt, chunk: number, seqId: number, nPast: number, abort?: NativeAbortFlag): Promise<number>;
   logits(index: number): Float32Array;
   embeddings(index: number): Float32Array;
   sequenceEmbeddings(seqId: number): Float32Array;
@@ -291,6 +331,12 @@ export interface NativeBinding {
   ): Promise<NativeModel>;
   createContext(model: NativeModel, options: NativeContextOptions): Promise<NativeContext>;
   loadLora(model: NativeModel, path: string): Promise<NativeLora>;
+  loadProjector(
+    model: NativeModel,
+    path: string,
+    options: { nThreads?: number; useGpu?: boolean; flashAttn?: number },
+    abort?: NativeAbortFlag,
+  ): Promise<NativeProjector>;
   quantize(
     input: string,
     output: string,
