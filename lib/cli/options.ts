@@ -25,6 +25,7 @@ export const loadOptions: OptionSpecs = {
   "chat-template": { type: "string", value: "JINJA|NAME", help: "chat template: a Jinja template, or a built-in name (chatml, llama3, ...) for llama.cpp's older formatter" },
   "chat-template-file": { type: "string", value: "FILE", help: "read the Jinja chat template from FILE" },
   "no-jinja": { type: "boolean", help: "format chats with llama.cpp's older, name-based formatter (no tools)" },
+  mmproj: { type: "string", value: "FILE", help: "multimodal projector (mmproj GGUF, or an hf: name) for images and audio" },
   draft: { type: "string", value: "FILE|ngram", help: "speculative decoding: a draft model sharing the vocabulary (a file or hf: name), or ngram for lookup in the text so far" },
   "draft-max": { type: "string", value: "N", help: "most tokens drafted per decode (default 16)" },
   "draft-p-min": { type: "string", value: "P", help: "a draft model's least probability of a drafted token (default 0.75)" },
@@ -81,6 +82,7 @@ export function loadOptionsFrom(flags: Flags, extra: Partial<LlamaLoadOptions> =
     jinja: flags.bool("no-jinja") ? false : undefined,
     draft: draftFrom(flags),
     lora: loraFrom(flags.list("lora")),
+    mmprojPath: flags.string("mmproj"),
     verbose: flags.bool("verbose") || undefined,
     ...extra,
   });

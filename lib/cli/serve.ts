@@ -14,7 +14,8 @@ export const serveSpec: CommandSpec = {
     "/v1/responses (all also streamed as server-sent events), /v1/embeddings; GET /v1/models, /health.\n" +
     "And llama-server's: POST /tokenize, /detokenize, /apply-template, /infill,\n" +
     "/slots/ID?action=save|restore|erase; GET /props, /lora-adapters, and with --metrics\n" +
-    "Prometheus metrics at GET /metrics.",
+    "Prometheus metrics at GET /metrics. With --mmproj, chat messages take image_url and\n" +
+    "input_audio parts (data: URLs; file:// under --media-path; no remote URLs).",
   groups: [
     {
       title: "Server",
@@ -25,7 +26,7 @@ export const serveSpec: CommandSpec = {
         "api-key": { type: "string", value: "KEY", help: "require Authorization: Bearer KEY (all but /health)" },
         "api-key-file": { type: "string", value: "FILE", help: "read the API key from FILE (keeps it out of ps)" },
         alias: { type: "string", value: "NAME", help: "model id in /v1/models and responses (default: the file name)" },
-        "max-body": { type: "string", value: "BYTES", help: "largest request body (default 1048576)" },
+        "max-body": { type: "string", value: "BYTES", help: "largest request body (default 1048576; 67108864 with --mmproj, for images in data: URLs)" },
         "max-tokens-cap": { type: "string", value: "N", help: "most tokens one request may generate (default: --ctx-size)" },
         "max-queue": { type: "string", value: "N", help: "requests waiting beyond --parallel before 429 with Retry-After: 1 (default 64)" },
         cors: { type: "string", value: "ORIGIN[,ORIGIN]", help: "let browsers on these origins call the API ('*': any, only without an API key); default: no CORS" },
@@ -33,6 +34,7 @@ export const serveSpec: CommandSpec = {
         metrics: { type: "boolean", help: "serve Prometheus metrics at GET /metrics, llama-server's (needs the API key)" },
         "shutdown-grace": { type: "string", value: "SECONDS", help: "time requests in flight get to finish on SIGINT/SIGTERM (default 10)" },
         embedding: { type: "boolean", help: "create the embedding context at startup instead of on first use" },
+        "media-path": { type: "string", value: "DIR", help: "with --mmproj: let requests name local media, file:// URLs relative to DIR (default: none)" },
         ...helpOption,
       },
     },
@@ -56,7 +58,7 @@ export async function serveCommand(flags: Flags, io: CliIo): Promise<number> {
     port: flags.int("port", { min: 0, max: 65535 }) ?? 8080,
     apiKey,
     modelName: flags.string("alias"),
-    maxBodyBytes: flags.int("max-body", { min: 1 }),
+    maxBodyBytes: flags.int("max-body", { min: 1 }) ?? (flags.has("mmproj") ? 64 << 20 : undefined),
     maxTokensCap: flags.int("max-tokens-cap", { min: 1 }),
     maxQueue: flags.int("max-queue", { min: 0 }),
     cors: flags.string("cors")?.split(",").map((origin) => origin.trim()),
@@ -69,7 +71,9 @@ export async function serveCommand(flags: Flags, io: CliIo): Promise<number> {
     throw new UsageError(`--${(err as Error).message}`);
   }
   const graceMs = (flags.number("shutdown-grace", { min: 0 }) ?? 10) * 1000;
-  const load = loadOptionsFrom(flags, { nParallel: parallel, embedding: flags.bool("embedding") || undefined });
+  const mediaPath = flags.string("media-path");
+  if (mediaPath !== undefined && !(await stat(mediaPath).catch(() => null))?.isDirectory()) throw new UsageError(`--media-path: ${mediaPath} is not a directory`);
+  const load = loadOptionsFrom(flags, { nParallel: parallel, embedding: flags.bool("embedding") || undefined, allowLocalMedia: mediaPath });
 
   const { startServer } = await import("../server/index.js");
   const llama = await loadLlama(io, load);

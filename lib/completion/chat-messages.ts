@@ -13,10 +13,21 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 function checkContent(name: string, content: unknown): void {
   if (content === undefined || content === null || typeof content === "string") return;
-  if (!Array.isArray(content)) throw new TypeError(`${name} must be a string, an array of text parts or null`);
+  if (!Array.isArray(content)) throw new TypeError(`${name} must be a string, an array of content parts or null`);
   content.forEach((part, i) => {
-    if (!isObject(part) || part.type !== "text" || typeof part.text !== "string") {
-      throw invalid(`${name}[${i}] must be { type: "text", text: string } (images and audio are not supported)`);
+    const at = `${name}[${i}]`;
+    if (!isObject(part)) throw invalid(`${at} must be a content part object`);
+    if (part.type === "text") {
+      if (typeof part.text !== "string") throw invalid(`${at}.text must be a string`);
+    } else if (part.type === "image_url") {
+      if (!isObject(part.image_url) || typeof part.image_url.url !== "string") throw invalid(`${at} must be { type: "image_url", image_url: { url: string } }`);
+    } else if (part.type === "input_audio") {
+      const audio = part.input_audio;
+      if (!isObject(audio) || typeof audio.data !== "string" || typeof audio.format !== "string") {
+        throw invalid(`${at} must be { type: "input_audio", input_audio: { data: base64 string, format: "wav" | "mp3" | "flac" } }`);
+      }
+    } else {
+      throw invalid(`${at}.type must be "text", "image_url" or "input_audio"`);
     }
   });
 }

@@ -28,6 +28,9 @@ export interface ChatInputs {
 /** A chat ready to generate: its prompt, stops, the sampling it sets and how to read the reply. */
 export interface PreparedChat {
   tokens: Int32Array;
+  /** The rendered prompt, and whether its tokens start with the BOS added (a prompt with media is tokenized from it). */
+  text: string;
+  addSpecial: boolean;
   stops: string[];
   /** The grammar of the tools or of the response format. */
   sampling: Pick<SamplerOptions, "grammar" | "grammarTriggers" | "grammarPrefill" | "reasoningTags">;
@@ -100,7 +103,7 @@ export class ChatFormatter {
     if (this.#builtin) {
       const { prompt, stops } = this.#formatBuiltin(inputs.messages);
       const grammar = inputs.grammar ?? responseFormatGrammar(inputs.responseFormat);
-      return { tokens: this.#tokens(prompt, nCtx), stops, sampling: { grammar }, specialTokens: undefined, parser: undefined, dropToolCalls: false };
+      return { ...this.#tokens(prompt, nCtx), stops, sampling: { grammar }, specialTokens: undefined, parser: undefined, dropToolCalls: false };
     }
     if (toolsActive && inputs.grammar !== undefined) throw new LlamaError("INVALID_ARGUMENT", "a grammar cannot be combined with tools");
     const schema = toolsActive ? responseFormatSchema(inputs.responseFormat) : undefined;
@@ -117,7 +120,7 @@ export class ChatFormatter {
       sampling.reasoningTags = { start: rendered.thinkingStartTag, end: rendered.thinkingEndTags, prefill: rendered.generationPrompt };
     }
     return {
-      tokens: this.#tokens(rendered.prompt, nCtx),
+      ...this.#tokens(rendered.prompt, nCtx),
       stops: [...rendered.additionalStops, ...this.#jinjaEndOfTurn()],
       sampling,
       specialTokens: this.#singleTokens(rendered.preservedTokens),
@@ -194,7 +197,7 @@ export class ChatFormatter {
   }
 
   /** The chat prompt's tokens, or CONTEXT_FULL. */
-  #tokens(prompt: string, nCtx: number): Int32Array {
+  #tokens(prompt: string, nCtx: number): Pick<PreparedChat, "tokens" | "text" | "addSpecial"> {
     const model = this.#model;
     const bosText = model.info.bos >= 0 ? model.detokenize([model.info.bos], { unparseSpecial: true }) : "";
     // Templates that write the BOS text themselves must not get a second BOS.
@@ -203,7 +206,7 @@ export class ChatFormatter {
     if (tokens.length > nCtx) {
       throw new LlamaError("CONTEXT_FULL", `the chat prompt has ${tokens.length} tokens but the context holds ${nCtx}`);
     }
-    return tokens;
+    return { tokens, text: prompt, addSpecial };
   }
 
   /** The ids of the texts that are one token each (llama-server preserves those). */
@@ -236,7 +239,7 @@ function adjustGrammar(grammar: string, request: { required: boolean; parallel: 
 function textOf(content: ChatMessage["content"]): string {
   if (content === null || content === undefined) return "";
   if (typeof content === "string") return content;
-  return content.map((part) => part.text).join("\n");
+  return content.map((part) => (part.type === "text" ? part.text : "")).join("\n");
 }
 
 /** The GBNF grammar of a JSON response format; undefined for text. */

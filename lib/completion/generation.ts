@@ -6,10 +6,21 @@ import { NO_ADAPTERS, type AdapterSet, type LoraOptions } from "./adapters.js";
 import type { LlamaSampler } from "../core/sampler.js";
 import { tokensToKeep } from "./context-shift.js";
 import type { Scheduler, SchedulerJob, TokenLogprob } from "./scheduler.js";
+import type { JobMedia } from "./scheduler-job.js";
 import { abortError, finishReasonOf, StopCondition } from "./stopping.js";
 import type { FinishReason } from "./types.js";
 
 /** A request as Llama prepares it, ready to run, with the id and time of its response. */
+/** Where a media item comes from: a chat part's URL or audio, or a completion's bytes. */
+export type MediaSource = ({ url: string } | { audio: string; format: string } | { bytes: Uint8Array }) & { name: string };
+
+/** A request's media, read and tokenized with its prompt when the generation starts (media.ts). */
+export interface PendingMedia {
+  text: string;
+  addSpecial: boolean;
+  sources: MediaSource[];
+}
+
 export interface Prepared {
   /** The generation, less the signal and hooks a stream adds; its sampler is freed when it ends. */
   request: Omit<GenerationRequest, "signal" | "onDelta" | "waitForReader">;
@@ -17,6 +28,8 @@ export interface Prepared {
   signal: AbortSignal | undefined;
   /** The request's LoRA adapters (undefined: Llama.load's). */
   lora: LoraOptions[] | undefined;
+  /** Images or audio to read and tokenize with the prompt when the generation starts (media.ts). */
+  media?: PendingMedia;
   id: string;
   created: number;
 }
@@ -35,6 +48,8 @@ export interface ReleasedToken {
 
 export interface GenerationRequest {
   prompt: Int32Array;
+  /** The prompt's media chunks (images, audio), where `prompt` holds their placeholders. */
+  media?: JobMedia;
   sampler: LlamaSampler;
   stops: readonly string[];
   /** Tokens to generate at most (Infinity: until the end of generation or a full context). */
@@ -75,6 +90,7 @@ export function runGeneration(scheduler: Scheduler, model: LoadedModel, request:
 
 class Generation implements SchedulerJob {
   readonly prompt: Int32Array;
+  readonly media: JobMedia | undefined;
   readonly sampler: LlamaSampler;
   readonly logprobs: number | undefined;
   readonly signal: AbortSignal | undefined;
@@ -93,6 +109,7 @@ class Generation implements SchedulerJob {
   constructor(model: LoadedModel, nCtxSeq: number, request: GenerationRequest) {
     this.#request = request;
     this.prompt = request.prompt;
+    this.media = request.media;
     this.sampler = request.sampler;
     this.logprobs = request.logprobs;
     this.signal = request.signal;

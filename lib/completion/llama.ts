@@ -9,7 +9,7 @@ import { LlamaError } from "../errors.js";
 import { boolean, checkOptions, signal } from "../validate.js";
 import { ChatFormatter } from "./chat.js";
 import { ChatReply } from "./chat-reply.js";
-import { Adapters, type LoraOptions } from "./adapters.js";
+import { Adapters } from "./adapters.js";
 import { attachDraft, type Draft } from "./draft.js";
 import { checkCanShift, contextShiftOf } from "./context-shift.js";
 import { Embedder, embeddingTexts } from "./embeddings.js";
@@ -38,6 +38,8 @@ import { chatLogprobs, completionLogprobs, responseId, usage } from "./responses
 import { emptyStats, Scheduler, type SchedulerStats } from "./scheduler.js";
 import { SlotStates } from "./slot-state.js";
 import { openStream, type StreamChunks } from "./stream.js";
+import { completionMedia, extractChatMedia, MEDIA_MARKER, pendingMedia, runWithMedia } from "./media.js";
+import type { LlamaProjector } from "../core/projector.js";
 import { openModel, pretrainedLoadOptions, withLocalModels, type FromPretrainedOptions } from "./load.js";
 import type {
   ChatCompletion,
@@ -69,6 +71,7 @@ export class Llama {
   #scheduler: Scheduler | null;
   #embedder: Embedder | null;
   #reranker: Reranker | null;
+  readonly #projector: LlamaProjector | null;
   #draft: Draft | null = null;
   #slots: SlotStates | null = null;
   readonly #adapters: Adapters;
@@ -77,8 +80,9 @@ export class Llama {
   /** A verbose Llama keeps llama.cpp's log on stderr until it is disposed. */
   #releaseLog: () => void = () => {};
 
-  private constructor(options: LlamaLoadOptions, model: LlamaModel, context: LlamaContext | null) {
+  private constructor(options: LlamaLoadOptions, model: LlamaModel, context: LlamaContext | null, projector: LlamaProjector | null) {
     this.options = Object.freeze({ ...options });
+    this.#projector = projector;
     this.modelPath = options.modelPath;
     this.model = model;
     this.#context = context;
@@ -97,8 +101,8 @@ export class Llama {
     let llama: Llama | null = null;
     try {
       opened = await openModel(o);
-      const { model, context, nThreads } = opened;
-      llama = new Llama(o, model, context);
+      const { model, context, projector, nThreads } = opened;
+      llama = new Llama(o, model, context, projector);
       if (context !== null) {
         // Adapters that fail to load fail the load.
         await llama.#adapters.resolve(undefined);
@@ -109,6 +113,7 @@ export class Llama {
       return llama;
     } catch (err) {
       await opened?.context?.dispose();
+      opened?.projector?.dispose();
       if (llama !== null) {
         await llama.#draft?.dispose();
         await llama.#adapters.dispose();
@@ -136,6 +141,11 @@ export class Llama {
   /** The model's GGUF metadata. */
   get metadata(): Record<string, string> {
     return this.model.metadata();
+  }
+
+  /** What the model takes besides text: images, audio (with a projector, Llama.load's mmprojPath). */
+  get capabilities(): { vision: boolean; audio: boolean } {
+    return { vision: this.#projector?.info.vision ?? false, audio: this.#projector?.info.audio ?? false };
   }
 
   /** Completions waiting for a free sequence. */
@@ -194,16 +204,21 @@ export class Llama {
    * Runs a generation with the request's LoRA adapters: at once when they are loaded (the common
    * case), so that requests queue in call order; after loading them otherwise.
    */
-  #generate(lora: LoraOptions[] | undefined, request: Omit<GenerationRequest, "adapters">): Promise<GenerationResult> {
-    const resolved = this.#adapters.resolve(lora);
-    if (resolved instanceof Promise) return resolved.then((adapters) => runGeneration(this.#live(), this.model, { ...request, adapters }));
-    return runGeneration(this.#live(), this.model, { ...request, adapters: resolved });
+  #generate(prepared: Prepared, hooks: Pick<GenerationRequest, "signal" | "onDelta" | "waitForReader">): Promise<GenerationResult> {
+    const run = (): Promise<GenerationResult> => {
+      const request = { ...prepared.request, ...hooks };
+      const resolved = this.#adapters.resolve(prepared.lora);
+      if (resolved instanceof Promise) return resolved.then((adapters) => runGeneration(this.#live(), this.model, { ...request, adapters }));
+      return runGeneration(this.#live(), this.model, { ...request, adapters: resolved });
+    };
+    // A request with images or audio reads and tokenizes them first (media.ts).
+    return prepared.media ? runWithMedia(this.#projector, this.options, this.nCtx, prepared, run) : run();
   }
 
   /** Runs a prepared request whole; the sampler is freed when it ends. */
   async #runWhole(prepared: Prepared): Promise<GenerationResult> {
     try {
-      return await this.#generate(prepared.lora, { ...prepared.request, signal: prepared.signal });
+      return await this.#generate(prepared, { signal: prepared.signal });
     } finally {
       prepared.request.sampler.dispose();
     }
@@ -213,7 +228,7 @@ export class Llama {
   #runStream<T>(prepared: Prepared, chunks: StreamChunks<T>): AsyncIterableIterator<T> {
     const { request, signal } = prepared;
     // The stream starts when first read: a Llama disposed by then fails it with DISPOSED.
-    return openStream((hooks) => this.#generate(prepared.lora, { ...request, ...hooks }), signal, chunks, () => request.sampler.dispose());
+    return openStream((hooks) => this.#generate(prepared, hooks), signal, chunks, () => request.sampler.dispose());
   }
 
   /** A completion of `prompt`, returned whole; with `stream: true`, an async iterable of chunks. */
@@ -241,7 +256,8 @@ export class Llama {
       contextShift,
       logprobs,
     };
-    const prepared: Prepared = { request, signal: o.signal, lora: o.lora, ...responseId("cmpl") };
+    const media = o.media?.length ? completionMedia(prompt, o, contextShift) : undefined;
+    const prepared: Prepared = { request, signal: o.signal, lora: o.lora, media, ...responseId("cmpl") };
     return { prepared, promptText, logprobs };
   }
 
@@ -310,7 +326,8 @@ export class Llama {
     const o = checkChatOptions(options);
     this.#live();
     const contextShift = this.#contextShift(o);
-    const chat = this.#chat.prepare(o, this.nCtx);
+    const { messages, sources } = extractChatMedia(o.messages, this.#projector?.info.marker ?? MEDIA_MARKER);
+    const chat = this.#chat.prepare({ ...o, messages }, this.nCtx);
     if (o.stream && o.logprobs && (o.tools?.length ?? 0) > 0) {
       throw new LlamaError("INVALID_ARGUMENT", "logprobs cannot be streamed with tools");
     }
@@ -325,7 +342,8 @@ export class Llama {
       logprobs,
       specialTokens: chat.specialTokens,
     };
-    const prepared: Prepared = { request, signal: o.signal, lora: o.lora, ...responseId("chatcmpl") };
+    const media = sources.length > 0 ? pendingMedia(chat.text, chat.addSpecial, sources, contextShift) : undefined;
+    const prepared: Prepared = { request, signal: o.signal, lora: o.lora, media, ...responseId("chatcmpl") };
     return { prepared, logprobs, reply: new ChatReply(chat.parser, { dropToolCalls: chat.dropToolCalls, parallelToolCalls: o.parallelToolCalls ?? false }), includeUsage: o.streamOptions?.includeUsage ?? false };
   }
 
@@ -415,6 +433,7 @@ export class Llama {
     if (this.#disposed) return;
     this.#disposed = true;
     await this.#context?.dispose();
+    this.#projector?.dispose();
     await this.#draft?.dispose();
     await this.#adapters.dispose();
     await this.#embedder?.dispose();

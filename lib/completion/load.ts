@@ -4,6 +4,8 @@
 import { defaultThreads } from "../core/backend.js";
 import { MAX_CONTEXT_TOKENS, type LlamaContext } from "../core/context.js";
 import { LlamaModel } from "../core/model.js";
+import { LlamaProjector } from "../core/projector.js";
+import { LlamaError } from "../errors.js";
 import { resolveModelFile, type HubOptions } from "../hub/resolve.js";
 import { checkRepoId } from "../hub/spec.js";
 import { expectObject, expectString } from "../validate.js";
@@ -26,9 +28,10 @@ const hubOptionsOf = (o: HubOptions): HubOptions => ({ cacheDir: o.cacheDir, tok
 export async function withLocalModels<T extends LlamaLoadOptions>(options: T): Promise<T> {
   const hub = hubOptionsOf(options);
   const modelPath = await resolveModelFile(options.modelPath, hub);
+  const mmprojPath = options.mmprojPath === undefined ? undefined : await resolveModelFile(options.mmprojPath, hub);
   const draft = options.draft;
-  if (draft === undefined || draft.type === "ngram") return { ...options, modelPath };
-  return { ...options, modelPath, draft: { ...draft, modelPath: await resolveModelFile(draft.modelPath, hub) } };
+  if (draft === undefined || draft.type === "ngram") return { ...options, modelPath, mmprojPath };
+  return { ...options, modelPath, mmprojPath, draft: { ...draft, modelPath: await resolveModelFile(draft.modelPath, hub) } };
 }
 
 /** fromPretrained's options as Llama.load's, the repository's file resolved (and downloaded). */
@@ -40,8 +43,17 @@ export async function pretrainedLoadOptions(options: FromPretrainedOptions): Pro
   return { ...load, modelPath: await resolveModelFile({ repoId, filename, revision }, hubOptionsOf(load)) };
 }
 
-/** The model and its generation context (none for vocabOnly), with the threads the context runs; nothing is left open when it fails. */
-export async function openModel(o: LlamaLoadOptions): Promise<{ model: LlamaModel; context: LlamaContext | null; nThreads: number }> {
+/** What openModel opens. */
+export interface OpenedModel {
+  model: LlamaModel;
+  context: LlamaContext | null;
+  /** The multimodal projector, with mmprojPath. */
+  projector: LlamaProjector | null;
+  nThreads: number;
+}
+
+/** The model, its generation context (none for vocabOnly) and projector, with the threads the context runs; nothing is left open when it fails. */
+export async function openModel(o: LlamaLoadOptions): Promise<OpenedModel> {
   const model = await LlamaModel.load(o.modelPath, {
     nGpuLayers: o.nGpuLayers ?? LOAD_DEFAULTS.nGpuLayers,
     useMmap: o.useMmap ?? true,
@@ -53,7 +65,7 @@ export async function openModel(o: LlamaLoadOptions): Promise<{ model: LlamaMode
     signal: o.signal,
   });
   const nThreads = o.nThreads ?? defaultThreads();
-  if (o.vocabOnly) return { model, context: null, nThreads };
+  if (o.vocabOnly) return { model, context: null, projector: null, nThreads };
   let context: LlamaContext | null = null;
   try {
     const nParallel = o.nParallel ?? LOAD_DEFAULTS.nParallel;
@@ -72,7 +84,13 @@ export async function openModel(o: LlamaLoadOptions): Promise<{ model: LlamaMode
       flashAttn: o.flashAttn === undefined || o.flashAttn === "auto" ? "auto" : o.flashAttn ? "on" : "off",
     });
     if (contextShiftOf(o.contextShift) !== null) checkCanShift(context, "options.contextShift");
-    return { model, context, nThreads };
+    const flashAttn = o.flashAttn === undefined || o.flashAttn === "auto" ? "auto" : o.flashAttn ? "on" : "off";
+    const projector = o.mmprojPath === undefined ? null : await LlamaProjector.load(model, o.mmprojPath, { nThreads, useGpu: o.nGpuLayers !== 0, flashAttn, signal: o.signal });
+    if (projector?.info.mrope) {
+      projector.dispose();
+      throw new LlamaError("UNSUPPORTED", `${o.mmprojPath} places media by M-RoPE (Qwen2-VL's family), which llama-napi does not support yet`);
+    }
+    return { model, context, projector, nThreads };
   } catch (err) {
     await context?.dispose();
     model.dispose();

@@ -13,7 +13,18 @@ import type { ChatMessage, ChatTool, ChatToolChoice } from "./types.js";
 import { checkLoraList, type LoraOptions } from "./adapters.js";
 import { hubOptionChecks, type HubOptions } from "../hub/resolve.js";
 
-export interface LlamaLoadOptions extends HubOptions {
+/** How media may be read. */
+export interface MediaAccess {
+  /** Local files (file:// URLs or paths): false (default), true, or the folder they must be in. */
+  allowLocalMedia?: boolean | string;
+  /** Reads an http(s) URL; without it remote URLs are refused. */
+  fetchMedia?: (url: string, signal?: AbortSignal) => Promise<Uint8Array>;
+}
+
+/** A media item of a completion: a file's bytes, or { data, type } with data as bytes or base64. */
+export type CompletionMedia = Uint8Array | { data: Uint8Array | string; type?: string };
+
+export interface LlamaLoadOptions extends HubOptions, MediaAccess {
   /**
    * The GGUF model: a path, or a model on the Hugging Face Hub (`hf:owner/repo:Q4_K_M`,
    * `hf:owner/repo/path/file.gguf`), fetched into the Hub cache on first use. Required.
@@ -73,6 +84,11 @@ export interface LlamaLoadOptions extends HubOptions {
   draft?: DraftOptions;
   /** LoRA adapters applied to every request that names none, each loaded once. Default: none. */
   lora?: LoraOptions[];
+  /**
+   * A multimodal projector (mmproj GGUF) for images and audio: a path or an hf: name. Chat content
+   * parts image_url and input_audio, and completions' `media`, then reach the model. Default: none.
+   */
+  mmprojPath?: string;
   onProgress?: (progress: number) => void;
   signal?: AbortSignal;
 }
@@ -132,6 +148,8 @@ export interface SamplingOptions extends SamplerOptions {
 }
 
 export interface CompletionOptions extends SamplingOptions {
+  /** Images or audio, one per media marker (`<__media__>`) in the prompt, in order (a Llama with mmprojPath). */
+  media?: CompletionMedia[];
   /** Report the log-probabilities of each token and this many alternatives. */
   logprobs?: number | null;
   /** Prepend the prompt to the returned text. */
@@ -232,6 +250,11 @@ export function checkLoadOptions(options: LlamaLoadOptions): LlamaLoadOptions & 
     lora: checkLoraList,
     onProgress: func,
     ...hubOptionChecks,
+    mmprojPath: string,
+    allowLocalMedia: (name, value) => {
+      if (typeof value !== "boolean") string(name, value);
+    },
+    fetchMedia: func,
   });
   if (o.modelPath === undefined) throw new TypeError("options.modelPath is required");
   return o;
@@ -253,6 +276,9 @@ export function checkCompletionOptions(prompt: unknown, options: CompletionOptio
     truncate: boolean,
     stream: boolean,
     streamOptions: checkStreamOptions,
+    media: (name, value) => {
+      if (!Array.isArray(value)) throw new TypeError(`${name} must be an array of Uint8Array or { data, type } items`);
+    },
   });
 }
 

@@ -4,6 +4,7 @@
 import type { LlamaContext, SampleResult } from "../core/context.js";
 import type { LlamaSampler } from "../core/sampler.js";
 import { NO_ADAPTERS, type AdapterSet } from "./adapters.js";
+import type { MediaChunk, MediaPrompt } from "../core/projector.js";
 
 export interface TokenLogprob {
   /** Log-probability of the chosen token. */
@@ -12,12 +13,21 @@ export interface TokenLogprob {
   top: Array<{ token: number; logprob: number }>;
 }
 
+/** A job's media: its preprocessed prompt and where its chunks sit in job.prompt (scheduler-media.ts). */
+export interface JobMedia {
+  prompt: MediaPrompt;
+  chunks: readonly MediaChunk[];
+}
+
 /**
  * A request as the scheduler runs it (completion/generation.ts makes them). The job decides when it
  * stops; the scheduler asks it, feeds it tokens, and tells it when it is done with it.
  */
 export interface SchedulerJob {
+  /** Its tokens; a media chunk's positions hold negative placeholders (scheduler-media.ts). */
   readonly prompt: Int32Array;
+  /** The media chunks of the prompt, decoded by the projector. */
+  readonly media?: JobMedia;
   readonly sampler: LlamaSampler;
   /** Alternatives per token to report (undefined: no log-probabilities). */
   readonly logprobs: number | undefined;
@@ -64,10 +74,12 @@ export interface SchedulerStats {
   predictedMs: number;
   /** Tokens whose KV entries the sequences hold now (prompts kept for reuse included). */
   cachedTokens: number;
+  /** Media chunks (images, audio) encoded and decoded: a chunk found in a cached prefix is not. */
+  mediaChunks: number;
 }
 
 export function emptyStats(): SchedulerStats {
-  return { batches: 0, tokens: 0, maxSequencesPerBatch: 0, promptTokens: 0, promptCachedTokens: 0, promptMs: 0, predictedTokens: 0, predictedMs: 0, cachedTokens: 0 };
+  return { batches: 0, tokens: 0, maxSequencesPerBatch: 0, promptTokens: 0, promptCachedTokens: 0, promptMs: 0, predictedTokens: 0, predictedMs: 0, cachedTokens: 0, mediaChunks: 0 };
 }
 
 /** How many tokens `cached` and `prompt` share from the start. */
@@ -105,6 +117,11 @@ export function freeSlot(seqId: number): Slot {
   return { seqId, cached: [], cachedWith: NO_ADAPTERS.key, waited: 0, reusable: Infinity, job: null, promptCursor: 0, pendingToken: null, paused: null, generatingSince: null };
 }
 
+/** Whether a sequence holds media placeholders, which a drafter cannot take as history. */
+export function holdsMedia(slot: Slot): boolean {
+  return slot.cached.some((token) => token < 0);
+}
+
 /**
  * A generating slot's draft request: up to as many tokens as its job takes after the pending one,
  * and as its sequence has room for (a job that shifts keeps the last cell free).
@@ -114,7 +131,7 @@ export function draftRequest(slot: Slot, nCtxSeq: number): { history: Int32Array
   if (job === null || slot.pendingToken === null) return undefined;
   const room = nCtxSeq - 1 - (job.shiftKeep === null ? 0 : 1) - slot.cached.length;
   const nDraft = Math.min(job.tokensLeft() - 1, room);
-  return nDraft > 0 ? { history: Int32Array.from(slot.cached), nDraft } : undefined;
+  return nDraft > 0 && !holdsMedia(slot) ? { history: Int32Array.from(slot.cached), nDraft } : undefined;
 }
 
 /** The log-probability of the k-th token of a decodeAndSample result, with `n` alternatives (undefined: none asked). */

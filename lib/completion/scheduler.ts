@@ -6,7 +6,8 @@ import { LlamaError } from "../errors.js";
 import { BatchBuilder } from "../core/batch.js";
 import { NO_ADAPTERS, type AdapterSet } from "./adapters.js";
 import { mustShift, shiftSequence } from "./context-shift.js";
-import { cacheIntact, commonPrefix, draftRequest, emptyStats, forgetCache, freeSlot, logprobAt, type SchedulerJob, type SchedulerStats, type Slot, type TokenLogprob } from "./scheduler-job.js";
+import { decodeMedia, mediaAt, mediaBoundary, nextMediaStart } from "./scheduler-media.js";
+import { cacheIntact, commonPrefix, holdsMedia, draftRequest, emptyStats, forgetCache, freeSlot, logprobAt, type SchedulerJob, type SchedulerStats, type Slot, type TokenLogprob } from "./scheduler-job.js";
 
 export type { SchedulerJob, SchedulerStats, TokenLogprob } from "./scheduler-job.js";
 export { emptyStats } from "./scheduler-job.js";
@@ -50,12 +51,7 @@ export class Scheduler {
 
   submit(job: SchedulerJob): void {
     if (job.prompt.length === 0) throw new RangeError("the prompt must hold at least one token");
-    if (job.prompt.length > this.#context.nCtxSeq) {
-      throw new LlamaError(
-        "CONTEXT_FULL",
-        `the prompt has ${job.prompt.length} tokens but the context holds ${this.#context.nCtxSeq}`,
-      );
-    }
+    if (job.prompt.length > this.#context.nCtxSeq) throw new LlamaError("CONTEXT_FULL", `the prompt has ${job.prompt.length} tokens but the context holds ${this.#context.nCtxSeq}`);
     this.#queue.push(job);
     if (this.#slots.some((s) => s.job === null)) this.#stopAhead?.();
     // A job aborted while it waits leaves the queue at once rather than when a sequence frees up.
@@ -145,7 +141,7 @@ export class Scheduler {
         }
       }
       // Reuse the cached prefix, but evaluate at least the last prompt token to get its logits.
-      const keep = Math.min(bestShared, job.prompt.length - 1);
+      const keep = mediaBoundary(job, Math.min(bestShared, job.prompt.length - 1));
       try {
         if (keep < best.cached.length && !this.#context.removeTokens(best.seqId, keep, -1)) {
           this.#context.removeTokens(best.seqId, 0, -1);
@@ -208,6 +204,7 @@ export class Scheduler {
     }
     // One batch decodes with one set of adapters: the set of the request that has waited longest.
     const adapters = this.#adaptersOfStep();
+    if (await this.#decodeMedia(adapters)) return;
     const batch = new BatchBuilder();
     const samples: Array<{ slot: Slot; index: number }> = [];
     // The slots in this batch and how many prompt tokens each put in (0 for a generated token).
@@ -240,7 +237,7 @@ export class Scheduler {
       if (job === null || slot.pendingToken !== null || job.adapters.key !== adapters.key || job.tokensLeft() === 0) continue;
       const room = context.nBatch - batch.length;
       if (room <= 0) break;
-      const end = Math.min(job.prompt.length, slot.promptCursor + room);
+      const end = Math.min(nextMediaStart(job, slot.promptCursor), slot.promptCursor + room);
       for (let i = slot.promptCursor; i < end; i++) {
         const index = batch.add(job.prompt[i]!, i, slot.seqId, i === job.prompt.length - 1);
         if (i === job.prompt.length - 1) samples.push({ slot, index });
@@ -318,6 +315,19 @@ export class Scheduler {
         }
       }
     });
+  }
+
+  /** Decodes the media chunk a prompting slot (with this step's adapters) has reached; true when there was one. */
+  async #decodeMedia(adapters: AdapterSet): Promise<boolean> {
+    const slot = this.#slots.find((s) => s.job !== null && s.pendingToken === null && s.job.adapters.key === adapters.key && mediaAt(s.job, s.promptCursor));
+    if (slot === undefined || !(await this.#apply(adapters, [slot]))) return slot !== undefined;
+    try {
+      await decodeMedia(this.#context, slot, this.#stats);
+    } catch (error) {
+      this.#forget(slot);
+      this.#finish(slot, { error });
+    }
+    return true;
   }
 
   /**
@@ -408,7 +418,7 @@ export class Scheduler {
         // The run pauses at an end-of-generation token; a job that goes on past it starts another.
         stopAtEog: true,
         // With a drafter the run speculates, drafting from what the sequence holds.
-        history: context.drafting ? Int32Array.from(slot.cached) : undefined,
+        history: context.drafting && !holdsMedia(slot) ? Int32Array.from(slot.cached) : undefined,
       },
       job.sampler,
       (token) => {

@@ -49,11 +49,11 @@ export interface CompletionChunk {
 
 export type ChatRole = "system" | "user" | "assistant" | "tool" | (string & {});
 
-/** A part of a message's content: text (images and audio are not supported yet). */
-export interface ChatContentPart {
-  type: "text";
-  text: string;
-}
+/** A part of a message's content: text, an image (a data:, file:// or http(s) URL), or audio (base64). */
+export type ChatContentPart =
+  | { type: "text"; text: string }
+  | { type: "image_url"; image_url: { url: string; detail?: string } }
+  | { type: "input_audio"; input_audio: { data: string; format: "wav" | "mp3" | "flac" } };
 
 /** A call of a function tool, in a reply or in an assistant message of the history. */
 export interface ChatToolCall {

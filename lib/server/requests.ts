@@ -1,7 +1,7 @@
 // OpenAI request bodies to Llama options. Every field is checked under its OpenAI name, so that a
 // bad request gets a 400 naming the field rather than an error from deeper down. Unknown fields are
 // ignored, as OpenAI clients send extras (user, metadata, store, ...).
-import type { ChatMessage } from "../completion/types.js";
+import type { ChatContentPart, ChatMessage } from "../completion/types.js";
 import { LlamaError } from "../errors.js";
 import { jsonObjectGrammar, jsonSchemaGrammar } from "../completion/json-grammar.js";
 import type { ChatCompletionOptions, CompletionOptions, SamplingOptions } from "../completion/llama.js";
@@ -43,6 +43,8 @@ export function toApiError(err: unknown): ApiError {
         return badRequest(err.message, "grammar", "invalid_grammar");
       case "INVALID_ARGUMENT":
         return badRequest(err.message);
+      case "INVALID_MEDIA":
+        return badRequest(err.message, "messages", "invalid_media");
       case "CHAT_TEMPLATE":
         return badRequest(err.message, "messages", "chat_template");
       case "UNSUPPORTED":
@@ -296,11 +298,13 @@ export interface ChatRequest {
   stream: boolean;
 }
 
-/** Message content: a string, or OpenAI's array of parts, of which only text parts are supported. */
-function contentOf(value: unknown, param: string): string | null {
+/** Message content: a string, or OpenAI's array of parts: text parts joined, or, with images or audio, the parts as they are. */
+function contentOf(value: unknown, param: string): ChatMessage["content"] {
   if (value === undefined || value === null) return null;
   if (typeof value === "string") return value;
   if (Array.isArray(value)) {
+    // The Llama checks media parts and names a bad one.
+    if (value.some((p) => ["image_url", "input_audio"].includes((p as { type?: unknown } | null)?.type as string))) return value as ChatContentPart[];
     return value
       .map((part, i) => {
         const p = part as { type?: unknown; text?: unknown } | null;

@@ -171,7 +171,10 @@ export class OpenAIServer {
   }
 
   #model() {
-    return { id: this.modelName, object: "model", created: this.#created, owned_by: "llama-napi" };
+    const { vision, audio } = this.llama.capabilities;
+    // As llama-server's model list: what the model reads besides text.
+    const input = ["text", ...(vision ? ["image"] : []), ...(audio ? ["audio"] : [])];
+    return { id: this.modelName, object: "model", created: this.#created, owned_by: "llama-napi", input_modalities: input, output_modalities: ["text"] };
   }
 
   #health(res: ServerResponse): void {
