@@ -17,7 +17,8 @@ function checkContent(name: string, content: unknown): void {
   content.forEach((part, i) => {
     const at = `${name}[${i}]`;
     if (!isObject(part)) throw invalid(`${at} must be a content part object`);
-    if (part.type === "text") {
+    // media_marker: where an image_url or input_audio part was (completion/media.ts).
+    if (part.type === "text" || part.type === "media_marker") {
       if (typeof part.text !== "string") throw invalid(`${at}.text must be a string`);
     } else if (part.type === "image_url") {
       if (!isObject(part.image_url) || typeof part.image_url.url !== "string") throw invalid(`${at} must be { type: "image_url", image_url: { url: string } }`);

@@ -236,10 +236,19 @@ function adjustGrammar(grammar: string, request: { required: boolean; parallel: 
   return adjusted;
 }
 
+/** A message's text, its parts joined as llama.cpp's common/chat joins them: a newline between texts, none around a media marker. */
 function textOf(content: ChatMessage["content"]): string {
   if (content === null || content === undefined) return "";
   if (typeof content === "string") return content;
-  return content.map((part) => (part.type === "text" ? part.text : "")).join("\n");
+  let text = "";
+  let afterMarker = false;
+  for (const part of content) {
+    const marker = (part.type as string) === "media_marker";
+    if (!marker && !afterMarker && text !== "") text += "\n";
+    text += "text" in part ? part.text : "";
+    afterMarker = marker;
+  }
+  return text;
 }
 
 /** The GBNF grammar of a JSON response format; undefined for text. */

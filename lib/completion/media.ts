@@ -9,7 +9,7 @@ import type { LlamaProjector, MediaPrompt } from "../core/projector.js";
 import { LlamaError } from "../errors.js";
 import type { MediaSource, PendingMedia, Prepared } from "./generation.js";
 import type { CompletionMedia, CompletionOptions, MediaAccess } from "./options.js";
-import type { ChatMessage } from "./types.js";
+import type { ChatContentPart, ChatMessage } from "./types.js";
 
 /** The largest media file read: 100 MiB. */
 const MAX_MEDIA_BYTES = 100 * 1024 * 1024;
@@ -19,7 +19,8 @@ function invalid(message: string): LlamaError {
 }
 
 /**
- * A chat's messages with each image or audio part replaced by a text part holding `marker`, and
+ * A chat's messages with each image or audio part replaced by llama.cpp's media_marker part (as
+ * llama-server replaces them: common/chat joins it to the text around it without a newline), and
  * the parts' sources in order; invalid parts are INVALID_ARGUMENT naming them.
  */
 export function extractChatMedia(messages: readonly ChatMessage[], marker: string): { messages: ChatMessage[]; sources: MediaSource[] } {
@@ -40,7 +41,7 @@ export function extractChatMedia(messages: readonly ChatMessage[], marker: strin
       } else {
         return part;
       }
-      return { type: "text" as const, text: marker };
+      return { type: "media_marker", text: marker } as unknown as ChatContentPart;
     });
     return { ...message, content };
   });

@@ -92,6 +92,8 @@ export class LlamaProjector {
    */
   async tokenize(text: string, media: readonly Uint8Array[], options: { addSpecial?: boolean; parseSpecial?: boolean } = {}): Promise<MediaPrompt> {
     expectString("text", text);
+    const markers = text.split(this.info.marker).length - 1;
+    if (markers !== media.length) throw new LlamaError("INVALID_ARGUMENT", `the prompt has ${markers} media markers (${this.info.marker}) for ${media.length} media`);
     media.forEach((bytes, i) => {
       if (!(bytes instanceof Uint8Array)) throw new TypeError(`media[${i}] must be a Uint8Array (or Buffer)`);
       const { kind } = mediaFacts(`media[${i}]`, bytes);
