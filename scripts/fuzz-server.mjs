@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Malformed and hostile requests against `llama-napi serve`: random bodies (bad JSON, wrong types,
-// out-of-range numbers, deep nesting, odd tokens, hostile slot file names, unknown actions and slot
+// media parts with hostile URLs or broken files, out-of-range numbers, deep nesting, odd tokens, hostile slot file names, unknown actions and slot
 // ids) sent to every route, OpenAI's and llama-server's, with and without the API key. Every answer
 // must be JSON (or /metrics' Prometheus text), an error in OpenAI's shape ({ error: { message, type } }) whenever the status is 400
 // or more, and never a 5xx but 501 (infill without FIM tokens, slots without --slot-save-path,
@@ -41,6 +41,26 @@ const ROUTES = [
 
 const HOSTILE_NAMES = ["../escape.bin", "..", ".", "/etc/passwd", "a/b", "a\\b", "x\u0000y", "", " a", "a.", "a:b", "C:\\x", "..\\x", "a\u2215b", "\uff0e\uff0e", "x".repeat(300), "\ud800", "\u001b[31m"];
 
+// A PNG that declares 20000×20000 pixels, and one cut off after its header: neither may be decoded.
+const PNG_SIGNATURE = "iVBORw0KGgo";
+const HUGE_PNG = "iVBORw0KGgoAAAANSUhEUgAATiAAAE4gCAIAAABVaT+7AAAAAElFTkSuQmCC";
+/** Image and audio parts a client may send: hostile URLs, broken or oversized files, wrong shapes. */
+const MEDIA_PARTS = [
+  { type: "image_url", image_url: { url: "file:///etc/passwd" } },
+  { type: "image_url", image_url: { url: "file://../../etc/passwd" } },
+  { type: "image_url", image_url: { url: "http://127.0.0.1:1/cat.png" } },
+  { type: "image_url", image_url: { url: `data:image/png;base64,${HUGE_PNG}` } },
+  { type: "image_url", image_url: { url: `data:image/png;base64,${PNG_SIGNATURE}` } },
+  { type: "image_url", image_url: { url: "data:," } },
+  { type: "image_url", image_url: { url: "not a url at all!" } },
+  { type: "image_url", image_url: "data:image/png;base64,AAAA" },
+  { type: "image_url" },
+  { type: "input_audio", input_audio: { data: "UklGRiQAAABXQVZF", format: "wav" } },
+  { type: "input_audio", input_audio: { data: "AAAA", format: "ogg" } },
+  { type: "input_audio", input_audio: { data: 5 } },
+  { type: "video_url", video_url: { url: "x" } },
+];
+
 /** A random JSON value, sometimes nested deeply. */
 function value(rng, depth = 0) {
   const kind = rng.int(depth > 3 ? 7 : 10);
@@ -68,6 +88,7 @@ function body(rng, fields) {
   };
   const out = rng.chance(0.3) ? {} : Object.fromEntries(Object.entries(base).filter(() => rng.chance(0.7)));
   for (let i = rng.range(1, 3); i > 0 && fields.length > 0; i--) out[rng.pick(fields)] = value(rng);
+  if (fields.includes("messages") && rng.chance(0.25)) out.messages = [{ role: "user", content: [rng.pick(MEDIA_PARTS), { type: "text", text: "hi" }] }];
   return JSON.stringify(out);
 }
 
