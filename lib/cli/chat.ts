@@ -2,10 +2,11 @@
 // editing and history by readline, the conversation kept across turns); otherwise each stdin line
 // is a user turn, or -p sends one message.
 import { createInterface } from "node:readline";
-import type { ChatMessage } from "../completion/types.js";
+import type { ChatContentPart, ChatMessage } from "../completion/types.js";
 import type { Llama, SamplingOptions } from "../completion/llama.js";
 import { helpOption, UsageError, type CommandSpec, type Flags } from "./args.js";
 import { loadLlama, readTextFile, type CliIo } from "./io.js";
+import { mediaFrom, mediaOptions } from "./media.js";
 import { loadOptions, loadOptionsFrom, samplingOptions, samplingOptionsFrom } from "./options.js";
 
 export const chatSpec: CommandSpec = {
@@ -23,6 +24,7 @@ export const chatSpec: CommandSpec = {
         system: { type: "string", value: "TEXT", help: "system message that opens the conversation" },
         prompt: { type: "string", short: "p", value: "TEXT", help: "send this one message, print the reply and exit" },
         json: { type: "boolean", help: "with --prompt: print the whole chat.completion object as JSON" },
+        ...mediaOptions,
         ...helpOption,
       },
     },
@@ -39,22 +41,30 @@ export const chatSpec: CommandSpec = {
 export class ChatSession {
   readonly messages: ChatMessage[] = [];
 
+  /** Images and sounds for the first message (--image, --audio); after /reset, the next first message. */
+  #media: ChatContentPart[];
+
   constructor(
     private readonly llama: Llama,
     private readonly sampling: SamplingOptions,
     private readonly system?: string,
+    private readonly media: ChatContentPart[] = [],
   ) {
+    this.#media = media;
     this.reset();
   }
 
   reset(): void {
     this.messages.length = 0;
+    this.#media = this.media;
     if (this.system !== undefined) this.messages.push({ role: "system", content: this.system });
   }
 
   /** Sends a user message; `onText` gets the reply as it streams. An aborted reply is kept as far as it got. */
   async send(text: string, onText: (delta: string) => void, signal?: AbortSignal): Promise<string> {
-    const messages: ChatMessage[] = [...this.messages, { role: "user", content: text }];
+    // The media go before the first message's text; kept in the history, so the image stays cached.
+    const user: ChatMessage = { role: "user", content: this.#media.length > 0 ? [...this.#media, { type: "text", text }] : text };
+    const messages: ChatMessage[] = [...this.messages, user];
     let reply = "";
     try {
       for await (const chunk of this.llama.createChatCompletion({ ...this.sampling, messages, stream: true, signal })) {
@@ -65,7 +75,8 @@ export class ChatSession {
     } catch (err) {
       if (!signal?.aborted) throw err;
     }
-    this.messages.push({ role: "user", content: text }, { role: "assistant", content: reply });
+    this.#media = [];
+    this.messages.push(user, { role: "assistant", content: reply });
     return reply;
   }
 }
@@ -117,15 +128,17 @@ export async function chatCommand(flags: Flags, io: CliIo): Promise<number> {
   if (flags.bool("json") && prompt === undefined) throw new UsageError("--json needs --prompt");
   const sampling = await samplingOptionsFrom(flags, readTextFile);
   const system = flags.string("system");
+  const media = (await mediaFrom(flags)).map((m) => m.part);
   const llama = await loadLlama(io, loadOptionsFrom(flags));
   try {
     if (prompt !== undefined && flags.bool("json")) {
       const messages: ChatMessage[] = system === undefined ? [] : [{ role: "system", content: system }];
-      const completion = await llama.createChatCompletion({ ...sampling, messages: [...messages, { role: "user", content: prompt }] });
+      const content = media.length > 0 ? [...media, { type: "text" as const, text: prompt }] : prompt;
+      const completion = await llama.createChatCompletion({ ...sampling, messages: [...messages, { role: "user", content }] });
       io.stdout.write(JSON.stringify(completion, null, 2) + "\n");
       return 0;
     }
-    const session = new ChatSession(llama, sampling, system);
+    const session = new ChatSession(llama, sampling, system, media);
     if (prompt !== undefined) {
       await session.send(prompt, (delta) => io.stdout.write(delta));
       io.stdout.write("\n");

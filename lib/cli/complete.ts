@@ -1,6 +1,7 @@
 // `llama-napi complete`: continue a prompt, streaming the text to stdout.
 import { helpOption, UsageError, type CommandSpec, type Flags } from "./args.js";
 import { loadLlama, readAll, readTextFile, type CliIo } from "./io.js";
+import { mediaFrom, mediaOptions, withMarkers } from "./media.js";
 import { dropUndefined, loadOptions, loadOptionsFrom, samplingOptions, samplingOptionsFrom } from "./options.js";
 
 export const completeSpec: CommandSpec = {
@@ -19,6 +20,7 @@ export const completeSpec: CommandSpec = {
         truncate: { type: "boolean", help: "drop the start of a prompt too long for the context" },
         json: { type: "boolean", help: "print the whole completion object as JSON instead of streaming" },
         logprobs: { type: "string", value: "N", help: "with --json: log-probabilities of each token and N alternatives" },
+        ...mediaOptions,
         ...helpOption,
       },
     },
@@ -49,7 +51,10 @@ export async function completeCommand(flags: Flags, io: CliIo): Promise<number> 
     logprobs,
   });
   const load = loadOptionsFrom(flags);
-  const prompt = await promptFrom(flags, io);
+  const media = (await mediaFrom(flags)).map((m) => m.bytes);
+  if (media.length > 0) Object.assign(options, { media });
+  // Media without markers in the prompt go before it, as llama-mtmd-cli puts them.
+  const prompt = withMarkers(await promptFrom(flags, io), media.length);
   const llama = await loadLlama(io, load);
   try {
     if (flags.bool("json")) {
