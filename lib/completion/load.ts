@@ -6,7 +6,7 @@ import { MAX_CONTEXT_TOKENS, type LlamaContext } from "../core/context.js";
 import { LlamaModel } from "../core/model.js";
 import { LlamaProjector } from "../core/projector.js";
 import { LlamaError } from "../errors.js";
-import { resolveModelFile, type HubOptions } from "../hub/resolve.js";
+import { resolveModelFile, resolveProjectorFile, type HubOptions } from "../hub/resolve.js";
 import { checkRepoId } from "../hub/spec.js";
 import { expectObject, expectString } from "../validate.js";
 import { checkCanShift, contextShiftOf } from "./context-shift.js";
@@ -40,7 +40,10 @@ export async function pretrainedLoadOptions(options: FromPretrainedOptions): Pro
   checkRepoId("options.repoId", expectString("options.repoId", repoId));
   if (filename !== undefined) expectString("options.filename", filename);
   if (revision !== undefined) expectString("options.revision", revision);
-  return { ...load, modelPath: await resolveModelFile({ repoId, filename, revision }, hubOptionsOf(load)) };
+  const modelPath = await resolveModelFile({ repoId, filename, revision }, hubOptionsOf(load));
+  // As llama-server's -hf: the repository's projector comes with its model, unless one is named.
+  const mmprojPath = load.mmprojPath ?? (await resolveProjectorFile(repoId, modelPath, { ...hubOptionsOf(load), revision }));
+  return { ...load, modelPath, ...(mmprojPath === undefined ? {} : { mmprojPath }) };
 }
 
 /** What openModel opens. */

@@ -5,7 +5,7 @@ import { createHash, type Hash } from "node:crypto";
 import { createReadStream, type Stats } from "node:fs";
 import { mkdir, readFile, readdir, readlink, rename, rm, stat, symlink, writeFile, copyFile, lstat } from "node:fs/promises";
 import { homedir } from "node:os";
-import { dirname, join, relative, sep } from "node:path";
+import { dirname, isAbsolute, join, relative, sep } from "node:path";
 
 /** huggingface_hub's home: $HF_HOME, else ~/.cache/huggingface. */
 export function hfHome(env: NodeJS.ProcessEnv = process.env): string {
@@ -52,6 +52,14 @@ export class RepoCache {
 
   snapshotPath(commit: string, path: string): string {
     return join(this.folder, "snapshots", commit, ...path.split("/"));
+  }
+
+  /** Where a local path lies in this repository's snapshots: its commit and path in the repository; null outside them. */
+  pathInSnapshot(local: string): { commit: string; path: string } | null {
+    const inside = relative(join(this.folder, "snapshots"), local).split(sep);
+    const [commit, ...rest] = inside;
+    if (commit === undefined || commit === ".." || rest.length === 0 || isAbsolute(inside.join(sep))) return null;
+    return { commit, path: rest.join("/") };
   }
 
   /** The commit a revision resolved to when last online (a commit resolves to itself); null if unknown. */

@@ -6,7 +6,7 @@ import { checkOptions, expectObject, func, signal, string } from "../validate.js
 import { defaultCacheDir, isCommitHash, RepoCache } from "./cache.js";
 import { HubClient, HubUnreachable, isOffline } from "./client.js";
 import { fetchBlob, type ProgressListener } from "./download.js";
-import { checkRepoId, checkRepoPath, isHubUri, parseHubUri, pickModelFile, shardsOf, type HubModelSpec } from "./spec.js";
+import { checkRepoId, checkRepoPath, isHubUri, parseHubUri, pickModelFile, pickProjector, shardsOf, type HubModelSpec } from "./spec.js";
 
 /** How a model is fetched from the Hub. */
 export interface HubOptions {
@@ -73,6 +73,28 @@ export async function resolveModelFile(model: string | HubModelSpec, options: Re
       throw new LlamaError("DOWNLOAD_FAILED", `${err.message}, and the cache cannot serve instead: ${cacheErr.message}`, { cause: err });
     });
   }
+}
+
+/**
+ * The multimodal projector a Hub repository offers beside its model `modelFile` (a local path
+ * resolveModelFile returned), picked as llama-server's -hf picks it, fetched like a model;
+ * undefined when the repository has none.
+ */
+export async function resolveProjectorFile(repoId: string, modelFile: string, options: ResolveModelOptions = {}): Promise<string | undefined> {
+  const revision = options.revision ?? "main";
+  const repo = new RepoCache(options.cacheDir ?? defaultCacheDir(), repoId);
+  const inRepo = repo.pathInSnapshot(modelFile);
+  if (inRepo === null) return undefined;
+  const cached = async () => repo.snapshotFiles((await repo.commitOf(revision)) ?? "");
+  let files: string[];
+  try {
+    files = isOffline() ? await cached() : await new HubClient(options.token, options.signal).listFiles(repoId, revision);
+  } catch (err) {
+    if (!(err instanceof HubUnreachable)) throw err;
+    files = await cached();
+  }
+  const projector = pickProjector(inRepo.path, files);
+  return projector === undefined ? undefined : resolveModelFile({ repoId, filename: projector, revision }, options);
 }
 
 /** A model from the cache alone: the snapshot its revision last resolved to, every part there and whole. */

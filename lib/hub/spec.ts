@@ -141,3 +141,30 @@ function candidates(ggufs: readonly string[]): string {
   if (shown.length === 0) return " (it holds no GGUF)";
   return ` (its GGUFs: ${shown.slice(0, 20).join(", ")}${shown.length > 20 ? `, and ${shown.length - 20} more` : ""})`;
 }
+
+/** The bits of a file's quantization tag (Q4_K_M: 4, F16: 16, BF16: 16), as llama.cpp reads them; 0 without one. */
+function quantBits(path: string): number {
+  const stem = path.slice(path.lastIndexOf("/") + 1).replace(SHARD, "$1.gguf").replace(/\.gguf$/i, "");
+  const tag = /[-.]([A-Za-z0-9_]+)$/.exec(stem)?.[1] ?? "";
+  const digits = /\d+/.exec(tag);
+  return digits ? Number(digits[0]) : 0;
+}
+
+/**
+ * The projector (an mmproj GGUF) that goes with `model` among a repository's files, as
+ * llama-server's -hf picks it: in the model's folder or one above it, the deepest such, then the
+ * one whose quantization is closest to the model's. Undefined when there is none.
+ */
+export function pickProjector(model: string, files: readonly string[]): string | undefined {
+  const modelDirs = model.split("/").slice(0, -1);
+  let best: { path: string; depth: number; diff: number } | undefined;
+  for (const path of files) {
+    const base = path.slice(path.lastIndexOf("/") + 1).toLowerCase();
+    if (!base.endsWith(".gguf") || !base.includes("mmproj")) continue;
+    const dirs = path.split("/").slice(0, -1);
+    if (dirs.some((dir, i) => modelDirs[i] !== dir)) continue;
+    const diff = Math.abs(quantBits(path) - quantBits(model));
+    if (best === undefined || dirs.length > best.depth || (dirs.length === best.depth && diff < best.diff)) best = { path, depth: dirs.length, diff };
+  }
+  return best?.path;
+}

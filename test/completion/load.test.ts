@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { Llama, type DownloadProgress } from "../../lib/index.js";
 import { modelPath, ONCE_UPON_A_TIME_GREEDY } from "../helpers.js";
 import { useStandInHub } from "../hub/stand-in-hub.js";
+import { projectorModel } from "../fixtures.js";
 
 const stories = readFileSync(modelPath("stories260K.gguf"));
 const hub = useStandInHub({ "tester/stories": { files: { "stories260K-Q8_0.gguf": stories, "draft/stories260K-F32.gguf": stories } } });
@@ -32,6 +33,22 @@ describe("models by name", () => {
     } finally {
       await llm.dispose();
     }
+  });
+
+  it("Llama.fromPretrained brings the repository's projector, as llama-server's -hf does", async () => {
+    const projector = readFileSync(await projectorModel("vision"));
+    hub.hub().repos.set("tester/vl", { files: { "vl-Q8_0.gguf": stories, "mmproj-vl-f16.gguf": projector, "mmproj-vl-Q8_0.gguf": projector, "other/mmproj-x.gguf": stories } });
+    const llm = await Llama.fromPretrained({ repoId: "tester/vl", cacheDir: hub.cacheDir(), nCtx: 128, nThreads: 1 });
+    try {
+      expect(llm.capabilities).toEqual({ vision: true, audio: false });
+      // The closest quantization to the model's: Q8_0's, not F16's.
+      expect(llm.options.mmprojPath).toMatch(/mmproj-vl-Q8_0\.gguf$/);
+    } finally {
+      await llm.dispose();
+    }
+    const plain = await Llama.fromPretrained({ repoId: "tester/stories", filename: "*Q8_0.gguf", cacheDir: hub.cacheDir(), nCtx: 128, nThreads: 1 });
+    expect(plain.capabilities.vision).toBe(false);
+    await plain.dispose();
   });
 
   it("fails with the Hub's typed errors, and checks its options", async () => {

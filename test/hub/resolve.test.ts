@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { listCachedModels, resolveModelFile, type DownloadProgress } from "../../lib/index.js";
+import { pickProjector } from "../../lib/hub/spec.js";
 import { modelPath } from "../helpers.js";
 import { GOOD_TOKEN, startStandInHub, type StandInHub } from "./stand-in-hub.js";
 
@@ -99,6 +100,16 @@ describe("which file a name picks", () => {
       process.env.HF_ENDPOINT = hub.url;
       hostile.close();
     }
+  });
+});
+
+describe("a model's projector", () => {
+  it("is the mmproj file in the model's folder or above, the deepest, then the closest quantization", () => {
+    const files = ["mmproj-f16.gguf", "mmproj-Q8_0.gguf", "q4/model-Q4_K_M.gguf", "q4/mmproj-Q4_0.gguf", "other/mmproj-Q4_K_M.gguf", "model-Q8_0.gguf", "README.md"];
+    expect(pickProjector("q4/model-Q4_K_M.gguf", files)).toBe("q4/mmproj-Q4_0.gguf");
+    expect(pickProjector("model-Q8_0.gguf", files)).toBe("mmproj-Q8_0.gguf");
+    expect(pickProjector("model-F16.gguf", files)).toBe("mmproj-f16.gguf");
+    expect(pickProjector("model-Q8_0.gguf", ["model-Q8_0.gguf", "sub/mmproj-f16.gguf"])).toBeUndefined();
   });
 });
 
