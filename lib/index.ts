@@ -78,5 +78,9 @@ export { resolveModelFile, type HubOptions, type ResolveModelOptions } from "./h
 export type { HubModelSpec } from "./hub/spec.js";
 export type { DownloadProgress } from "./hub/download.js";
 export { listCachedModels, defaultCacheDir, type CachedRepo, type CachedRevision, type CachedFile } from "./hub/cache.js";
+export { LlamaProjector, MediaPrompt, type ProjectorInfo, type ProjectorOptions, type MediaChunk } from "./core/projector.js";
+export { synthesizeProjector, type ProjectorKind } from "./tools/synth-mmproj.js";
+export { seededImage, encodePng, encodeBmp, seededSound, encodeWav, type RgbImage } from "./tools/synth-media.js";
+export type { CompletionMedia, MediaAccess } from "./completion/options.js";
 export { startRpcServer, type RpcServerOptions, type RpcServer } from "./core/rpc.js";
 export { startServer, OpenAIServer, type ServerOptions } from "./server/index.js";

@@ -4,7 +4,7 @@
 // (OpenAI's and llama.cpp's) pass on unchanged, so chatRequest checks them as for chat. What this
 // server cannot do (stored responses, built-in tools, images) is a 400 naming the field.
 import type { ChatCompletionOptions } from "../completion/llama.js";
-import type { ChatMessage, ChatToolCall } from "../completion/types.js";
+import type { ChatContentPart, ChatMessage, ChatToolCall } from "../completion/types.js";
 import { badRequest, chatRequest, type RequestLimits } from "./requests.js";
 
 /** A function tool in the Responses API's shape. */
@@ -77,20 +77,25 @@ const CHAT_FIELDS: Record<string, string> = {
 const ROLES = new Set(["user", "system", "developer", "assistant"]);
 const TOOL_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
-/** A message's content: a string, or input_text / output_text parts. */
-function contentOf(value: unknown, at: string): string {
+/** A message's content: a string, or input_text / output_text parts (joined), with input_image or input_audio parts as a chat's parts. */
+function contentOf(value: unknown, at: string): ChatMessage["content"] {
   if (typeof value === "string") return value;
   if (!Array.isArray(value)) throw badRequest(`${at} must be a string or an array of content parts`, at);
-  return value
-    .map((part, i) => {
-      if (!isObject(part)) throw badRequest(`${at}[${i}] must be an object`, `${at}[${i}]`);
-      if (part.type !== "input_text" && part.type !== "output_text") {
-        unsupported(`${at}[${i}].type: only input_text and output_text parts are supported, not ${JSON.stringify(part.type)}`, `${at}[${i}].type`);
-      }
-      if (typeof part.text !== "string") throw badRequest(`${at}[${i}].text must be a string`, `${at}[${i}].text`);
-      return part.text;
-    })
-    .join("");
+  const parts: ChatContentPart[] = value.map((part, i) => {
+    if (!isObject(part)) throw badRequest(`${at}[${i}] must be an object`, `${at}[${i}]`);
+    if (part.type === "input_image") {
+      if (typeof part.image_url !== "string") unsupported(`${at}[${i}]: an input_image needs an image_url (file_id is not supported)`, `${at}[${i}].image_url`);
+      return { type: "image_url", image_url: { url: part.image_url as string } };
+    }
+    if (part.type === "input_audio") return { type: "input_audio", input_audio: part.input_audio as { data: string; format: "wav" } };
+    if (part.type !== "input_text" && part.type !== "output_text") {
+      unsupported(`${at}[${i}].type: only input_text, output_text, input_image and input_audio parts are supported, not ${JSON.stringify(part.type)}`, `${at}[${i}].type`);
+    }
+    if (typeof part.text !== "string") throw badRequest(`${at}[${i}].text must be a string`, `${at}[${i}].text`);
+    return { type: "text", text: part.text };
+  });
+  if (parts.some((part) => part.type !== "text")) return parts;
+  return parts.map((part) => (part.type === "text" ? part.text : "")).join("");
 }
 
 function stringField(item: Json, key: string, at: string): string {

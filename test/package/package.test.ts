@@ -38,6 +38,18 @@ describe("import and require", () => {
     expect(out).toBe(printed);
   });
 
+  it("the README's image section shows examples/image.mjs, which runs", () => {
+    const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("## Images and audio"), readme.indexOf("## The low-level classes"));
+    const [code] = [...section.matchAll(/^```js\n([\s\S]*?)^```$/gm)].map((m) => m[1]);
+    const example = readFileSync(join(repoRoot, "examples", "image.mjs"), "utf8");
+    // The file opens with comment lines the README leaves out.
+    expect(example.slice(example.indexOf("import "))).toBe(code);
+    const out = execFileSync(process.execPath, [join(repoRoot, "examples", "image.mjs")], { cwd: repoRoot, encoding: "utf8" }).split("\n");
+    expect(out[0]).toBe("{ vision: true, audio: false }");
+    expect(out.at(-2)).toMatch(/^\d+ prompt tokens, 16 of them the image's$/);
+  });
+
   it("both module systems get the same classes", () => {
     const script = `
       const viaRequire = require("llama-napi");

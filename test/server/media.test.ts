@@ -52,6 +52,18 @@ describe("serve --mmproj", () => {
     expect(local.choices[0]!.message.content).toBe(own.choices[0]!.message.content);
   });
 
+  it("takes input_image parts in the Responses API as the chat does", async () => {
+    const url = `data:image/png;base64,${image.toString("base64")}`;
+    const own = await llama.createChatCompletion({ messages: messages(url) as never, maxTokens: 12, temperature: 0 });
+    const response = await client.responses.create({
+      model: "x",
+      input: [{ role: "user", content: [{ type: "input_image", image_url: url, detail: "auto" }, { type: "input_text", text: "Once upon a time" }] }],
+      max_output_tokens: 12,
+      temperature: 0,
+    });
+    expect(response.output_text).toBe(own.choices[0]!.message.content);
+  });
+
   it("reports what the model reads in /v1/models and /props", async () => {
     const models = await client.models.list();
     expect(models.data[0]).toMatchObject({ input_modalities: ["text", "image"], output_modalities: ["text"] });

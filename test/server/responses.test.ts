@@ -228,7 +228,9 @@ describe("the Responses API through the openai client", () => {
       [{ input: [] }, "input"],
       [{ input: ["hi"] }, "input[0]"],
       [{ input: [{ role: "robot", content: "hi" }] }, "input[0].role"],
-      [{ input: [{ role: "user", content: [{ type: "input_image", image_url: "http://x/y.png" }] }] }, "input[0].content[0].type", "unsupported"],
+      [{ input: [{ role: "user", content: [{ type: "input_file", file_id: "f" }] }] }, "input[0].content[0].type", "unsupported"],
+      // An image to a model without a projector.
+      [{ input: [{ role: "user", content: [{ type: "input_image", image_url: "data:image/png;base64,iVBORw0KGgo=" }] }] }, "messages", "invalid_media"],
       [{ input: [{ role: "user", content: 7 }] }, "input[0].content"],
       [{ input: [{ type: "item_reference", id: "x" }] }, "input[0].type", "unsupported"],
       [{ input: [{ type: "function_call_output", call_id: "nope", output: "1" }] }, "input[0].call_id"],
