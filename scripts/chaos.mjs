@@ -2,16 +2,19 @@
 // Concurrency chaos: thousands of random, overlapping requests on one `Llama` with 1, 2 and 4
 // parallel sequences: whole and streamed completions and chats, readers that are slow, that break
 // off, that abort, that drop a half-read stream, stop strings, logprobs, embeddings, grammars,
-// JSON, generation until the context is full, seeded sampling; a GC runs every 50 ms, and every
+// JSON, generation until the context is full, seeded sampling, with --mmproj images in prompts
+// (whole, streamed, aborted, broken files); a GC runs every 50 ms, and every
 // 250 requests the `Llama` is disposed with requests in flight and a new one loaded. Every greedy
 // answer must equal the one a lone request got, every error must be the LlamaError the request
 // asked for (or DISPOSED/ABORTED at a dispose), and nothing may hang.
 //
-//   node scripts/chaos.mjs [--ops 20000] [--seed 1] [--parallel 1,2,4] [--skip kind,...] [--model path] [--json]
+//   node scripts/chaos.mjs [--ops 20000] [--seed 1] [--parallel 1,2,4] [--skip kind,...] [--model path]
+//                          [--mmproj path --image path [--image path ...]] [--json]
 //
 // Only answers whose every token won by a clear margin (top-2 log-probabilities at least 0.02
 // apart) are compared: batches of other sizes may round a near tie the other way.
 // Exit status 1 when any request broke a rule (listed under "failures").
+import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { setImmediate as turn, setTimeout as sleep } from "node:timers/promises";
@@ -34,6 +37,8 @@ function parseArgs(argv) {
     model: join(resolve(process.env.LLAMA_NAPI_MODELS ?? join(root, "..", "shared", "models")), "stories260K.gguf"),
     json: false,
     skip: [],
+    mmproj: undefined,
+    images: [],
   };
   for (let i = 0; i < argv.length; i++) {
     const value = () => {
@@ -47,11 +52,14 @@ function parseArgs(argv) {
       case "--model": options.model = resolve(value()); break;
       case "--json": options.json = true; break;
       case "--skip": options.skip = value().split(","); break;
+      case "--mmproj": options.mmproj = resolve(value()); break;
+      case "--image": options.images.push(resolve(value())); break;
       default: throw new Error(`unknown argument ${argv[i]}`);
     }
   }
   if (!Number.isInteger(options.ops) || options.ops < 1) throw new Error("--ops must be a positive integer");
   if (!options.parallel.every((n) => Number.isInteger(n) && n >= 1)) throw new Error("--parallel takes positive integers");
+  if ((options.mmproj === undefined) !== (options.images.length === 0)) throw new Error("--mmproj and --image go together");
   return options;
 }
 
@@ -73,8 +81,17 @@ function margin(tops) {
 }
 
 /** What a lone request answers: greedy completions and chats, kept when every token won clearly. */
-async function references(Llama, modelPath) {
-  const llm = await Llama.load({ modelPath, nCtx: 256, nThreads: 1 });
+async function references(Llama, modelPath, mmprojPath, images) {
+  const llm = await Llama.load({ modelPath, mmprojPath, nCtx: 256, nThreads: 1 });
+  const media = [];
+  for (const image of images) {
+    for (const prompt of PROMPTS.slice(0, 2)) {
+      const res = await llm.createCompletion(`<__media__>${prompt}`, { media: [image], maxTokens: 12, temperature: 0, logprobs: 2 });
+      const choice = res.choices[0];
+      if (margin(choice.logprobs.top_logprobs.map((top) => Object.values(top))) < MARGIN) continue;
+      media.push({ prompt: `<__media__>${prompt}`, image, text: choice.text });
+    }
+  }
   const completions = [];
   const chats = [];
   for (const prompt of PROMPTS) {
@@ -101,7 +118,7 @@ async function references(Llama, modelPath) {
   const embeddings = await Promise.all(PROMPTS.map(async (prompt) => ({ prompt, vector: (await llm.embed(prompt))[0] })));
   // Seeded sampling only has to finish; its tokens are as sensitive to rounding as a near tie.
   await llm.dispose();
-  return { completions, chats, embeddings, long, nCtx: llm.nCtx, eos: llm.model.info.eos };
+  return { completions, chats, embeddings, long, media, nCtx: llm.nCtx, eos: llm.model.info.eos };
 }
 
 /**
@@ -261,6 +278,38 @@ function operations(rng, refs) {
         throw new Error(`seeded completion_tokens ${res.usage.completion_tokens} outside 1..${ref.maxTokens}`);
       }
     },
+    async media(llm) {
+      if (refs.media.length === 0) return;
+      const ref = rng.pick(refs.media);
+      const res = await llm.createCompletion(ref.prompt, { media: [ref.image], maxTokens: 12, temperature: 0 });
+      same("text with an image", res.choices[0].text, ref.text);
+    },
+    async mediaStream(llm, expectAbort) {
+      if (refs.media.length === 0) return;
+      const ref = rng.pick(refs.media);
+      const controller = new AbortController();
+      // Aborted while the image is read or decoded, or as it generates; or never.
+      if (rng.int(3) === 0) void sleep(rng.int(6)).then(() => controller.abort());
+      expectAbort("ABORTED");
+      let text = "";
+      try {
+        for await (const chunk of llm.createCompletion(ref.prompt, { media: [ref.image], maxTokens: 12, temperature: 0, stream: true, signal: controller.signal })) {
+          text += chunk.choices[0].text;
+          await pace();
+        }
+      } finally {
+        prefix("streamed text with an image", text, ref.text);
+      }
+      same("streamed text with an image", text, ref.text);
+    },
+    async badMedia(llm, expectAbort) {
+      if (refs.media.length === 0) return;
+      // A file cut short: stb_image refuses it, and the model goes on.
+      const image = rng.pick(refs.media).image;
+      expectAbort("INVALID_MEDIA");
+      await llm.createCompletion("<__media__>Hi", { media: [image.subarray(0, 40 + rng.int(image.length - 80))], maxTokens: 2 });
+      throw new Error("a truncated image was taken");
+    },
     async dropped(llm) {
       // Half-read and forgotten (no return()): the GC stops it and frees its sequence.
       const ref = completion();
@@ -352,7 +401,8 @@ async function main() {
   const { Llama } = createRequire(import.meta.url)(join(library.lib, "index.js"));
   // Seeded, so that a failing run can be repeated.
   const rng = new Random(options.seed, 0);
-  const refs = await references(Llama, options.model);
+  const images = options.images.map((path) => readFileSync(path));
+  const refs = await references(Llama, options.model, options.mmproj, images);
   log(`references: ${refs.completions.length} completions, ${refs.chats.length} chats with clear margins`);
   const ops = operations(rng, refs);
   for (const kind of options.skip) {
@@ -369,7 +419,7 @@ async function main() {
     const count = Math.floor(options.ops / options.parallel.length) + (index < options.ops % options.parallel.length ? 1 : 0);
     // A new Llama every ROUND requests, each disposed with requests in flight.
     for (let done = 0; done < count; done += ROUND) {
-      const llm = await Llama.load({ modelPath: options.model, nCtx: 256, nThreads: 1, nParallel });
+      const llm = await Llama.load({ modelPath: options.model, mmprojPath: options.mmproj, nCtx: 256, nThreads: 1, nParallel });
       await run(llm, rng, ops, Math.min(ROUND, count - done), failures, tally, label);
       if (!(await idle(llm))) report(failures, `${label} ${llm.active} active and ${llm.queued} queued after every request settled`);
       // Still sound after all that: a lone request answers as before.

@@ -1,9 +1,11 @@
 // A short run of scripts/chaos.mjs: random overlapping requests (whole, streamed, broken off,
 // aborted, dropped half-read, chats, stop strings, logprobs, embeddings, grammars, JSON, until a
-// full context, seeded) on one Llama with 1, 2 and 4 parallel sequences, with the GC running every
+// full context, seeded, images whole, streamed, aborted and broken) on one Llama with 1, 2 and 4
+// parallel sequences, with the GC running every
 // 50 ms; every 250 requests the Llama is disposed with requests in flight and a new one loaded.
 import { join } from "node:path";
 import { expect, it } from "vitest";
+import { imageFile, projectorModel } from "../fixtures.js";
 import { modelPath, repoRoot, runNodeChild } from "../helpers.js";
 
 interface ChaosSummary {
@@ -13,7 +15,11 @@ interface ChaosSummary {
 
 it("1500 random overlapping requests each get their own answer or the error they asked for, and none hangs", async () => {
   const { code, signal, stdout, stderr } = await runNodeChild(
-    [join(repoRoot, "scripts", "chaos.mjs"), "--ops", "1500", "--seed", "7", "--model", modelPath("stories260K.gguf"), "--json"],
+    [
+      join(repoRoot, "scripts", "chaos.mjs"),
+      ...["--ops", "1500", "--seed", "7", "--model", modelPath("stories260K.gguf"), "--json"],
+      ...["--mmproj", await projectorModel("vision"), "--image", await imageFile(1), "--image", await imageFile(2)],
+    ],
     { timeout: 110_000 },
   );
   expect({ signal, stderr: stderr.split("\n").filter((line) => line !== "" && !line.includes("has no chat template; using ChatML")) }).toEqual({ signal: null, stderr: [] });
@@ -26,5 +32,6 @@ it("1500 random overlapping requests each get their own answer or the error they
     expect(counts.ok + counts.aborted + counts.disposed, kind).toBe(counts.started);
   }
   expect(Object.values(summary.tally).reduce((sum, counts) => sum + counts.disposed, 0)).toBeGreaterThan(0);
-  for (const kind of ["abortWhole", "abortStream"]) expect(summary.tally[kind]!.aborted, kind).toBeGreaterThan(0);
+  for (const kind of ["abortWhole", "abortStream", "badMedia"]) expect(summary.tally[kind]!.aborted, kind).toBeGreaterThan(0);
+  expect(summary.tally.badMedia!.ok).toBe(0);
 });
