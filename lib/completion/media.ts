@@ -25,11 +25,13 @@ function invalid(message: string): LlamaError {
  */
 export function extractChatMedia(messages: readonly ChatMessage[], marker: string): { messages: ChatMessage[]; sources: MediaSource[] } {
   const sources: MediaSource[] = [];
+  // Malformed messages pass as they are: chat-messages.ts names what is wrong with them.
   const out = messages.map((message, m) => {
-    if (!Array.isArray(message.content)) return message;
+    if (typeof message !== "object" || message === null || !Array.isArray(message.content)) return message;
     const content = message.content.map((part, p) => {
       const at = `messages[${m}].content[${p}]`;
-      const raw = part as unknown as Record<string, Record<string, unknown> | undefined>;
+      const raw = part as unknown as Record<string, Record<string, unknown> | undefined> | null;
+      if (raw === null || typeof raw !== "object") return part;
       if (part.type === "image_url") {
         const url = raw.image_url?.url;
         if (typeof url !== "string" || url === "") throw new LlamaError("INVALID_ARGUMENT", `${at}.image_url.url must be a non-empty string`);

@@ -201,7 +201,9 @@ describe("the OpenAI API with --parallel 4", () => {
   it("lists the model and retrieves it by id", async () => {
     const models = [];
     for await (const model of client.models.list()) models.push(model);
-    expect(models).toEqual([{ id: "stories260K", object: "model", created: expect.any(Number), owned_by: "llama-napi" }]);
+    expect(models).toEqual([
+      { id: "stories260K", object: "model", created: expect.any(Number), owned_by: "llama-napi", input_modalities: ["text"], output_modalities: ["text"] },
+    ]);
     expect((await client.models.retrieve("stories260K")).id).toBe("stories260K");
     await expect(client.models.retrieve("gpt-4")).rejects.toMatchObject({ status: 404, code: "model_not_found" });
   });
