@@ -290,7 +290,20 @@ export function completionRequest(body: unknown, limits: RequestLimits): Complet
   if (suffix !== undefined) options.suffix = suffix;
   const streamOptions = streamOptionsOf(f);
   if (streamOptions) options.streamOptions = streamOptions;
-  return { prompt: promptOf(f.raw.prompt, limits.nVocab), options, stream: f.bool("stream") ?? false };
+  const multimodal = multimodalPromptOf(f.raw.prompt);
+  if (multimodal !== undefined) options.media = multimodal.media;
+  return { prompt: multimodal?.prompt ?? promptOf(f.raw.prompt, limits.nVocab), options, stream: f.bool("stream") ?? false };
+}
+
+/** llama-server's prompt with media: { prompt_string, multimodal_data: base64 files, one per <__media__> }. */
+function multimodalPromptOf(value: unknown): { prompt: string; media: Buffer[] } | undefined {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+  const { prompt_string: prompt, multimodal_data: data } = value as Record<string, unknown>;
+  if (typeof prompt !== "string") throw badRequest("prompt.prompt_string must be a string", "prompt");
+  if (data !== undefined && (!Array.isArray(data) || !data.every((item) => typeof item === "string"))) {
+    throw badRequest("prompt.multimodal_data must be an array of base64 strings", "prompt");
+  }
+  return { prompt, media: (data ?? []).map((item: string) => Buffer.from(item, "base64")) };
 }
 
 export interface ChatRequest {

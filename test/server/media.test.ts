@@ -64,6 +64,18 @@ describe("serve --mmproj", () => {
     expect(response.output_text).toBe(own.choices[0]!.message.content);
   });
 
+  it("takes llama-server's multimodal prompt in /v1/completions", async () => {
+    const own = await llama.createCompletion("<__media__>Once upon a time", { media: [image], maxTokens: 10, temperature: 0 });
+    const res = await raw(base, "POST", "/v1/completions", {
+      headers: { Authorization: `Bearer ${KEY}`, "Content-Type": "application/json" },
+      body: { prompt: { prompt_string: "<__media__>Once upon a time", multimodal_data: [image.toString("base64")] }, max_tokens: 10, temperature: 0 },
+    });
+    expect(res.status).toBe(200);
+    expect((json(res).choices as Array<{ text: string }>)[0]!.text).toBe(own.choices[0]!.text);
+    const bad = await raw(base, "POST", "/v1/completions", { headers: { Authorization: `Bearer ${KEY}`, "Content-Type": "application/json" }, body: { prompt: { prompt_string: 5 } } });
+    expect(bad.status).toBe(400);
+  });
+
   it("reports what the model reads in /v1/models and /props", async () => {
     const models = await client.models.list();
     expect(models.data[0]).toMatchObject({ input_modalities: ["text", "image"], output_modalities: ["text"] });
