@@ -78,9 +78,9 @@ class DecodeWorker : public PromiseWorker {
         sample(request.index, llama_sampler_sample(request.sampler->chain, handle_->ctx, request.index));
         continue;
       }
-      const std::vector<llama_token> ids =
-          handle_->drafter->Verify(*handle_, request.sampler->chain, batch_.seq_ids[request.index],
-                                   batch_.positions[request.index], request.index, draft_indices_[s], drafts[s], sample);
+      const std::vector<llama_token> ids = handle_->drafter->Verify(
+          *handle_, request.sampler->chain, batch_.seq_ids[request.index], batch_.positions[request.index],
+          request.index, draft_indices_[s], drafts[s], sample);
       counts_.push_back(static_cast<int32_t>(ids.size()));
       drafted_.push_back(static_cast<int32_t>(drafts[s].tokens.size()));
       accepted_.push_back(static_cast<int32_t>(ids.size()) - 1);
@@ -91,7 +91,8 @@ class DecodeWorker : public PromiseWorker {
   // batch has room) at the positions after the sample's token.
   std::vector<Drafter::Proposal> Draft() {
     std::vector<Drafter::Proposal> drafts;
-    if (std::none_of(samples_.begin(), samples_.end(), [](const SampleRequest &r) { return r.n_draft > 0; })) return drafts;
+    if (std::none_of(samples_.begin(), samples_.end(), [](const SampleRequest &r) { return r.n_draft > 0; }))
+      return drafts;
     Drafter &drafter = *handle_->drafter;
     std::unique_ptr<ExecutionScope> draft_scope;
     if (drafter.draft) draft_scope = std::make_unique<ExecutionScope>(*drafter.draft, abort_);
@@ -104,7 +105,8 @@ class DecodeWorker : public PromiseWorker {
         proposal = drafter.Propose(seq, request.history, batch_.tokens[request.index], std::min(request.n_draft, room));
       }
       draft_indices_.push_back(static_cast<int32_t>(batch_.tokens.size()));
-      for (size_t i = 0; i < proposal.tokens.size(); i++) batch_.Add(proposal.tokens[i], position + 1 + static_cast<int32_t>(i), seq, true);
+      for (size_t i = 0; i < proposal.tokens.size(); i++)
+        batch_.Add(proposal.tokens[i], position + 1 + static_cast<int32_t>(i), seq, true);
       drafts.push_back(std::move(proposal));
     }
     return drafts;
@@ -190,8 +192,10 @@ bool ReadDrafts(Napi::Env env, const Napi::Value &value, const ContextHandle &ha
     }
     Napi::Int32Array tokens = history.As<Napi::Int32Array>();
     request.history.assign(tokens.Data(), tokens.Data() + tokens.ElementLength());
-    if (std::any_of(request.history.begin(), request.history.end(), [&](llama_token t) { return t < 0 || t >= n_vocab; })) {
-      Napi::RangeError::New(env, "decodeAndSample: a draft history holds a token out of range").ThrowAsJavaScriptException();
+    if (std::any_of(request.history.begin(), request.history.end(),
+                    [&](llama_token t) { return t < 0 || t >= n_vocab; })) {
+      Napi::RangeError::New(env, "decodeAndSample: a draft history holds a token out of range")
+          .ThrowAsJavaScriptException();
       return false;
     }
     request.n_draft = std::max(0, n_draft.As<Napi::Number>().Int32Value());

@@ -74,11 +74,11 @@ Napi::Value RunAheadWorker::Result(Napi::Env env) {
 }
 
 void GenerateChannel::Post(int32_t first, std::vector<int32_t> tokens, int32_t drafted, int32_t accepted) {
-  on_tokens.NonBlockingCall([first, tokens = std::move(tokens), drafted, accepted](Napi::Env env,
-                                                                                   Napi::Function callback) {
-    callback.Call({Napi::Number::New(env, first), ToInt32Array(env, tokens), Napi::Number::New(env, drafted),
-                   Napi::Number::New(env, accepted)});
-  });
+  on_tokens.NonBlockingCall(
+      [first, tokens = std::move(tokens), drafted, accepted](Napi::Env env, Napi::Function callback) {
+        callback.Call({Napi::Number::New(env, first), ToInt32Array(env, tokens), Napi::Number::New(env, drafted),
+                       Napi::Number::New(env, accepted)});
+      });
 }
 
 bool GenerateChannel::JsCaughtUp(const ContextHandle &handle, int32_t count) const {

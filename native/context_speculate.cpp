@@ -8,11 +8,11 @@ namespace {
 
 // A speculative run of one sequence, as llama.cpp's speculative-simple example does it: each step
 // the drafter proposes tokens after the last one, one target decode verifies them all, and the
-// sampler takes them in order while it samples the same token as the draft (Drafter::Verify). Every token is sampled by the caller's sampler from the
-// target's logits at its true position, so the output is what plain decoding gives — the same
-// tokens when greedy, the same distribution (the same tokens for a seed) when sampling — and a
-// step yields at least one token. Each step's tokens reach JS in one call; the run stays at most
-// one step ahead of what JS has handled, and ends at the bounds JS sets, as generateAhead's run.
+// sampler takes them in order while it samples the same token as the draft (Drafter::Verify). Every token is sampled by
+// the caller's sampler from the target's logits at its true position, so the output is what plain decoding gives — the
+// same tokens when greedy, the same distribution (the same tokens for a seed) when sampling — and a step yields at
+// least one token. Each step's tokens reach JS in one call; the run stays at most one step ahead of what JS has
+// handled, and ends at the bounds JS sets, as generateAhead's run.
 class SpeculateWorker : public RunAheadWorker {
  public:
   SpeculateWorker(Context *owner, std::shared_ptr<ContextHandle> handle, std::shared_ptr<SamplerHandle> sampler,
@@ -44,11 +44,13 @@ class SpeculateWorker : public RunAheadWorker {
 
       BatchInput verify;
       verify.Add(last, n_past, seq, true);
-      for (size_t i = 0; i < draft.tokens.size(); i++) verify.Add(draft.tokens[i], n_past + 1 + static_cast<llama_pos>(i), seq, true);
+      for (size_t i = 0; i < draft.tokens.size(); i++)
+        verify.Add(draft.tokens[i], n_past + 1 + static_cast<llama_pos>(i), seq, true);
       RunDecode(*handle_, verify);
       steps_++;
 
-      std::vector<llama_token> ids = drafter_->Verify(*handle_, sampler_->chain, seq, n_past, 0, 1, draft, [](int32_t, llama_token) {});
+      std::vector<llama_token> ids =
+          drafter_->Verify(*handle_, sampler_->chain, seq, n_past, 0, 1, draft, [](int32_t, llama_token) {});
       const int32_t taken = static_cast<int32_t>(ids.size()) - 1;
       const bool eog = request_.stop_at_eog && llama_vocab_is_eog(handle_->model->vocab, ids.back());
       tokens.push_back(last);

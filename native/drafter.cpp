@@ -42,8 +42,8 @@ std::vector<llama_token> Drafter::LookupDraft(llama_seq_id seq_id, std::vector<l
                                               int32_t n_max) {
   NgramIndex &index = ngrams[seq_id];
   tokens.push_back(last);
-  bool extends = index.tokens.size() <= tokens.size() &&
-                 std::equal(index.tokens.begin(), index.tokens.end(), tokens.begin());
+  bool extends =
+      index.tokens.size() <= tokens.size() && std::equal(index.tokens.begin(), index.tokens.end(), tokens.begin());
   if (!extends) index = NgramIndex{};
   // As llama-lookup: the whole token list, the n-grams that end in its new tokens.
   common_ngram_cache_update(index.cache, LLAMA_NGRAM_MIN, LLAMA_NGRAM_MAX, tokens,

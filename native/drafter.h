@@ -59,9 +59,8 @@ struct Drafter {
   // common_sampler_sample_and_accept_n rule), stopping after an end-of-generation token. Keeps the
   // drafts taken in the target's sequence and drops the rest, and tells the back-off. Calls
   // on_sampled(index, token) for each token sampled; returns them.
-  std::vector<llama_token> Verify(ContextHandle &target, llama_sampler *chain, llama_seq_id seq_id,
-                                  llama_pos position, int32_t first, int32_t draft_start,
-                                  const Proposal &proposal,
+  std::vector<llama_token> Verify(ContextHandle &target, llama_sampler *chain, llama_seq_id seq_id, llama_pos position,
+                                  int32_t first, int32_t draft_start, const Proposal &proposal,
                                   const std::function<void(int32_t, llama_token)> &on_sampled);
   // `taken` of the proposal's tokens were accepted: llama.cpp's drafter and the back-off learn it.
   void Taken(llama_seq_id seq_id, const Proposal &proposal, int32_t taken);

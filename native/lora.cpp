@@ -27,11 +27,9 @@ class LoadLoraWorker : public PromiseWorker {
     }
   }
   Napi::Value Result(Napi::Env env) override {
-    auto *handle = new std::shared_ptr<LoraHandle>(std::make_shared<LoraHandle>(adapter_, model_));
+    auto handle = std::make_shared<LoraHandle>(adapter_, model_);
     adapter_ = nullptr;
-    Napi::Value result = DataOf(env).lora.New({Napi::External<std::shared_ptr<LoraHandle>>::New(env, handle)});
-    delete handle;
-    return result;
+    return Lora::Wrap(env, DataOf(env).lora, std::move(handle));
   }
 
  private:
@@ -45,45 +43,19 @@ class LoadLoraWorker : public PromiseWorker {
 Napi::Function Lora::Define(Napi::Env env) {
   Napi::Function function = DefineClass(env, "Lora",
                                         {
-                                            InstanceMethod<&Lora::Dispose>("dispose"),
+                                            DisposeMethod(),
                                             InstanceMethod<&Lora::Info>("info"),
                                         });
   DataOf(env).lora = Napi::Persistent(function);
   return function;
 }
 
-Lora::Lora(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Lora>(info), Releasable(info.Env()) {
-  if (info.Length() < 1 || !info[0].IsExternal()) {
-    ThrowTypeError(info.Env(), "Lora cannot be constructed directly: use loadLora()");
-    return;
-  }
-  handle_ = *info[0].As<Napi::External<std::shared_ptr<LoraHandle>>>().Data();
-}
-
-std::shared_ptr<LoraHandle> Lora::HandleOf(const Napi::Value &value) {
-  Napi::Env env = value.Env();
-  if (!IsInstance(value, DataOf(env).lora)) {
-    ThrowTypeError(env, "expected a Lora");
-    return nullptr;
-  }
-  auto handle = Unwrap(value.As<Napi::Object>())->handle_;
-  if (!handle) ThrowError(env, "DISPOSED", "the LoRA adapter has been disposed");
-  return handle;
-}
-
-Napi::Value Lora::Dispose(const Napi::CallbackInfo &info) {
-  Release();
-  return info.Env().Undefined();
-}
-
 // info() -> { metadata: Record<string, string>, invocationTokens: Int32Array } (an aLoRA's tokens)
 Napi::Value Lora::Info(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  if (!handle_) {
-    ThrowError(env, "DISPOSED", "the LoRA adapter has been disposed");
-    return env.Undefined();
-  }
-  const llama_adapter_lora *adapter = handle_->adapter;
+  auto handle = Live(env, "the LoRA adapter");
+  if (!handle) return env.Undefined();
+  const llama_adapter_lora *adapter = handle->adapter;
   Napi::Object metadata = Napi::Object::New(env);
   std::vector<char> key(256), value(4096);
   for (int32_t i = 0; i < llama_adapter_meta_count(adapter); i++) {

@@ -3,6 +3,7 @@
 // disposed while applied lives on until the context sets others.
 #pragma once
 
+#include "handle_wrap.h"
 #include "model.h"
 
 namespace llama_napi {
@@ -20,25 +21,21 @@ struct LoraHandle {
   LoraHandle &operator=(const LoraHandle &) = delete;
 };
 
-class Lora : public Napi::ObjectWrap<Lora>, public Releasable {
+class Lora : public HandleWrap<Lora, LoraHandle> {
  public:
   static Napi::Function Define(Napi::Env env);
-  explicit Lora(const Napi::CallbackInfo &info);
-  ~Lora() override { Release(); }
+  explicit Lora(const Napi::CallbackInfo &info) : HandleWrap(info, "loadLora()") {}
   // loadLora(model, path) -> Promise<Lora>
   static Napi::Value Load(const Napi::CallbackInfo &info);
   // The shared handle, or a thrown TypeError/DISPOSED error and nullptr.
-  static std::shared_ptr<LoraHandle> HandleOf(const Napi::Value &value);
-  void ReleaseForShutdown() override { Release(); }
+  static std::shared_ptr<LoraHandle> HandleOf(const Napi::Value &value) {
+    return HandleWrap::HandleOf(value, DataOf(value.Env()).lora, "the LoRA adapter");
+  }
   // After the contexts that apply adapters, before the models.
   int ShutdownRank() const override { return 1; }
 
  private:
-  void Release() { handle_.reset(); }
-  Napi::Value Dispose(const Napi::CallbackInfo &info);
   Napi::Value Info(const Napi::CallbackInfo &info);
-
-  std::shared_ptr<LoraHandle> handle_;
 };
 
 }  // namespace llama_napi

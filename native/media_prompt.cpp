@@ -88,10 +88,8 @@ class TokenizeMediaWorker : public PromiseWorker {
 // tokenize(text: string, media: Uint8Array[], addSpecial: boolean, parseSpecial: boolean) -> Promise<MediaPrompt>
 Napi::Value Projector::Tokenize(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  if (!handle_) {
-    ThrowError(env, "DISPOSED", "the projector has been disposed");
-    return env.Undefined();
-  }
+  auto handle = Live(env, "the projector");
+  if (!handle) return env.Undefined();
   if (info.Length() < 4 || !info[0].IsString() || !info[1].IsArray()) {
     ThrowTypeError(env, "tokenize(text: string, media: Uint8Array[], addSpecial: boolean, parseSpecial: boolean)");
     return env.Undefined();
@@ -107,8 +105,8 @@ Napi::Value Projector::Tokenize(const Napi::CallbackInfo &info) {
     Napi::Uint8Array bytes = item.As<Napi::Uint8Array>();
     media.emplace_back(bytes.Data(), bytes.Data() + bytes.ElementLength());
   }
-  auto *worker = new TokenizeMediaWorker(env, handle_, info[0].As<Napi::String>().Utf8Value(), std::move(media),
-                                         info[2].ToBoolean().Value(), info[3].ToBoolean().Value());
+  auto *worker = new TokenizeMediaWorker(env, std::move(handle), info[0].As<Napi::String>().Utf8Value(),
+                                         std::move(media), info[2].ToBoolean().Value(), info[3].ToBoolean().Value());
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;
@@ -117,48 +115,22 @@ Napi::Value Projector::Tokenize(const Napi::CallbackInfo &info) {
 Napi::Function MediaPrompt::Define(Napi::Env env) {
   Napi::Function function = DefineClass(env, "MediaPrompt",
                                         {
-                                            InstanceMethod<&MediaPrompt::Dispose>("dispose"),
+                                            DisposeMethod(),
                                             InstanceMethod<&MediaPrompt::Layout>("layout"),
                                         });
   DataOf(env).media_prompt = Napi::Persistent(function);
   return function;
 }
 
-MediaPrompt::MediaPrompt(const Napi::CallbackInfo &info) : Napi::ObjectWrap<MediaPrompt>(info), Releasable(info.Env()) {
-  if (info.Length() < 1 || !info[0].IsExternal()) {
-    ThrowTypeError(info.Env(), "MediaPrompt cannot be constructed directly: use Projector.tokenize()");
-    return;
-  }
-  handle_ = *info[0].As<Napi::External<std::shared_ptr<MediaPromptHandle>>>().Data();
-}
-
-std::shared_ptr<MediaPromptHandle> MediaPrompt::HandleOf(const Napi::Value &value) {
-  Napi::Env env = value.Env();
-  if (!IsInstance(value, DataOf(env).media_prompt)) {
-    ThrowTypeError(env, "expected a MediaPrompt");
-    return nullptr;
-  }
-  auto handle = Unwrap(value.As<Napi::Object>())->handle_;
-  if (!handle) ThrowError(env, "DISPOSED", "the media prompt has been disposed");
-  return handle;
-}
-
-Napi::Value MediaPrompt::Dispose(const Napi::CallbackInfo &info) {
-  Release();
-  return info.Env().Undefined();
-}
-
 // layout() -> { tokens: Int32Array, media: { chunk, start, nTokens, nPos, id, audio }[] }: the text
 // tokens, each media chunk's positions holding its placeholder (a negative number).
 Napi::Value MediaPrompt::Layout(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  if (!handle_) {
-    ThrowError(env, "DISPOSED", "the media prompt has been disposed");
-    return env.Undefined();
-  }
+  auto handle = Live(env, "the media prompt");
+  if (!handle) return env.Undefined();
   std::vector<int32_t> tokens;
   Napi::Array media = Napi::Array::New(env);
-  const mtmd_input_chunks *chunks = handle_->chunks;
+  const mtmd_input_chunks *chunks = handle->chunks;
   for (size_t i = 0; i < mtmd_input_chunks_size(chunks); i++) {
     const mtmd_input_chunk *chunk = mtmd_input_chunks_get(chunks, i);
     if (mtmd_input_chunk_get_type(chunk) == MTMD_INPUT_CHUNK_TYPE_TEXT) {

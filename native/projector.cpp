@@ -71,7 +71,7 @@ class LoadProjectorWorker : public PromiseWorker {
 Napi::Function Projector::Define(Napi::Env env) {
   Napi::Function function = DefineClass(env, "Projector",
                                         {
-                                            InstanceMethod<&Projector::Dispose>("dispose"),
+                                            DisposeMethod(),
                                             InstanceMethod<&Projector::Info>("info"),
                                             InstanceMethod<&Projector::Tokenize>("tokenize"),
                                         });
@@ -79,38 +79,12 @@ Napi::Function Projector::Define(Napi::Env env) {
   return function;
 }
 
-Projector::Projector(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Projector>(info), Releasable(info.Env()) {
-  if (info.Length() < 1 || !info[0].IsExternal()) {
-    ThrowTypeError(info.Env(), "Projector cannot be constructed directly: use loadProjector()");
-    return;
-  }
-  handle_ = *info[0].As<Napi::External<std::shared_ptr<ProjectorHandle>>>().Data();
-}
-
-std::shared_ptr<ProjectorHandle> Projector::HandleOf(const Napi::Value &value) {
-  Napi::Env env = value.Env();
-  if (!IsInstance(value, DataOf(env).projector)) {
-    ThrowTypeError(env, "expected a Projector");
-    return nullptr;
-  }
-  auto handle = Unwrap(value.As<Napi::Object>())->handle_;
-  if (!handle) ThrowError(env, "DISPOSED", "the projector has been disposed");
-  return handle;
-}
-
-Napi::Value Projector::Dispose(const Napi::CallbackInfo &info) {
-  Release();
-  return info.Env().Undefined();
-}
-
 // info() -> { vision, audio, audioSampleRate (-1: none), marker, mrope }
 Napi::Value Projector::Info(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  if (!handle_) {
-    ThrowError(env, "DISPOSED", "the projector has been disposed");
-    return env.Undefined();
-  }
-  mtmd_context *mtmd = handle_->mtmd;
+  auto handle = Live(env, "the projector");
+  if (!handle) return env.Undefined();
+  mtmd_context *mtmd = handle->mtmd;
   Napi::Object out = Napi::Object::New(env);
   out.Set("vision", mtmd_support_vision(mtmd));
   out.Set("audio", mtmd_support_audio(mtmd));

@@ -6,6 +6,7 @@
 
 #include <mutex>
 
+#include "handle_wrap.h"
 #include "model.h"
 #include "mtmd.h"
 
@@ -23,26 +24,22 @@ struct ProjectorHandle {
   ProjectorHandle &operator=(const ProjectorHandle &) = delete;
 };
 
-class Projector : public Napi::ObjectWrap<Projector>, public Releasable {
+class Projector : public HandleWrap<Projector, ProjectorHandle> {
  public:
   static Napi::Function Define(Napi::Env env);
-  explicit Projector(const Napi::CallbackInfo &info);
-  ~Projector() override { Release(); }
+  explicit Projector(const Napi::CallbackInfo &info) : HandleWrap(info, "loadProjector()") {}
   // loadProjector(model, path, { nThreads, useGpu, flashAttn }) -> Promise<Projector>
   static Napi::Value Load(const Napi::CallbackInfo &info);
   // The shared handle, or a thrown TypeError/DISPOSED error and nullptr.
-  static std::shared_ptr<ProjectorHandle> HandleOf(const Napi::Value &value);
-  void ReleaseForShutdown() override { Release(); }
+  static std::shared_ptr<ProjectorHandle> HandleOf(const Napi::Value &value) {
+    return HandleWrap::HandleOf(value, DataOf(value.Env()).projector, "the projector");
+  }
   // After the contexts, before the models.
   int ShutdownRank() const override { return 1; }
 
  private:
-  void Release() { handle_.reset(); }
-  Napi::Value Dispose(const Napi::CallbackInfo &info);
   Napi::Value Info(const Napi::CallbackInfo &info);
   Napi::Value Tokenize(const Napi::CallbackInfo &info);
-
-  std::shared_ptr<ProjectorHandle> handle_;
 };
 
 // A prompt split by mtmd into text and media chunks, the media already preprocessed (decoded,
@@ -57,23 +54,19 @@ struct MediaPromptHandle {
   MediaPromptHandle &operator=(const MediaPromptHandle &) = delete;
 };
 
-class MediaPrompt : public Napi::ObjectWrap<MediaPrompt>, public Releasable {
+class MediaPrompt : public HandleWrap<MediaPrompt, MediaPromptHandle> {
  public:
   static Napi::Function Define(Napi::Env env);
-  explicit MediaPrompt(const Napi::CallbackInfo &info);
-  ~MediaPrompt() override { Release(); }
+  explicit MediaPrompt(const Napi::CallbackInfo &info) : HandleWrap(info, "Projector.tokenize()") {}
   // The shared handle, or a thrown TypeError/DISPOSED error and nullptr.
-  static std::shared_ptr<MediaPromptHandle> HandleOf(const Napi::Value &value);
-  void ReleaseForShutdown() override { Release(); }
+  static std::shared_ptr<MediaPromptHandle> HandleOf(const Napi::Value &value) {
+    return HandleWrap::HandleOf(value, DataOf(value.Env()).media_prompt, "the media prompt");
+  }
   // Before the projectors.
   int ShutdownRank() const override { return 0; }
 
  private:
-  void Release() { handle_.reset(); }
-  Napi::Value Dispose(const Napi::CallbackInfo &info);
   Napi::Value Layout(const Napi::CallbackInfo &info);
-
-  std::shared_ptr<MediaPromptHandle> handle_;
 };
 
 }  // namespace llama_napi
