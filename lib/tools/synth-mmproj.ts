@@ -159,6 +159,19 @@ function audioTensors(nEmbdOut: number): TensorSpec[] {
   ];
 }
 
+/** The keys a vision and an audio encoder share, under clip.vision. or clip.audio. */
+function encoderMetadata(prefix: string, e: { nEmbd: number; nFf: number; nLayer: number; nHead: number; layerNormEps: number }, nEmbdOut: number): GgufKv[] {
+  const u32 = (key: string, value: number): GgufKv => ({ key: `${prefix}.${key}`, type: "uint32", value });
+  return [
+    u32("embedding_length", e.nEmbd),
+    u32("feed_forward_length", e.nFf),
+    u32("block_count", e.nLayer),
+    u32("attention.head_count", e.nHead),
+    { key: `${prefix}.attention.layer_norm_epsilon`, type: "float32", value: e.layerNormEps },
+    u32("projection_dim", nEmbdOut),
+  ];
+}
+
 function visionMetadata(nEmbdOut: number): GgufKv[] {
   const e = VISION_ENCODER;
   const u32 = (key: string, value: number): GgufKv => ({ key: `clip.vision.${key}`, type: "uint32", value });
@@ -170,12 +183,7 @@ function visionMetadata(nEmbdOut: number): GgufKv[] {
     { key: "clip.use_gelu", type: "bool", value: false },
     u32("image_size", e.imageSize),
     u32("patch_size", e.patchSize),
-    u32("embedding_length", e.nEmbd),
-    u32("feed_forward_length", e.nFf),
-    u32("block_count", e.nLayer),
-    u32("attention.head_count", e.nHead),
-    { key: "clip.vision.attention.layer_norm_epsilon", type: "float32", value: e.layerNormEps },
-    u32("projection_dim", nEmbdOut),
+    ...encoderMetadata("clip.vision", e, nEmbdOut),
     floats("image_mean", [...e.imageMean]),
     floats("image_std", [...e.imageStd]),
   ];
@@ -183,18 +191,12 @@ function visionMetadata(nEmbdOut: number): GgufKv[] {
 
 function audioMetadata(nEmbdOut: number): GgufKv[] {
   const e = AUDIO_ENCODER;
-  const u32 = (key: string, value: number): GgufKv => ({ key: `clip.audio.${key}`, type: "uint32", value });
   return [
     { key: "clip.has_audio_encoder", type: "bool", value: true },
     { key: "clip.projector_type", type: "string", value: "ultravox" },
-    u32("num_mel_bins", e.nMelBins),
-    u32("embedding_length", e.nEmbd),
-    u32("feed_forward_length", e.nFf),
-    u32("block_count", e.nLayer),
-    u32("attention.head_count", e.nHead),
-    { key: "clip.audio.attention.layer_norm_epsilon", type: "float32", value: e.layerNormEps },
-    u32("projection_dim", nEmbdOut),
-    u32("projector.stack_factor", e.stackFactor),
+    { key: "clip.audio.num_mel_bins", type: "uint32", value: e.nMelBins },
+    ...encoderMetadata("clip.audio", e, nEmbdOut),
+    { key: "clip.audio.projector.stack_factor", type: "uint32", value: e.stackFactor },
   ];
 }
 
