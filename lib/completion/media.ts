@@ -122,7 +122,9 @@ export async function tokenizeWithMedia(
 ): Promise<MediaPrompt> {
   if (projector === null) throw invalid("the request has images or audio, but the model has no projector: load it with mmprojPath");
   const media = await Promise.all(pending.sources.map((source) => readSource(source, access, signal)));
-  signal?.throwIfAborted();
+  // Checked here first, so that an error names the part or option it came from.
+  media.forEach((bytes, i) => projector.checkMedia(pending.sources[i]!.name, bytes));
+  if (signal?.aborted) throw new LlamaError("ABORTED", "the request was aborted while its media were read");
   const prompt = await projector.tokenize(pending.text, media, { addSpecial: pending.addSpecial, parseSpecial: true });
   if (prompt.tokens.length > nCtx) {
     prompt.dispose();

@@ -94,14 +94,17 @@ export class LlamaProjector {
     expectString("text", text);
     const markers = text.split(this.info.marker).length - 1;
     if (markers !== media.length) throw new LlamaError("INVALID_ARGUMENT", `the prompt has ${markers} media markers (${this.info.marker}) for ${media.length} media`);
-    media.forEach((bytes, i) => {
-      if (!(bytes instanceof Uint8Array)) throw new TypeError(`media[${i}] must be a Uint8Array (or Buffer)`);
-      const { kind } = mediaFacts(`media[${i}]`, bytes);
-      if (kind === "image" && !this.info.vision) throw new LlamaError("INVALID_MEDIA", `media[${i}] is an image, but the projector takes no images`);
-      if (kind === "audio" && !this.info.audio) throw new LlamaError("INVALID_MEDIA", `media[${i}] is audio, but the projector takes no audio`);
-    });
+    media.forEach((bytes, i) => this.checkMedia(`media[${i}]`, bytes));
     const handle = await withAbort(undefined, "media tokenize", () => this.native.tokenize(text, [...media], options.addSpecial ?? true, options.parseSpecial ?? true));
     return new MediaPrompt(handle);
+  }
+
+  /** INVALID_MEDIA, naming the file `name`, unless `bytes` is an image or sound this projector takes. */
+  checkMedia(name: string, bytes: Uint8Array): void {
+    if (!(bytes instanceof Uint8Array)) throw new TypeError(`${name} must be a Uint8Array (or Buffer)`);
+    const { kind } = mediaFacts(name, bytes);
+    if (kind === "image" && !this.info.vision) throw new LlamaError("INVALID_MEDIA", `${name} is an image, but the projector takes no images`);
+    if (kind === "audio" && !this.info.audio) throw new LlamaError("INVALID_MEDIA", `${name} is audio, but the projector takes no audio`);
   }
 
   get disposed(): boolean {

@@ -88,8 +88,8 @@ describe("serve --mmproj", () => {
     for (const [part, pattern] of [
       [{ type: "image_url", image_url: { url: "https://example.com/cat.png" } }, /content\[0\] is a remote URL/],
       [{ type: "image_url", image_url: { url: "file:///etc/passwd" } }, /outside the folder/],
-      [{ type: "image_url", image_url: { url: "data:image/png;base64,iVBORw0KGgo=" } }, /no image|could not|cannot/],
-      [{ type: "input_audio", input_audio: { data: "AAAA", format: "wav" } }, /no image|takes no audio/],
+      [{ type: "image_url", image_url: { url: "data:image/png;base64,iVBORw0KGgo=" } }, /^messages\[0\]\.content\[0\] is no image/],
+      [{ type: "input_audio", input_audio: { data: "UklGRiQAAABXQVZFZm10IBAAAAABAAEA", format: "wav" } }, /^messages\[0\]\.content\[0\] is audio, but the projector takes no audio/],
       [{ type: "image_url" }, /image_url/],
     ] as const) {
       const res = await post([part, { type: "text", text: "hi" }]);
