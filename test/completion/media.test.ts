@@ -106,6 +106,32 @@ describe("media as llama.cpp reads them", () => {
   });
 });
 
+describe("media with the rest of the API", () => {
+  it("a grammar, logprobs and tools work with an image in the prompt", async () => {
+    const grammar = 'root ::= "yes" | "no"';
+    const constrained = await llm.createCompletion(chatml(PROMPT), { media: [images[0]!], grammar, maxTokens: 4, temperature: 0, logprobs: 2 });
+    expect(["yes", "no"]).toContain(constrained.choices[0]!.text);
+    expect(constrained.choices[0]!.logprobs?.tokens.length).toBeGreaterThan(0);
+    const template = readFileSync(join(llamaCppDir(), "models", "templates", "Qwen-Qwen2.5-7B-Instruct.jinja"), "utf8");
+    const tooled = await Llama.load({ modelPath: STORIES(), mmprojPath: vision, nCtx: 1024, nThreads: 1, chatTemplate: template });
+    try {
+      const tools = [{ type: "function" as const, function: { name: "describe", parameters: { type: "object", properties: { color: { type: "string", enum: ["red", "blue"] } }, required: ["color"] } } }];
+      const reply = await tooled.createChatCompletion({
+        messages: [{ role: "user", content: [imagePart(images[0]!), { type: "text", text: "What color?" }] }],
+        tools,
+        toolChoice: "required",
+        maxTokens: 256,
+        temperature: 0,
+      });
+      const call = reply.choices[0]!.message.tool_calls?.[0];
+      expect(call?.function.name).toBe("describe");
+      expect(["red", "blue"]).toContain((JSON.parse(call!.function.arguments) as { color: string }).color);
+    } finally {
+      await tooled.dispose();
+    }
+  });
+});
+
 describe("media in the cache", () => {
   it("a second question about the same image does not encode it again", async () => {
     const first = [{ role: "user" as const, content: [imagePart(images[0]!), { type: "text" as const, text: PROMPT }] }];
