@@ -292,6 +292,28 @@ describe("the llama-napi launcher (bin/llama-napi.js over dist/)", () => {
     }
   };
 
+  /** `llama-napi serve` on stories260K at a free port, once it says where it listens; `log()`: its stderr so far. */
+  const startServe = async (args: string[]) => {
+    const child = spawn(process.execPath, [bin, "serve", "-m", STORIES(), "--port", "0", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let log = "";
+    child.stderr.setEncoding("utf8");
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stderr.on("data", (chunk: string) => {
+          log += chunk;
+          const match = /at (http:\/\/127\.0\.0\.1:\d+)\/v1 /.exec(log);
+          if (match) resolve(match[1]!);
+        });
+        child.once("exit", () => reject(new Error(`serve exited: ${log}`)));
+      });
+      return { child, url, log: () => log, exited };
+    } catch (err) {
+      child.kill("SIGKILL");
+      throw err;
+    }
+  };
+
   beforeAll(() => {
     execFileSync(process.execPath, [join(repoRoot, "scripts", "build-ts.mjs")], { stdio: "pipe" });
   });
@@ -333,19 +355,8 @@ describe("the llama-napi launcher (bin/llama-napi.js over dist/)", () => {
   });
 
   it("serve: on SIGTERM it refuses new connections, finishes the stream in flight and exits 0", async () => {
-    const child = spawn(process.execPath, [bin, "serve", "-m", STORIES(), "--port", "0", "-t", "1", "-c", "2048"], { stdio: ["ignore", "pipe", "pipe"] });
+    const { child, url, log, exited } = await startServe(["-t", "1", "-c", "2048"]);
     try {
-      let log = "";
-      child.stderr.setEncoding("utf8");
-      const url = await new Promise<string>((resolve, reject) => {
-        child.stderr.on("data", (chunk: string) => {
-          log += chunk;
-          const match = /at (http:\/\/127\.0\.0\.1:\d+)\/v1 /.exec(log);
-          if (match) resolve(match[1]!);
-        });
-        child.once("exit", () => reject(new Error(`serve exited: ${log}`)));
-      });
-      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
 
       const body = JSON.stringify({ prompt: "Once upon a time", max_tokens: 1500, logit_bias: { "2": -100 }, stream: true });
       let stream = "";
@@ -384,26 +395,15 @@ describe("the llama-napi launcher (bin/llama-napi.js over dist/)", () => {
       const events = stream.split("\n\n").filter((e) => e.startsWith("data: "));
       expect(events.at(-1)).toBe("data: [DONE]");
       expect(JSON.parse(events.at(-2)!.slice(6)).choices[0].finish_reason).toBe("length");
-      expect(log).toMatch(/SIGTERM: finishing 1 request in flight/);
+      expect(log()).toMatch(/SIGTERM: finishing 1 request in flight/);
     } finally {
       child.kill("SIGKILL");
     }
   });
 
   it("serve --metrics: GET /metrics needs the API key and counts the tokens the responses report", async () => {
-    const child = spawn(process.execPath, [bin, "serve", "-m", STORIES(), "--port", "0", "--metrics", "--api-key", "k", ...FAST], { stdio: ["ignore", "pipe", "pipe"] });
+    const { child, url, exited } = await startServe(["--metrics", "--api-key", "k", ...FAST]);
     try {
-      let log = "";
-      child.stderr.setEncoding("utf8");
-      const url = await new Promise<string>((resolve, reject) => {
-        child.stderr.on("data", (chunk: string) => {
-          log += chunk;
-          const match = /at (http:\/\/127\.0\.0\.1:\d+)\/v1 /.exec(log);
-          if (match) resolve(match[1]!);
-        });
-        child.once("exit", () => reject(new Error(`serve exited: ${log}`)));
-      });
-      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
       const auth = { Authorization: "Bearer k" };
       expect((await fetch(`${url}/metrics`)).status).toBe(401);
       const body = JSON.stringify({ prompt: "Once upon a time", max_tokens: 6 });
