@@ -3,6 +3,7 @@
 // llama-mtmd-cli puts them.
 import { readFile } from "node:fs/promises";
 import { extname } from "node:path";
+import { MEDIA_MARKER } from "../completion/media.js";
 import type { ChatContentPart } from "../completion/types.js";
 import type { Flags, OptionSpecs } from "./args.js";
 import { UsageError } from "./args.js";
@@ -36,7 +37,7 @@ export async function mediaFrom(flags: Flags): Promise<Array<{ bytes: Buffer; pa
 }
 
 /** A prompt with a media marker per item: the prompt's own markers, else markers before it. */
-export function withMarkers(prompt: string, count: number, marker = "<__media__>"): string {
-  if (count === 0 || prompt.includes(marker)) return prompt;
-  return marker.repeat(count) + prompt;
+export function withMarkers(prompt: string, count: number): string {
+  if (count === 0 || prompt.includes(MEDIA_MARKER)) return prompt;
+  return MEDIA_MARKER.repeat(count) + prompt;
 }

@@ -10,7 +10,7 @@ import { resolveModelFile, resolveProjectorFile, type HubOptions } from "../hub/
 import { checkRepoId } from "../hub/spec.js";
 import { expectObject, expectString } from "../validate.js";
 import { checkCanShift, contextShiftOf } from "./context-shift.js";
-import { LOAD_DEFAULTS, type LlamaLoadOptions } from "./options.js";
+import { flashAttentionOf, LOAD_DEFAULTS, type LlamaLoadOptions } from "./options.js";
 
 /** Llama.fromPretrained's options: a Hub repository and file instead of a path, and every Llama.load option. */
 export interface FromPretrainedOptions extends Omit<LlamaLoadOptions, "modelPath"> {
@@ -84,11 +84,11 @@ export async function openModel(o: LlamaLoadOptions): Promise<OpenedModel> {
       nSeqMax: nParallel,
       nThreads,
       nThreadsBatch: o.nThreadsBatch ?? nThreads,
-      flashAttn: o.flashAttn === undefined || o.flashAttn === "auto" ? "auto" : o.flashAttn ? "on" : "off",
+      flashAttn: flashAttentionOf(o.flashAttn),
     });
     if (contextShiftOf(o.contextShift) !== null) checkCanShift(context, "options.contextShift");
-    const flashAttn = o.flashAttn === undefined || o.flashAttn === "auto" ? "auto" : o.flashAttn ? "on" : "off";
-    const projector = o.mmprojPath === undefined ? null : await LlamaProjector.load(model, o.mmprojPath, { nThreads, useGpu: o.nGpuLayers !== 0, flashAttn, signal: o.signal });
+    const projectorOptions = { nThreads, useGpu: o.nGpuLayers !== 0, flashAttn: flashAttentionOf(o.flashAttn), signal: o.signal };
+    const projector = o.mmprojPath === undefined ? null : await LlamaProjector.load(model, o.mmprojPath, projectorOptions);
     if (projector?.info.mrope) {
       projector.dispose();
       throw new LlamaError("UNSUPPORTED", `${o.mmprojPath} places media by M-RoPE (Qwen2-VL's family), which llama-napi does not support yet`);

@@ -2,7 +2,7 @@
 // defaults that are Llama's own. Sampling parameters come from lib/core/sampling.ts, where each is
 // named, checked and defaulted.
 import { maxParallelSequences } from "../core/backend.js";
-import { MAX_CONTEXT_TOKENS } from "../core/context.js";
+import { MAX_CONTEXT_TOKENS, type FlashAttention } from "../core/context.js";
 import { checkEndpoints } from "../core/rpc.js";
 import { SAMPLING_PARAMETERS, samplingChecks, type MirostatOptions, type SamplerOptions } from "../core/sampling.js";
 import { LlamaError } from "../errors.js";
@@ -204,6 +204,11 @@ export interface EmbedOptions {
 export const COMPLETION_DEFAULTS = { maxTokens: 16 } as const;
 export const CHAT_DEFAULTS = { temperature: 0.2, maxTokens: null } as const;
 export const LOAD_DEFAULTS = { nCtx: 512, nBatch: 512, nUbatch: 512, nParallel: 1, nGpuLayers: 0 } as const;
+
+/** Llama.load's flashAttn (true, false, "auto" or none) as a context's setting. */
+export function flashAttentionOf(option: LlamaLoadOptions["flashAttn"]): FlashAttention {
+  return option === undefined || option === "auto" ? "auto" : option ? "on" : "off";
+}
 
 const samplingOptionChecks = {
   ...samplingChecks,

@@ -9,6 +9,7 @@ import { hasRankHead } from "../core/model-file.js";
 import type { LlamaModel } from "../core/model.js";
 import { LlamaError } from "../errors.js";
 import { checkOptions, expectString, integer, signal } from "../validate.js";
+import { flashAttentionOf } from "./options.js";
 import type { RerankList, RerankResult } from "./types.js";
 
 export interface RerankOptions {
@@ -84,7 +85,7 @@ export class Reranker {
     this.#model = model;
     this.#size = size;
     this.#nThreads = nThreads;
-    this.#flashAttn = flashAttn === undefined || flashAttn === "auto" ? "auto" : flashAttn ? "on" : "off";
+    this.#flashAttn = flashAttentionOf(flashAttn);
   }
 
   /** The rank context, created on first use; UNSUPPORTED for a model without a rank head. */

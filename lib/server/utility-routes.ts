@@ -2,6 +2,7 @@
 // /apply-template (the prompt a chat request becomes), /props, and /infill (fill in the middle).
 import type { ServerResponse } from "node:http";
 import type { Llama } from "../completion/llama.js";
+import { MEDIA_MARKER } from "../completion/media.js";
 import type { Completion, CompletionChunk } from "../completion/types.js";
 import { buildInfo } from "../core/backend.js";
 import { scalarSamplingParameters } from "../core/sampling.js";
@@ -56,7 +57,7 @@ function props(server: UtilityServer): Record<string, unknown> {
     model_alias: server.modelName,
     model_path: llama.modelPath,
     modalities: { ...llama.capabilities, video: false },
-    media_marker: "<__media__>",
+    media_marker: MEDIA_MARKER,
     chat_template: llama.options.chatTemplate ?? llama.model.chatTemplate() ?? "",
     bos_token: tokenText(bos),
     eos_token: tokenText(eos),
